@@ -1,0 +1,6 @@
+"""edgetrain: train neural networks on microcontrollers.
+
+Pipeline (DESIGN.md): model -> ir.Graph -> quantize -> plan -> train -> export -> verify.
+"""
+
+__version__ = "0.1.0"

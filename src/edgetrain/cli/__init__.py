@@ -1,0 +1,1 @@
+"""The `edgetrain` command line: one module per subcommand (see cli/main.py)."""

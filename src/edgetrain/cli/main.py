@@ -1,0 +1,49 @@
+"""`edgetrain` entry point: a table of subcommands, each a module with `configure(parser)`
+(its arguments) and `run(args) -> exit code`. Bad input (EdgetrainError) is one line on
+stderr and exit code 2; `--debug` shows the traceback instead."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgetrain.errors import EdgetrainError
+
+# subcommand -> (module, one-line help); modules are imported only when used
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="edgetrain",
+                                     description="Train neural networks on microcontrollers.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = next((a for a in argv if a in COMMANDS), None)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:  # import only the module that runs
+            importlib.import_module(module).configure(p)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except EdgetrainError as e:
+        if args.debug:
+            raise
+        print(f"edgetrain {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgetrain: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Engines execute a Graph: forward, backward and update, one module per precision mode."""

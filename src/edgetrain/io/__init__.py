@@ -1,0 +1,1 @@
+"""Saving and loading: model files (npz + JSON manifest), atomic writes."""

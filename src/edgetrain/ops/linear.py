@@ -1,0 +1,44 @@
+"""Linear (fully connected): y = x W^T + b, W: float32[out, in]."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgetrain.errors import EdgetrainError
+from edgetrain.ir.registry import OpDef, register
+
+
+def _infer(attrs, in_shapes):
+    (shape,) = in_shapes
+    if len(shape) != 1:
+        raise EdgetrainError(f"linear expects a flat input (N,), got {shape}; add a flatten")
+    return (int(attrs["out_features"]),)
+
+
+def _param_shapes(attrs, in_shapes):
+    return {"weight": (int(attrs["out_features"]), in_shapes[0][0]),
+            "bias": (int(attrs["out_features"]),)}
+
+
+def forward(attrs, xs, p, training):
+    (x,) = xs  # float32[B, in]
+    y = x @ p["weight"].T + p["bias"]  # float32[B, out]
+    return y, x
+
+
+def backward(attrs, x, dy, p, want):
+    dx = dy @ p["weight"] if want.inputs[0] else None  # float32[B, in]
+    dp = {}
+    if "weight" in want.params:
+        dp["weight"] = dy.T @ x  # float32[out, in]
+    if "bias" in want.params:
+        dp["bias"] = dy.sum(axis=0)
+    return [dx], dp
+
+
+def _macs(attrs, in_shapes, out_shape):
+    return in_shapes[0][0] * out_shape[0]
+
+
+register(OpDef("linear", _infer, forward, backward, _macs, _param_shapes,
+               trainable=("weight", "bias")))
