@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from edgetrain.errors import EdgetrainError
 from edgetrain.ir.registry import OpDef, register
 

@@ -1,0 +1,1 @@
+"""Training: optimizers, update policies at work, trainers and the streaming loop."""
