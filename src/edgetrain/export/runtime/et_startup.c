@@ -1,0 +1,70 @@
+/* edgetrain bare-metal startup for Cortex-M (ARMv6-M and ARMv7-M):
+ * vector table, .data copy, .bss zero, FPU enable when built with one, newlib semihosting
+ * set-up, main(), exit through semihosting (QEMU exits with main's return value).
+ * Any fault prints one line through raw semihosting and exits with code 99, so a crash
+ * under QEMU ends the run instead of hanging it.
+ * Linked with -nostartfiles --specs=rdimon.specs and the generated et_cortexm.ld. */
+#include <stdint.h>
+#include <stdlib.h>
+
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern int main(void);
+extern void initialise_monitor_handles(void);
+extern void __libc_init_array(void);
+
+void et_reset_handler(void);
+void et_fault_handler(void);
+
+__attribute__((section(".isr_vector"), used))
+const void *const et_vectors[16] = {
+    &_estack,            /* initial main stack pointer */
+    et_reset_handler,    /* reset */
+    et_fault_handler,    /* NMI */
+    et_fault_handler,    /* HardFault */
+    et_fault_handler,    /* MemManage */
+    et_fault_handler,    /* BusFault */
+    et_fault_handler,    /* UsageFault */
+    0, 0, 0, 0,
+    et_fault_handler,    /* SVCall */
+    et_fault_handler,    /* DebugMon */
+    0,
+    et_fault_handler,    /* PendSV */
+    et_fault_handler,    /* SysTick */
+};
+
+void et_reset_handler(void)
+{
+    uint32_t *src = &_sidata;
+    uint32_t *dst = &_sdata;
+    while (dst < &_edata) *dst++ = *src++;
+    for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+#if defined(__ARM_FP)
+    /* CP10/CP11 full access; without it the first VFP instruction faults (NOCP) */
+    *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20);
+    __asm volatile("dsb\n isb");
+#endif
+    initialise_monitor_handles();
+    __libc_init_array();
+    exit(main());
+}
+
+static int et_semihost(int op, const void *arg)
+{
+    register int r0 __asm("r0") = op;
+    register const void *r1 __asm("r1") = arg;
+    __asm volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+
+void et_fault_handler(void)
+{
+    static const char msg[] = "edgetrain: FAULT (unhandled exception)\n";
+    static const uint32_t exit_block[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, 99u};
+    et_semihost(0x04 /* SYS_WRITE0 */, msg);
+    et_semihost(0x20 /* SYS_EXIT_EXTENDED */, exit_block);
+    for (;;) {}
+}
+
+/* -nostartfiles drops crti/crtn; __libc_init_array and __libc_fini_array still call these */
+void _init(void) {}
+void _fini(void) {}
