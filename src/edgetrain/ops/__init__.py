@@ -3,4 +3,4 @@
 One module per family; each op's forward and backward sit side by side.
 """
 
-from edgetrain.ops import activation, linear, loss, shape  # noqa: F401
+from edgetrain.ops import activation, conv, linear, loss, norm, pool, shape  # noqa: F401

@@ -30,14 +30,14 @@ def softmax_ce_forward(attrs, xs, p, training):
     probs = softmax(logits.astype(np.float64))
     b = np.arange(len(labels))
     loss = -np.log(np.maximum(probs[b, labels], 1e-12)).mean()
-    return float(loss), (probs, labels)
+    return float(loss), (probs, labels, logits.dtype)
 
 
 def softmax_ce_backward(attrs, ctx, dy, p, want):
-    probs, labels = ctx
+    probs, labels, dtype = ctx
     grad = probs.copy()
     grad[np.arange(len(labels)), labels] -= 1.0
-    return [(grad * (dy / len(labels))).astype(np.float32), None], {}
+    return [(grad * (dy / len(labels))).astype(dtype), None], {}  # float[B, K], logits' dtype
 
 
 def mse_forward(attrs, xs, p, training):
@@ -47,7 +47,7 @@ def mse_forward(attrs, xs, p, training):
 
 
 def mse_backward(attrs, diff, dy, p, want):
-    return [(2.0 * diff / diff.size * dy).astype(np.float32), None], {}
+    return [(2.0 * diff / diff.size * dy).astype(diff.dtype), None], {}
 
 
 register(OpDef("softmax_ce", _scalar, softmax_ce_forward, softmax_ce_backward, _no_macs,

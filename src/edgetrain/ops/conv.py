@@ -1,0 +1,305 @@
+"""Convolutions, float side: conv2d and conv1d (stride, padding, groups incl. depthwise).
+
+Layout as PyTorch: x float[B, C, H, W] (conv1d: [B, C, L]), weight [O, C/groups, kh, kw]
+(conv1d: [O, C/groups, k]), bias [O]. conv1d runs as conv2d with H = 1.
+
+Two kernels, chosen by the shape (not by a flag):
+
+* im2col + BLAS (Chellapilla et al. 2006, "High Performance Convolutional Neural Networks
+  for Document Processing"): the columns are gathered with one strided slice per kernel
+  offset into float[B, C*kh*kw, Ho*Wo], then one batched GEMM per group; a 1x1 stride-1
+  convolution uses x itself as the columns. Backward: dW = dy . cols^T, dcols = W^T . dy
+  and col2im accumulates dcols back per kernel offset with slicing (no np.add.at).
+* depthwise (groups == C_in == C_out, MobileNet, Howard et al. 2017): a per-offset
+  multiply-add over whole feature maps; a block-diagonal GEMM would waste C-fold work.
+
+Arithmetic keeps the input dtype (float64 in, float64 math), so gradients can be checked
+by finite differences in float64.
+
+>>> import numpy as np
+>>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+>>> w, b = np.ones((1, 1, 2, 2), np.float32), np.zeros(1, np.float32)
+>>> attrs = {"out_channels": 1, "kernel": 2, "stride": 2}
+>>> y, _ = conv2d_forward(attrs, [x], {"weight": w, "bias": b}, False)
+>>> y[0, 0].tolist()
+[[10.0, 18.0], [42.0, 50.0]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetrain.errors import EdgetrainError
+from edgetrain.ir.registry import OpDef, register
+
+
+def pair(value, label: str = "value") -> tuple[int, int]:
+    """An int or a pair of ints as (height, width)."""
+    if isinstance(value, int | np.integer):
+        return int(value), int(value)
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise EdgetrainError(f"{label} must be an int or a pair of ints, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything about one 2D convolution except the data."""
+
+    c_in: int
+    c_out: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    groups: int
+    in_hw: tuple[int, int]
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return tuple((n + 2 * p - k) // s + 1 for n, p, k, s in
+                     zip(self.in_hw, self.padding, self.kernel, self.stride))
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == self.c_in == self.c_out and self.groups > 1
+
+    @property
+    def pointwise(self) -> bool:
+        return self.kernel == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+
+
+def geometry_2d(attrs, in_shape: tuple[int, ...], op: str = "conv2d") -> Geometry:
+    """Validated geometry of a conv2d node from its attrs and per-sample input (C, H, W)."""
+    if len(in_shape) != 3:
+        raise EdgetrainError(f"{op} expects a (C, H, W) input per sample, got {tuple(in_shape)}")
+    return _geometry(attrs, in_shape[0], (in_shape[1], in_shape[2]), op,
+                     pair(attrs["kernel"], "kernel"), pair(attrs.get("stride", 1), "stride"),
+                     pair(attrs.get("padding", 0), "padding"))
+
+
+def geometry_1d(attrs, in_shape: tuple[int, ...]) -> Geometry:
+    """Geometry of a conv1d node as a conv2d with height 1; input (C, L)."""
+    if len(in_shape) != 2:
+        raise EdgetrainError(f"conv1d expects a (C, L) input per sample, got {tuple(in_shape)}")
+    return _geometry(attrs, in_shape[0], (1, in_shape[1]), "conv1d",
+                     (1, int(attrs["kernel"])), (1, int(attrs.get("stride", 1))),
+                     (0, int(attrs.get("padding", 0))))
+
+
+def _geometry(attrs, c_in, in_hw, op, kernel, stride, padding) -> Geometry:
+    c_out, groups = int(attrs["out_channels"]), int(attrs.get("groups", 1))
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0 or c_out < 1 or groups < 1:
+        raise EdgetrainError(f"{op}: kernel, stride, out_channels and groups must be >= 1 and "
+                             f"padding >= 0 (got {dict(attrs)})")
+    if c_in % groups or c_out % groups:
+        raise EdgetrainError(f"{op}: groups={groups} must divide input channels ({c_in}) and "
+                             f"out_channels ({c_out})")
+    geo = Geometry(c_in, c_out, kernel, stride, padding, groups, tuple(in_hw))
+    if min(geo.out_hw) < 1:
+        raise EdgetrainError(f"{op}: kernel {kernel} is larger than the padded input "
+                             f"{tuple(n + 2 * p for n, p in zip(in_hw, padding))}")
+    return geo
+
+
+def _check_input(x: np.ndarray, weight: np.ndarray, attrs, op: str) -> None:
+    """The batch must be (B, C, *spatial) with C matching the weight's input channels."""
+    c_in = weight.shape[1] * int(attrs.get("groups", 1))
+    if x.ndim != weight.ndim or x.shape[1] != c_in:
+        spatial = "H, W" if weight.ndim == 4 else "L"
+        raise EdgetrainError(f"{op}: input batch has shape {x.shape}, expected (B, {c_in}, "
+                             f"{spatial})")
+
+
+def pad_hw(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """x float[B, C, H, W] padded on H and W (a copy only when padding is non-zero)."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    b, c, h, w = x.shape
+    out = np.full((b, c, h + 2 * ph, w + 2 * pw), value, x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def window(xp: np.ndarray, i: int, j: int, stride, out_hw) -> np.ndarray:
+    """The strided view of padded xp[B, C, Hp, Wp] that kernel offset (i, j) reads:
+    float[B, C, Ho, Wo]."""
+    (sh, sw), (ho, wo) = stride, out_hw
+    return xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+
+
+def im2col(x: np.ndarray, geo: Geometry) -> np.ndarray:
+    """Columns float[B, C*kh*kw, Ho*Wo] (rows ordered c, i, j as the weight's last axes)."""
+    b = len(x)
+    (ho, wo), (kh, kw) = geo.out_hw, geo.kernel
+    if geo.pointwise:
+        return x.reshape(b, geo.c_in, ho * wo)
+    xp = pad_hw(x, geo.padding)
+    cols = np.empty((b, geo.c_in, kh, kw, ho, wo), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = window(xp, i, j, geo.stride, (ho, wo))
+    return cols.reshape(b, geo.c_in * kh * kw, ho * wo)
+
+
+def col2im(dcols: np.ndarray, geo: Geometry) -> np.ndarray:
+    """The adjoint of im2col: float[B, C*kh*kw, Ho*Wo] -> float[B, C, H, W], summing overlaps."""
+    b = len(dcols)
+    (h, w), (ho, wo), (kh, kw), (ph, pw) = geo.in_hw, geo.out_hw, geo.kernel, geo.padding
+    if geo.pointwise:
+        return dcols.reshape(b, geo.c_in, h, w)
+    d6 = dcols.reshape(b, geo.c_in, kh, kw, ho, wo)
+    dxp = np.zeros((b, geo.c_in, h + 2 * ph, w + 2 * pw), dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(dxp, i, j, geo.stride, (ho, wo))[...] += d6[:, :, i, j]
+    return dxp[:, :, ph:ph + h, pw:pw + w]
+
+
+def _gemm_forward(x, weight, geo):
+    cols = im2col(x, geo)  # float[B, C*kh*kw, P]
+    g = geo.groups
+    wg = weight.reshape(g, geo.c_out // g, -1)  # float[g, O/g, C/g*kh*kw]
+    if g == 1:
+        y = np.matmul(wg[0], cols)  # float[B, O, P]
+    else:
+        y = np.matmul(wg, cols.reshape(len(x), g, -1, cols.shape[-1]))  # float[B, g, O/g, P]
+    return y.reshape(len(x), geo.c_out, *geo.out_hw), cols
+
+
+def _gemm_backward(cols, dy, weight, geo, want_dx, want_dw):
+    b, g = len(dy), geo.groups
+    dyg = dy.reshape(b, g, geo.c_out // g, -1)  # float[B, g, O/g, P]
+    colsg = cols.reshape(b, g, -1, cols.shape[-1])  # float[B, g, K, P]
+    dw = dx = None
+    if want_dw:
+        dw = np.matmul(dyg, colsg.transpose(0, 1, 3, 2)).sum(axis=0)  # float[g, O/g, K]
+        dw = dw.reshape(weight.shape)
+    if want_dx:
+        wg = weight.reshape(g, geo.c_out // g, -1)
+        dcols = np.matmul(wg.transpose(0, 2, 1), dyg)  # float[B, g, K, P]
+        dx = col2im(dcols.reshape(b, -1, dcols.shape[-1]), geo)
+    return dx, dw
+
+
+def _depthwise_forward(x, weight, geo):
+    xp = pad_hw(x, geo.padding)
+    y = np.zeros((len(x), geo.c_out, *geo.out_hw), np.result_type(x, weight))
+    for i in range(geo.kernel[0]):
+        for j in range(geo.kernel[1]):
+            y += weight[:, 0, i, j, None, None] * window(xp, i, j, geo.stride, geo.out_hw)
+    return y, xp
+
+
+def _depthwise_backward(xp, dy, weight, geo, want_dx, want_dw):
+    (kh, kw), (ph, pw), (h, w) = geo.kernel, geo.padding, geo.in_hw
+    dw = np.zeros(weight.shape, dy.dtype) if want_dw else None
+    dxp = np.zeros(xp.shape, dy.dtype) if want_dx else None
+    for i in range(kh):
+        for j in range(kw):
+            if want_dw:
+                dw[:, 0, i, j] = np.einsum("bchw,bchw->c", dy,
+                                           window(xp, i, j, geo.stride, geo.out_hw))
+            if want_dx:
+                window(dxp, i, j, geo.stride, geo.out_hw)[...] += weight[:, 0, i, j, None,
+                                                                         None] * dy
+    dx = dxp[:, :, ph:ph + h, pw:pw + w] if want_dx else None
+    return dx, dw
+
+
+# kernel family -> (forward(x, w, geo) -> (y, saved), backward(saved, dy, w, geo, dx?, dw?))
+_KERNELS = {True: (_depthwise_forward, _depthwise_backward),
+            False: (_gemm_forward, _gemm_backward)}
+
+
+def conv_forward_2d(x, weight, bias, geo: Geometry):
+    """y float[B, O, Ho, Wo] and the context the backward pass needs."""
+    fwd, _ = _KERNELS[geo.depthwise]
+    y, saved = fwd(x, weight, geo)
+    y += bias[:, None, None]
+    return y, (saved, geo)
+
+
+def conv_backward_2d(ctx, dy, weight, want_dx: bool, want_params: frozenset):
+    """(dx float[B, C, H, W] or None, {role: grad}) for a 2D convolution."""
+    saved, geo = ctx
+    _, bwd = _KERNELS[geo.depthwise]
+    dx, dw = bwd(saved, dy, weight, geo, want_dx, "weight" in want_params)
+    grads = {"weight": dw} if dw is not None else {}
+    if "bias" in want_params:
+        grads["bias"] = dy.sum(axis=(0, 2, 3))  # float[O]
+    return dx, grads
+
+
+def conv2d_forward(attrs, xs, p, training):
+    (x,) = xs  # float[B, C, H, W]
+    _check_input(x, p["weight"], attrs, "conv2d")
+    geo = geometry_2d(attrs, x.shape[1:])
+    return conv_forward_2d(x, p["weight"], p["bias"], geo)
+
+
+def conv2d_backward(attrs, ctx, dy, p, want):
+    dx, grads = conv_backward_2d(ctx, dy, p["weight"], want.inputs[0], want.params)
+    return [dx], grads
+
+
+def conv1d_forward(attrs, xs, p, training):
+    (x,) = xs  # float[B, C, L]
+    _check_input(x, p["weight"], attrs, "conv1d")
+    geo = geometry_1d(attrs, x.shape[1:])
+    y, ctx = conv_forward_2d(x[:, :, None, :], p["weight"][:, :, None, :], p["bias"], geo)
+    return y[:, :, 0, :], ctx  # float[B, O, Lo]
+
+
+def conv1d_backward(attrs, ctx, dy, p, want):
+    dx, grads = conv_backward_2d(ctx, dy[:, :, None, :], p["weight"][:, :, None, :],
+                                 want.inputs[0], want.params)
+    if "weight" in grads:
+        grads["weight"] = grads["weight"][:, :, 0, :]  # float[O, C/g, k]
+    return [dx[:, :, 0, :] if dx is not None else None], grads
+
+
+def _infer_2d(attrs, in_shapes):
+    geo = geometry_2d(attrs, in_shapes[0])
+    return (geo.c_out, *geo.out_hw)
+
+
+def _infer_1d(attrs, in_shapes):
+    geo = geometry_1d(attrs, in_shapes[0])
+    return (geo.c_out, geo.out_hw[1])
+
+
+def _params_2d(attrs, in_shapes):
+    geo = geometry_2d(attrs, in_shapes[0])
+    return {"weight": (geo.c_out, geo.c_in // geo.groups, *geo.kernel), "bias": (geo.c_out,)}
+
+
+def _params_1d(attrs, in_shapes):
+    geo = geometry_1d(attrs, in_shapes[0])
+    return {"weight": (geo.c_out, geo.c_in // geo.groups, geo.kernel[1]), "bias": (geo.c_out,)}
+
+
+def _init(param_shapes):
+    """PyTorch's default conv init: weight and bias ~ U(+-1/sqrt(fan_in))."""
+    def init(attrs, in_shapes, rng):
+        shapes = param_shapes(attrs, in_shapes)
+        bound = 1.0 / np.sqrt(np.prod(shapes["weight"][1:]))
+        return {role: rng.uniform(-bound, bound, size=shape).astype(np.float32)
+                for role, shape in shapes.items()}
+    return init
+
+
+def _macs(attrs, in_shapes, out_shape):
+    c_in = in_shapes[0][0]
+    kernel = np.prod(pair(attrs["kernel"])) if len(in_shapes[0]) == 3 else int(attrs["kernel"])
+    return int(np.prod(out_shape) * (c_in // int(attrs.get("groups", 1))) * kernel)
+
+
+register(OpDef("conv2d", _infer_2d, conv2d_forward, conv2d_backward, _macs, _params_2d,
+               _init(_params_2d), trainable=("weight", "bias"),
+               doc="2D convolution (stride, padding, groups, depthwise)"))
+register(OpDef("conv1d", _infer_1d, conv1d_forward, conv1d_backward, _macs, _params_1d,
+               _init(_params_1d), trainable=("weight", "bias"),
+               doc="1D convolution over (C, L)"))

@@ -1,0 +1,150 @@
+"""Pooling, float side: maxpool2d, avgpool2d (attrs kernel, stride = kernel, padding = 0;
+floor mode, PyTorch semantics: max pads with -inf, average counts the zero padding) and
+global_avg_pool over all spatial dims ((C, H, W) or (C, L) -> (C,)), as in Lin et al. 2014,
+"Network In Network".
+
+Both windowed pools loop over kernel offsets only (a handful of strided slices), never over
+pixels. Max pooling routes the gradient to the first maximum of each window in row-major
+order, as PyTorch does.
+
+>>> import numpy as np
+>>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+>>> maxpool2d_forward({"kernel": 2}, [x], {}, False)[0][0, 0].tolist()
+[[5.0, 7.0], [13.0, 15.0]]
+>>> global_avg_pool_forward({}, [x], {}, False)[0].tolist()
+[[7.5]]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgetrain.errors import EdgetrainError
+from edgetrain.ir.registry import OpDef, register
+from edgetrain.ops.conv import pad_hw, pair, window
+
+
+def pool_geometry(attrs, in_shape, op):
+    """(kernel, stride, padding, out_hw) of a 2D pool over a (C, H, W) input."""
+    if len(in_shape) != 3:
+        raise EdgetrainError(f"{op} expects a (C, H, W) input per sample, got {tuple(in_shape)}")
+    kernel = pair(attrs["kernel"], "kernel")
+    stride = pair(attrs.get("stride") or attrs["kernel"], "stride")
+    padding = pair(attrs.get("padding", 0), "padding")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise EdgetrainError(f"{op}: kernel and stride must be >= 1, padding >= 0 "
+                             f"(got {dict(attrs)})")
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise EdgetrainError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    out_hw = tuple((n + 2 * p - k) // s + 1
+                   for n, p, k, s in zip(in_shape[1:], padding, kernel, stride))
+    if min(out_hw) < 1:
+        raise EdgetrainError(f"{op}: kernel {kernel} is larger than the input {in_shape[1:]}")
+    return kernel, stride, padding, out_hw
+
+
+def _infer_pool(op):
+    def infer(attrs, in_shapes):
+        *_, out_hw = pool_geometry(attrs, in_shapes[0], op)
+        return (in_shapes[0][0], *out_hw)
+    return infer
+
+
+def _check_batch(x, op):
+    if x.ndim != 4:
+        raise EdgetrainError(f"{op}: input batch has shape {x.shape}, expected (B, C, H, W)")
+
+
+def maxpool2d_forward(attrs, xs, p, training):
+    (x,) = xs  # float[B, C, H, W]
+    _check_batch(x, "maxpool2d")
+    (kh, kw), stride, padding, out_hw = pool_geometry(attrs, x.shape[1:], "maxpool2d")
+    xp = pad_hw(x, padding, -np.inf)
+    y = window(xp, 0, 0, stride, out_hw).copy()  # float[B, C, Ho, Wo]
+    arg = np.zeros(y.shape, np.int32)  # offset index of the first maximum
+    for k in range(1, kh * kw):
+        win = window(xp, k // kw, k % kw, stride, out_hw)
+        better = win > y
+        np.copyto(y, win, where=better)
+        arg[better] = k
+    return y, (arg, x.shape, (kh, kw), stride, padding)
+
+
+def maxpool2d_backward(attrs, ctx, dy, p, want):
+    if not want.inputs[0]:
+        return [None], {}
+    arg, shape, (kh, kw), stride, (ph, pw) = ctx
+    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), dy.dtype)
+    for k in range(kh * kw):
+        window(dxp, k // kw, k % kw, stride, arg.shape[2:])[...] += np.where(arg == k, dy, 0)
+    return [dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]], {}
+
+
+def avgpool2d_forward(attrs, xs, p, training):
+    (x,) = xs  # float[B, C, H, W]
+    _check_batch(x, "avgpool2d")
+    (kh, kw), stride, padding, out_hw = pool_geometry(attrs, x.shape[1:], "avgpool2d")
+    xp = pad_hw(x, padding)
+    y = np.zeros((*x.shape[:2], *out_hw), x.dtype)  # float[B, C, Ho, Wo]
+    for k in range(kh * kw):
+        y += window(xp, k // kw, k % kw, stride, out_hw)
+    y *= 1.0 / (kh * kw)
+    return y, (x.shape, (kh, kw), stride, padding)
+
+
+def avgpool2d_backward(attrs, ctx, dy, p, want):
+    if not want.inputs[0]:
+        return [None], {}
+    shape, (kh, kw), stride, (ph, pw) = ctx
+    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), dy.dtype)
+    share = dy * (1.0 / (kh * kw))
+    for k in range(kh * kw):
+        window(dxp, k // kw, k % kw, stride, dy.shape[2:])[...] += share
+    return [dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]], {}
+
+
+def _infer_gap(attrs, in_shapes):
+    (shape,) = in_shapes
+    if len(shape) not in (2, 3):
+        raise EdgetrainError(f"global_avg_pool expects (C, H, W) or (C, L) per sample, got "
+                             f"{tuple(shape)}")
+    return (shape[0],)
+
+
+def global_avg_pool_forward(attrs, xs, p, training):
+    (x,) = xs  # float[B, C, *spatial]
+    if x.ndim not in (3, 4):
+        raise EdgetrainError(f"global_avg_pool: input batch has shape {x.shape}, expected "
+                             "(B, C, H, W) or (B, C, L)")
+    return x.reshape(*x.shape[:2], -1).mean(axis=2), x.shape  # float[B, C]
+
+
+def global_avg_pool_backward(attrs, shape, dy, p, want):
+    if not want.inputs[0]:
+        return [None], {}
+    n = math.prod(shape[2:])
+    dx = np.broadcast_to((dy * (1.0 / n))[:, :, None], (*shape[:2], n))  # float[B, C, n]
+    return [np.ascontiguousarray(dx).reshape(shape)], {}
+
+
+def _no_macs(attrs, in_shapes, out_shape):
+    return 0
+
+
+def _avg_macs(attrs, in_shapes, out_shape):
+    """One accumulate per window element."""
+    return math.prod(out_shape) * math.prod(pair(attrs["kernel"]))
+
+
+def _gap_macs(attrs, in_shapes, out_shape):
+    return math.prod(in_shapes[0])
+
+
+register(OpDef("maxpool2d", _infer_pool("maxpool2d"), maxpool2d_forward, maxpool2d_backward,
+               _no_macs, doc="2D max pooling"))
+register(OpDef("avgpool2d", _infer_pool("avgpool2d"), avgpool2d_forward, avgpool2d_backward,
+               _avg_macs, doc="2D average pooling (zero padding counted)"))
+register(OpDef("global_avg_pool", _infer_gap, global_avg_pool_forward,
+               global_avg_pool_backward, _gap_macs, doc="mean over all spatial dims -> (C,)"))
