@@ -1,0 +1,59 @@
+"""Requantization with an integer multiplier and shift (as TFLite's
+MultiplyByQuantizedMultiplier; the rescaling step of Deutel et al. 2024, section on the
+forward and backward GEMMs, done without a float temporary).
+
+A float32 real multiplier M > 0 is *exactly* m * 2^-shift with m its 24-bit significand
+(read from the float's bits): no rounding happens when it is derived, so Python and C derive
+the same (m, shift) from the same float32 M. Requantization then is
+
+    q = saturate(round_shift(acc * m, shift, mode) + zero, lo, hi)
+
+with an int64 product. Input ranges (checked): |acc| < 2^38, 0 <= M < 128 (larger M is
+clamped to the largest float32 below 128); shift is clamped to 62, so M below 2^-39
+loses its low bits (the same in C).
+
+>>> m, sh = multiplier(np.float32(0.75))
+>>> int(m), int(sh)
+(12582912, 24)
+>>> requantize(np.array([100, -100]), np.float32(0.75), 0, "nearest").tolist()
+[75, -75]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgetrain.numerics.qparams import QMAX, QMIN, saturate
+from edgetrain.numerics.rounding import Stream, round_shift
+
+ACC_LIMIT = 2**38
+M_MAX = np.array(0x42FFFFFF, np.uint32).view(np.float32)  # largest float32 below 128
+
+
+def multiplier(M) -> tuple[np.ndarray, np.ndarray]:
+    """(m int64, shift int64) with M == m * 2^-shift exactly; M = 0 or subnormal -> (0, 0)."""
+    M = np.minimum(np.asarray(M, np.float32), M_MAX)
+    if np.any(~(M >= 0)):
+        raise FloatingPointError(f"requantization multiplier must be >= 0, got {M}")
+    u = M.view(np.uint32).astype(np.int64)
+    exp = (u >> 23) & 0xFF
+    m = np.where(exp > 0, (u & 0x7FFFFF) | 0x800000, 0)
+    shift = np.where(exp > 0, np.minimum(150 - exp, 62), 0)
+    return m.astype(np.int64), shift.astype(np.int64)
+
+
+def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
+               lo: int = QMIN, hi: int = QMAX, axis: int = 1) -> np.ndarray:
+    """saturate(round(acc * M) + zero, lo, hi); M and zero may be per-channel along `axis`."""
+    acc = np.asarray(acc, np.int64)
+    if acc.size and int(np.max(np.abs(acc))) >= ACC_LIMIT:
+        raise OverflowError(f"accumulator out of range |acc| < 2^38 (max {np.max(np.abs(acc))})")
+    m, shift = multiplier(M)
+    if m.ndim:
+        shape = [1] * acc.ndim
+        shape[axis] = m.size
+        m, shift = m.reshape(shape), shift.reshape(shape)
+    zero = np.asarray(zero, np.int64)
+    if zero.ndim:
+        zero = zero.reshape([zero.size if i == axis else 1 for i in range(acc.ndim)])
+    return saturate(round_shift(acc * m, shift, mode, rng) + zero, lo, hi)

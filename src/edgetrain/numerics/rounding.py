@@ -1,0 +1,146 @@
+"""Rounding modes and the run's pseudo-random stream (the integer core of Deutel et al. 2024,
+"On-Device Training of Fully Quantized Deep Neural Networks on Cortex-M Microcontrollers",
+which rounds with ``floor``; ``nearest`` and ``stochastic`` are this project's additions).
+
+Every mode is a named entry of a table; each works on two kinds of input:
+
+* ``round_f32(v, mode, rng)``: float32 values (|v| <= 2^40) -> int64 (``v`` already scaled).
+* ``round_shift(p, shift, mode, rng)``: the exact value ``p / 2**shift`` of an int64 ``p``.
+
+Modes (the same integers in Python and C):
+
+==============  ===========================================================================
+``floor``       largest integer <= v (the paper)
+``nearest``     nearest integer, ties AWAY from zero (2.5 -> 3, -2.5 -> -3)
+``stochastic``  floor(v) + (u < frac(v)), u uniform from the run's stream (unbiased)
+==============  ===========================================================================
+
+The stream: a xorshift32 state (seeded per run, never 0) advances once per rounding call and
+gives the call's base ``b``; element ``i`` (row-major) gets ``fmix32(b + i * 0x9E3779B9)``
+(murmur3's finaliser), so a whole tensor is drawn at once in NumPy and in a plain C loop.
+
+>>> rng = Stream(1)
+>>> round_f32(np.array([2.5, -2.5, 0.4], np.float32), "nearest", rng).tolist()
+[3, -3, 0]
+>>> round_shift(np.array([-5], np.int64), 1, "floor", rng).tolist()
+[-3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgetrain.errors import unknown
+
+GOLDEN = np.uint32(0x9E3779B9)
+F32_LIMIT = np.float32(2.0**40)  # range of values rounded to int64
+
+
+def xorshift32(x: np.uint32) -> np.uint32:
+    """One step of Marsaglia's xorshift32 (13, 17, 5).
+
+    >>> int(xorshift32(np.uint32(1)))
+    270369
+    """
+    x = np.uint32(x)
+    x ^= np.uint32(x << np.uint32(13))
+    x ^= np.uint32(x >> np.uint32(17))
+    x ^= np.uint32(x << np.uint32(5))
+    return np.uint32(x)
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """murmur3's 32-bit finaliser, element-wise on uint32 (wrapping multiplies)."""
+    h = h.astype(np.uint32, copy=True)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+class Stream:
+    """The run's random stream; its whole state is one uint32 (``state``)."""
+
+    def __init__(self, seed: int):
+        s = np.uint32(int(seed) & 0xFFFFFFFF)
+        self.state = np.array(s if s else np.uint32(0x6D2B79F5), np.uint32)  # never 0
+
+    def bits(self, shape: tuple[int, ...]) -> np.ndarray:
+        """uint32[shape] of random bits for one rounding call (advances the state once)."""
+        self.state = np.array(xorshift32(self.state[()]), np.uint32)
+        n = int(np.prod(shape, dtype=np.int64))
+        idx = np.arange(n, dtype=np.uint32)
+        with np.errstate(over="ignore"):
+            h = self.state[()] + idx * GOLDEN  # uint32 wraps
+        return fmix32(h).reshape(shape)
+
+
+def _check_f32(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    if not np.all(np.abs(v) <= F32_LIMIT):  # also catches NaN
+        raise FloatingPointError(f"value out of the rounding range |v| <= 2^40 (max {np.max(v)})")
+    return v
+
+
+def _f32_floor(v, rng):
+    return np.floor(_check_f32(v)).astype(np.int64)
+
+
+def _f32_nearest(v, rng):
+    v = _check_f32(v)
+    fl = np.floor(v)
+    frac = v - fl  # exact in float32 for |v| < 2^23; for larger v frac is 0
+    up = (frac > np.float32(0.5)) | ((frac == np.float32(0.5)) & (v >= 0))
+    return (fl.astype(np.int64) + up.astype(np.int64))
+
+
+def _f32_stochastic(v, rng):
+    v = _check_f32(v)
+    fl = np.floor(v)
+    frac = v - fl
+    u = (rng.bits(v.shape) >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)  # [0, 1)
+    return fl.astype(np.int64) + (u < frac).astype(np.int64)
+
+
+def _shift_floor(p, shift, rng):
+    return p >> shift
+
+
+def _shift_nearest(p, shift, rng):
+    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 0)
+    mag = (np.abs(p) + half) >> shift
+    return np.where(p < 0, -mag, mag)
+
+
+def _shift_stochastic(p, shift, rng):
+    bits = rng.bits(np.shape(p)).astype(np.int64)  # [0, 2^32)
+    r = np.where(shift <= 32, bits >> np.maximum(32 - shift, 0), bits << np.maximum(shift - 32, 0))
+    return (p + r) >> shift
+
+
+ROUND_F32: dict[str, Callable] = {"floor": _f32_floor, "nearest": _f32_nearest,
+                                  "stochastic": _f32_stochastic}
+ROUND_SHIFT: dict[str, Callable] = {"floor": _shift_floor, "nearest": _shift_nearest,
+                                    "stochastic": _shift_stochastic}
+MODES = tuple(ROUND_F32)
+
+
+def round_f32(v: np.ndarray, mode: str, rng: Stream | None = None) -> np.ndarray:
+    """int64 rounding of float32 values ``v`` (|v| <= 2^40, no NaN) by the named mode."""
+    if mode not in ROUND_F32:
+        raise unknown("rounding mode", mode, ROUND_F32)
+    return ROUND_F32[mode](v, rng)
+
+
+def round_shift(p: np.ndarray, shift: np.ndarray | int, mode: str,
+                rng: Stream | None = None) -> np.ndarray:
+    """int64 rounding of ``p / 2**shift`` (``0 <= shift <= 62``, |p| < 2^62)."""
+    if mode not in ROUND_SHIFT:
+        raise unknown("rounding mode", mode, ROUND_SHIFT)
+    p = np.asarray(p, np.int64)
+    shift = np.asarray(shift, np.int64)
+    return ROUND_SHIFT[mode](p, shift, rng)
