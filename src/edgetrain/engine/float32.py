@@ -27,9 +27,17 @@ class Trace:
     ctxs: dict[str, object]  # node name -> op context
 
 
+def as_float(x) -> np.ndarray:
+    """float64 input stays float64 (gradient checks, parity with PyTorch in double);
+    anything else computes in float32."""
+    x = np.asarray(x)
+    return x if x.dtype == np.float64 else x.astype(np.float32, copy=False)
+
+
 def forward(graph: Graph, x: np.ndarray, training: bool = False) -> Trace:
-    """Run every node; in training mode BatchNorm uses and updates batch statistics."""
-    values = {INPUT: np.asarray(x, np.float32)}
+    """Run every node; in training mode BatchNorm uses and updates batch statistics.
+    The ops compute in the dtype of x and the parameters (float32 normally)."""
+    values = {INPUT: as_float(x)}
     ctxs = {}
     for node in graph.nodes:
         y, ctx = get_op(node.op).forward(node.attrs, [values[t] for t in node.inputs],
