@@ -1,0 +1,245 @@
+/* edgetrain integer and fixed-point primitives (see et_numerics.h and docs/numerics.md).
+ * Each function is the line-by-line translation of its namesake in edgetrain.numerics. */
+#include "et_numerics.h"
+
+#include <string.h>
+
+int et_error = ET_OK;
+
+void et_fail(int code)
+{
+    if (et_error == ET_OK) et_error = code;
+}
+
+static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+
+/* ------------------------------------------------------------------ stream */
+
+uint32_t et_xorshift32(uint32_t x)
+{
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+uint32_t et_fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+void et_stream_seed(et_stream *s, uint32_t seed)
+{
+    s->state = seed ? seed : 0x6D2B79F5u;   /* never 0 */
+}
+
+uint32_t et_stream_next(et_stream *s)
+{
+    s->state = et_xorshift32(s->state);
+    return s->state;
+}
+
+/* ---------------------------------------------------------------- rounding */
+
+#define ET_F32_LIMIT 1099511627776.0f   /* 2^40 */
+
+int64_t et_floor_f32(float v)
+{
+    if (!(v <= ET_F32_LIMIT && v >= -ET_F32_LIMIT)) {   /* also NaN */
+        et_fail(ET_ERR_ROUND_RANGE);
+        return 0;
+    }
+    int64_t i = (int64_t)v;                 /* truncates toward zero, exact */
+    return ((float)i > v) ? i - 1 : i;
+}
+
+int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
+{
+    int64_t fl = et_floor_f32(v);
+    float frac = v - (float)fl;             /* exact for |v| < 2^23; 0 above */
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        return fl;
+    case ET_ROUND_NEAREST:                  /* ties away from zero */
+        return fl + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
+    case ET_ROUND_STOCHASTIC: {
+        float u = (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24: [0, 1) */
+        return fl + (u < frac);
+    }
+    }
+    return fl;
+}
+
+int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits)
+{
+    if (shift < 0 || shift > 62) {
+        et_fail(ET_ERR_SHIFT_RANGE);
+        return 0;
+    }
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        return et_asr64(p, shift);
+    case ET_ROUND_NEAREST: {                /* ties away from zero */
+        int64_t half = shift > 0 ? (int64_t)1 << (shift - 1) : 0;
+        int64_t mag = ((p < 0 ? -p : p) + half) >> shift;
+        return p < 0 ? -mag : mag;
+    }
+    case ET_ROUND_STOCHASTIC: {
+        int64_t r = shift <= 32 ? (int64_t)((uint64_t)bits >> (32 - shift))
+                                : (int64_t)((uint64_t)bits << (shift - 32));   /* [0, 2^shift) */
+        return et_asr64(p + r, shift);
+    }
+    }
+    return et_asr64(p, shift);
+}
+
+/* ------------------------------------------------------------------ qparams */
+
+#define ET_S_MIN 9.094947017729282e-13f   /* 2^-40 */
+
+float et_pow2_ceil(float s)
+{
+    uint32_t u = f32_bits(s);
+    uint32_t e = u & 0x7F800000u;
+    uint32_t bump = (u & 0x007FFFFFu) ? 0x00800000u : 0u;
+    return bits_f32(e + bump);
+}
+
+static float max_f32(float a, float b) { return a > b ? a : b; }   /* NumPy maximum w/o NaN */
+static float min_f32(float a, float b) { return a < b ? a : b; }
+
+et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2)
+{
+    et_qparams qp;
+    float lo = min_f32(f_min, 0.0f);
+    float hi = max_f32(f_max, 0.0f);
+    if (symmetric) {
+        float s = max_f32(max_f32(-lo, hi) / 127.0f, ET_S_MIN);
+        qp.scale = pow2 ? et_pow2_ceil(s) : s;
+        qp.zero = 0;
+        return qp;
+    }
+    float s = max_f32((hi - lo) / 255.0f, ET_S_MIN);
+    s = pow2 ? et_pow2_ceil(s) : s;
+    qp.scale = s;
+    qp.zero = et_sat(et_floor_f32(-lo / s) - 128, ET_QMIN, ET_QMAX);
+    return qp;
+}
+
+int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
+{
+    float v = x / qp.scale;
+    if (v < -1048576.0f) v = -1048576.0f;    /* clip to +-2^20 */
+    if (v > 1048576.0f) v = 1048576.0f;
+    return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
+}
+
+float et_dequantize(int32_t q, et_qparams qp)
+{
+    return (float)(q - qp.zero) * qp.scale;
+}
+
+/* ------------------------------------------------------------ requantization */
+
+#define ET_ACC_LIMIT ((int64_t)1 << 38)
+#define ET_M_MAX_BITS 0x42FFFFFFu   /* largest float32 below 128 */
+
+et_multiplier et_multiplier_from(float M)
+{
+    et_multiplier out = {0, 0};
+    float m_max = bits_f32(ET_M_MAX_BITS);
+    if (!(M >= 0.0f)) {
+        et_fail(ET_ERR_MULTIPLIER);
+        return out;
+    }
+    if (M > m_max) M = m_max;
+    uint32_t u = f32_bits(M);
+    int32_t e = (int32_t)((u >> 23) & 0xFFu);
+    if (e > 0) {
+        out.m = (int64_t)((u & 0x7FFFFFu) | 0x800000u);
+        out.shift = 150 - e < 62 ? 150 - e : 62;
+    }
+    return out;
+}
+
+int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero, et_round_mode mode,
+                      uint32_t bits, int32_t lo, int32_t hi)
+{
+    if (acc >= ET_ACC_LIMIT || acc <= -ET_ACC_LIMIT) {
+        et_fail(ET_ERR_ACC_RANGE);
+        return 0;
+    }
+    return et_sat(et_round_shift(acc * mul.m, mul.shift, mode, bits) + zero, lo, hi);
+}
+
+/* --------------------------------------------------------------- fixed point */
+
+static const int64_t et_taylor_q30[10] = {   /* round(2^30 / n!) */
+    1073741824, 1073741824, 536870912, 178956971, 44739243,
+    8947849, 1491308, 213044, 26631, 2959
+};
+
+#define ET_T_MIN (-32 * ET_ONE_Q30)
+
+int64_t et_exp_q30(int64_t t)
+{
+    if (t > 0) {
+        et_fail(ET_ERR_EXP_RANGE);
+        return 0;
+    }
+    if (t < ET_T_MIN) t = ET_T_MIN;
+    int64_t k = (-t) / ET_LN2_Q30;          /* non-negative: floor */
+    int64_t r = t + k * ET_LN2_Q30;         /* Q30 in (-ln2, 0] */
+    int64_t acc = et_taylor_q30[9];
+    for (int n = 8; n >= 0; n--)
+        acc = et_taylor_q30[n] + et_asr64(acc * r, 30);
+    return et_asr64(acc, (int)(k < 62 ? k : 62));
+}
+
+int64_t et_log2_q30(int64_t x)
+{
+    if (x < 1 || x >= ((int64_t)1 << 62)) {
+        et_fail(ET_ERR_LOG_RANGE);
+        return 0;
+    }
+    int n = 0;                              /* floor(log2 x) */
+    while ((x >> (n + 1)) != 0) n++;
+    int64_t y = n <= 30 ? x << (30 - n) : x >> (n - 30);   /* Q30 in [1, 2) */
+    int64_t out = (int64_t)(n - 30) * 65536;
+    for (int bit = 15; bit >= 0; bit--) {
+        y = (y * y) >> 30;                  /* Q30 in [1, 4) */
+        if (y >= ((int64_t)2 << 30)) {
+            y >>= 1;
+            out += (int64_t)1 << bit;
+        }
+    }
+    return out;
+}
+
+int64_t et_softmax_ce_q30(const int8_t *logits, int k, float s_out, int label,
+                          int64_t *grad, int64_t *exps)
+{
+    int32_t qmax = logits[0];
+    for (int i = 1; i < k; i++)
+        if (logits[i] > qmax) qmax = logits[i];
+    float scale = s_out * 1073741824.0f;    /* float32 scalar, as in Python */
+    int64_t total = 0, t_label = 0;
+    for (int i = 0; i < k; i++) {
+        float v = (float)(logits[i] - qmax) * scale;
+        if (v < -34359738368.0f) v = -34359738368.0f;   /* T_MIN = -32 * 2^30 */
+        int64_t t = et_round_f32(v, ET_ROUND_NEAREST, 0);   /* Q30, <= 0 */
+        if (i == label) t_label = t;
+        exps[i] = et_exp_q30(t);
+        total += exps[i];
+    }
+    for (int i = 0; i < k; i++)
+        grad[i] = (exps[i] << 30) / total;  /* both positive: floor */
+    grad[label] -= ET_ONE_Q30;
+    return et_asr64(et_log2_q30(total) * ET_LN2_Q16, 16) - et_asr64(t_label, 14);
+}

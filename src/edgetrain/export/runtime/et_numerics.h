@@ -1,0 +1,86 @@
+/* edgetrain integer and fixed-point primitives: the C99 translation of edgetrain.numerics
+ * (docs/numerics.md is the specification; the Python module is the reference and the tests
+ * compare the two over many random inputs, integer for integer).
+ *
+ * Fully quantized training as in Deutel et al. 2024, "On-Device Training of Fully Quantized
+ * Deep Neural Networks on Cortex-M Microcontrollers" (IEEE TCAD): int8 tensors with a float32
+ * scale and int32 zero point, int32/int64 accumulation, requantization by an exact integer
+ * multiplier and shift, named rounding modes, fixed-point exp/log for the loss gradient.
+ *
+ * Rules that keep C equal to NumPy: every reduction is over integers; float32 appears only in
+ * element-wise/scalar steps written in the same order as in Python; no libm; right shifts of
+ * negative numbers go through et_asr64 (floor semantics, as Python's >>). Inputs outside a
+ * primitive's stated range set et_error (checked by the caller) instead of returning garbage. */
+#ifndef ET_NUMERICS_H
+#define ET_NUMERICS_H
+
+#include <stdint.h>
+
+#define ET_QMIN (-128)
+#define ET_QMAX 127
+#define ET_ONE_Q30 ((int64_t)1 << 30)
+#define ET_LN2_Q30 ((int64_t)744261118)
+#define ET_LN2_Q16 ((int64_t)45426)
+#define ET_GOLDEN 0x9E3779B9u
+
+typedef enum { ET_ROUND_FLOOR = 0, ET_ROUND_NEAREST = 1, ET_ROUND_STOCHASTIC = 2 } et_round_mode;
+
+/* error codes: the first error of a run is kept in et_error (0: none) */
+enum {
+    ET_OK = 0,
+    ET_ERR_ROUND_RANGE = 1,     /* |v| > 2^40 or NaN given to et_round_f32 */
+    ET_ERR_ACC_RANGE = 2,       /* |acc| >= 2^38 given to requantize */
+    ET_ERR_MULTIPLIER = 3,      /* negative or NaN requantization multiplier */
+    ET_ERR_EXP_RANGE = 4,       /* exp_q30 of a positive argument */
+    ET_ERR_LOG_RANGE = 5,       /* log2_q30 outside [1, 2^62) */
+    ET_ERR_SHIFT_RANGE = 6      /* shift outside [0, 62] */
+};
+extern int et_error;
+void et_fail(int code);
+
+/* floor(x / 2^s) for signed x, 0 <= s <= 63: Python's x >> s */
+static inline int64_t et_asr64(int64_t x, int s)
+{
+    return x >= 0 ? (x >> s) : -(int64_t)((((uint64_t)(-(x + 1))) >> s) + 1u);
+}
+
+static inline int32_t et_sat(int64_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : (int32_t)v);
+}
+
+/* ---- the run's random stream: xorshift32 state, murmur3 fmix32 per element ---- */
+uint32_t et_xorshift32(uint32_t x);
+uint32_t et_fmix32(uint32_t h);
+typedef struct { uint32_t state; } et_stream;
+void et_stream_seed(et_stream *s, uint32_t seed);
+uint32_t et_stream_next(et_stream *s);   /* advance once per rounding call: the call's base */
+static inline uint32_t et_bits(uint32_t base, uint32_t i) { return et_fmix32(base + i * ET_GOLDEN); }
+
+/* ---- rounding: float32 values and exact int64 / 2^shift ---- */
+int64_t et_floor_f32(float v);                        /* |v| <= 2^40 */
+int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits);
+int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits);
+
+/* ---- quantization parameters ---- */
+typedef struct { float scale; int32_t zero; } et_qparams;
+float et_pow2_ceil(float s);
+et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2);
+int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits);
+float et_dequantize(int32_t q, et_qparams qp);
+
+/* ---- requantization: float32 M == m * 2^-shift exactly ---- */
+typedef struct { int64_t m; int shift; } et_multiplier;
+et_multiplier et_multiplier_from(float M);
+int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero, et_round_mode mode,
+                      uint32_t bits, int32_t lo, int32_t hi);
+
+/* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
+int64_t et_exp_q30(int64_t t);                        /* t <= 0, Q30 -> Q30 */
+int64_t et_log2_q30(int64_t x);                       /* x in [1, 2^62), Q30 -> Q16 */
+/* one sample: logits int8[k] with output scale s_out; grad int64[k] (p - onehot, Q30);
+ * returns the loss -ln p_label in Q16. exps is int64[k] scratch. */
+int64_t et_softmax_ce_q30(const int8_t *logits, int k, float s_out, int label,
+                          int64_t *grad, int64_t *exps);
+
+#endif
