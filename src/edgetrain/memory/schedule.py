@@ -1,0 +1,445 @@
+"""The training-step schedule: which buffers one training sample reads and writes, in order.
+
+One step of on-device training processes one sample (Deutel et al. 2024, "Fully Quantized
+Training ... with Dynamic Partial Gradient Updates", IEEE TCAD 2024: gradients accumulated
+per sample, mini-batch SGD). The schedule is the forward ops in graph order, the loss, then
+the backward in reverse: per layer its weight gradient, its error propagation and, with
+*operator reordering* (Lin et al. 2022, "On-Device Training Under 256KB Memory"), its update
+right away, so that layer's gradient buffer dies before the next layer's is made. With a
+batch > 1 (or ``reorder=False``) gradients are accumulated and applied after the last layer:
+gradient accumulators persist (batch > 1, in the state region) or all gradients of the step
+live together until the end (``reorder=False``, batch 1).
+
+What is kept for the backward pass is exactly what the policy needs (``OP_MEMORY``): a linear
+or conv layer keeps its input only when its *weight* gradient is wanted, so bias-only
+(Cai et al. 2020, TinyTL) keeps no inputs; a ReLU keeps its output (the mask), max-pooling
+its input; nodes upstream of every trained parameter run no backward and keep nothing.
+``partial`` (dynamic partial updates) is planned for its worst case, k = N structures in
+every layer, and the schedule says so in ``notes``.
+
+Buffer names say what they hold: ``act:<tensor>``, ``err:<tensor>``, ``grad:<param key>``,
+``param:<param key>``, ``init:<param key>`` (flash image of a trained parameter),
+``qparams:<node>``, ``optim:<param key>``, ``scratch:<what>:<node>``. Regions: ``arena``
+(planned, lifetimes), ``state`` (RAM for the whole run), ``flash``.
+
+>>> from edgetrain.ir import GraphBuilder, Policy
+>>> b = GraphBuilder("tiny", (4,), seed=0)
+>>> g = b.build(b.add("linear", b.add("relu", b.add("linear", "input", out_features=8)),
+...                   out_features=3))
+>>> s = build_schedule(g, Policy(), ScheduleConfig(precision="int8"))
+>>> [(st.phase, st.node) for st in s.steps][:4]
+[('input', 'input'), ('forward', 'linear0'), ('forward', 'relu1'), ('forward', 'linear2')]
+>>> [(st.phase, st.node) for st in s.steps][5:8]
+[('backward_weight', 'linear2'), ('backward_error', 'linear2'), ('update', 'linear2')]
+>>> s.buffers["act:relu1"].bytes, s.buffers["err:relu1"].dtype, s.buffers["grad:linear0.weight"].dtype
+(8, 'int8', 'int32')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from edgetrain.errors import EdgetrainError, unknown
+from edgetrain.ir.graph import INPUT, Graph, Node
+from edgetrain.ir.policy import Policy
+from edgetrain.ir.registry import get_op
+
+DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
+PHASES = ("input", "forward", "loss", "backward_weight", "backward_error", "update")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Storage types of one precision mode (as the engines keep them)."""
+
+    name: str
+    act: str
+    err: str
+    grad: str  # gradient buffers and accumulators
+    weight: str
+    bias: str
+    quantized: bool  # int8 weights with qparams, BatchNorm folded into the conv before it
+
+
+PRECISIONS = {
+    "int8": Precision("int8", "int8", "int8", "int32", "int8", "int32", True),
+    "mixed": Precision("mixed", "int8", "float32", "float32", "int8", "int32", True),
+    "float32": Precision("float32", "float32", "float32", "float32", "float32", "float32",
+                         False),
+}
+
+# optimizer -> (float32 slots per parameter, float32 slots per output structure)
+OPTIMIZERS = {
+    "sgd": (0, 0),
+    "sgd-std": (0, 2),  # gradient standardization: moving mean and variance per filter/row
+    "momentum": (1, 0),
+    "adam": (2, 0),
+}
+DEFAULT_OPTIMIZER = {"int8": "sgd-std", "mixed": "sgd-std", "float32": "sgd"}
+
+
+@dataclass(frozen=True)
+class OpMemory:
+    """What an op's backward needs, for the planner. Tensors are named symbolically:
+    ``"inputs"`` (all inputs) or ``"output"``."""
+
+    view: bool = False  # the output is the input reinterpreted: no copy, no step
+    error_keeps: tuple[str, ...] = ()  # kept to propagate the error to the inputs
+    param_keeps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # role -> kept
+    transposed: bool = False  # error and weight gradient are the forward's MACs again
+    folds_when_quantized: bool = False  # BatchNorm: folded into the conv before it
+    known: bool = True
+
+
+_WEIGHTED = OpMemory(param_keeps={"weight": ("inputs",)}, transposed=True)
+OP_MEMORY: dict[str, OpMemory] = {
+    "linear": _WEIGHTED,
+    "conv1d": _WEIGHTED,
+    "conv2d": _WEIGHTED,
+    "relu": OpMemory(error_keeps=("output",)),
+    "relu6": OpMemory(error_keeps=("output",)),
+    "maxpool1d": OpMemory(error_keeps=("inputs",)),
+    "maxpool2d": OpMemory(error_keeps=("inputs",)),
+    "avgpool1d": OpMemory(),
+    "avgpool2d": OpMemory(),
+    "global_avg_pool": OpMemory(),
+    "flatten": OpMemory(view=True),
+    "add": OpMemory(),
+    "batchnorm": OpMemory(param_keeps={"gamma": ("inputs",)}, folds_when_quantized=True),
+}
+# an op without a rule is planned conservatively: it keeps its inputs and output
+CONSERVATIVE = OpMemory(error_keeps=("inputs", "output"), transposed=True, known=False)
+
+
+def op_memory(op: str) -> OpMemory:
+    return OP_MEMORY.get(op, CONSERVATIVE)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    precision: str = "int8"
+    batch: int = 1  # samples whose gradients are accumulated before one update
+    reorder: bool | None = None  # apply each update as soon as its gradient exists; None: batch==1
+    optimizer: str | None = None  # None: sgd-std for int8/mixed, sgd for float32
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise EdgetrainError(f"batch must be a positive integer, got {self.batch!r}")
+        if self.reorder and self.batch > 1:
+            raise EdgetrainError("operator reordering applies each update per sample: it "
+                                 f"needs batch 1, got batch {self.batch}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise unknown("optimizer", self.optimizer, OPTIMIZERS)
+
+    @property
+    def reordered(self) -> bool:
+        return self.batch == 1 if self.reorder is None else self.reorder
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer or DEFAULT_OPTIMIZER[self.precision]
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    name: str
+    kind: str  # act, err, grad, scratch, param, init, qparams, optim
+    dtype: str
+    elements: int
+    node: str  # the layer it belongs to ("input" for the sample)
+    region: str  # arena, state, flash
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * DTYPE_BYTES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    phase: str  # one of PHASES
+    node: str
+    reads: tuple[str, ...]  # buffer names
+    writes: tuple[str, ...]
+    macs: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    graph: str
+    policy: Policy
+    config: ScheduleConfig
+    steps: tuple[Step, ...]
+    buffers: Mapping[str, BufferSpec]  # every buffer of every region, by name
+    trained: Mapping[str, frozenset[str]]  # node -> trained roles (after BN folding)
+    notes: tuple[str, ...]
+
+    def region(self, region: str) -> list[BufferSpec]:
+        """The buffers of one region, in the order they were made."""
+        return [b for b in self.buffers.values() if b.region == region]
+
+    def trainable_param_count(self) -> int:
+        """Number of parameter values this schedule updates."""
+        return sum(b.elements for b in self.buffers.values()
+                   if b.kind == "param" and b.region == "state")
+
+
+def elements(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def folded_nodes(graph: Graph, precision: Precision) -> frozenset[str]:
+    """BatchNorm nodes that the quantized engines fold into the conv before them."""
+    if not precision.quantized:
+        return frozenset()
+    return frozenset(n.name for n in graph.nodes if op_memory(n.op).folds_when_quantized)
+
+
+def trained_roles(graph: Graph, policy: Policy, folded: frozenset[str]) -> dict:
+    """node -> trained roles, without folded nodes (their parameters live in the conv)."""
+    return {k: v for k, v in policy.trainable_params(graph).items() if k not in folded}
+
+
+def error_needed(graph: Graph, trained: Mapping[str, frozenset[str]]) -> set[str]:
+    """Tensors whose error must be computed: those downstream of a trained parameter."""
+    needed: set[str] = set()
+    for node in graph.nodes:
+        if node.name in trained or any(t in needed for t in node.inputs):
+            needed.add(node.name)
+    return needed
+
+
+def param_dtype(precision: Precision, role: str) -> str:
+    """Storage type of a parameter role: int8 weights and int32 biases when quantized."""
+    return {"weight": precision.weight, "bias": precision.bias}.get(role, "float32")
+
+
+class _Builder:
+    """Builds one Schedule; mutable only while building."""
+
+    def __init__(self, graph: Graph, policy: Policy, config: ScheduleConfig):
+        self.graph, self.policy, self.config = graph, policy, config
+        self.prec = PRECISIONS[config.precision]
+        self.folded = folded_nodes(graph, self.prec)
+        self.trained = trained_roles(graph, policy, self.folded)
+        self.needed = error_needed(graph, self.trained)
+        self.steps: list[Step] = []
+        self.buffers: dict[str, BufferSpec] = {}
+        self.act: dict[str, str] = {INPUT: "act:" + INPUT}  # tensor -> buffer of its value
+        self.err: dict[str, str] = {}  # tensor -> buffer of its error
+        self.err_made: set[str] = set()
+        self.notes: list[str] = []
+
+    def is_view(self, node: Node) -> bool:
+        return node.name in self.folded or op_memory(node.op).view
+
+    def buffer(self, name: str, kind: str, dtype: str, count: int, node: str,
+               region: str) -> str:
+        if name not in self.buffers:
+            self.buffers[name] = BufferSpec(name, kind, dtype, int(count), node, region)
+        return name
+
+    def step(self, phase: str, node: str, reads, writes, macs: int = 0) -> None:
+        self.steps.append(Step(len(self.steps), phase, node, tuple(dict.fromkeys(reads)),
+                               tuple(dict.fromkeys(writes)), int(macs)))
+
+    def forward_macs(self, node: Node) -> int:
+        if node.name in self.folded:
+            return 0
+        return get_op(node.op).macs(node.attrs, self.graph.in_shapes(node),
+                                    self.graph.shapes[node.name])
+
+    def resolve(self, node: Node, symbols: tuple[str, ...]) -> list[str]:
+        """Buffers named by 'inputs'/'output' for this node."""
+        table = {"inputs": [self.act[t] for t in node.inputs], "output": [self.act[node.name]]}
+        return [b for s in symbols for b in table[s]]
+
+    def param_buffers(self, node: Node) -> list[str]:
+        if node.name in self.folded:
+            return []
+        names = [f"param:{key}" for key in node.params.values()]
+        qp = f"qparams:{node.name}"
+        return names + ([qp] if qp in self.buffers else [])
+
+    # --- parameters, quantization state, optimizer state -------------------------------
+    def add_params(self, node: Node) -> None:
+        """Trained parameters (and state such as BN statistics) go to RAM with an initial
+        image in flash; frozen ones stay in flash."""
+        if node.name in self.folded:
+            return
+        roles = self.trained.get(node.name, frozenset())
+        for role, key in node.params.items():
+            value = self.graph.params[key]
+            in_ram = role in roles or (role in get_op(node.op).buffers and bool(roles))
+            dtype = param_dtype(self.prec, role)
+            region = "state" if in_ram else "flash"
+            self.buffer(f"param:{key}", "param", dtype, value.size, node.name, region)
+            if in_ram:
+                self.buffer(f"init:{key}", "init", dtype, value.size, node.name, "flash")
+        if self.prec.quantized and "weight" in node.params:
+            rows = self.graph.params[node.params["weight"]].shape[0]
+            # per-channel scale (float32) + zero point (int32), and the range tracker lo/hi
+            self.buffer(f"qparams:{node.name}", "qparams", "int32", 2 * rows + 2, node.name,
+                        "state" if roles else "flash")
+
+    def add_optimizer_state(self, node: Node) -> None:
+        per_param, per_row = OPTIMIZERS[self.config.optimizer_name]
+        for role in sorted(self.trained.get(node.name, ())):
+            value = self.graph.params[node.params[role]]
+            count = per_param * value.size + (per_row * value.shape[0] if role == "weight" else 0)
+            if count:
+                self.buffer(f"optim:{node.params[role]}", "optim", "float32", count, node.name,
+                            "state")
+
+    def add_tensor_qparams(self) -> None:
+        """Per-tensor scale, zero point and tracked range (lo, hi) of every int8 act/err."""
+        tensors = [b for b in self.buffers.values() if b.kind in ("act", "err")]
+        if self.prec.quantized and tensors:
+            self.buffer("qparams:tensors", "qparams", "int32", 4 * len(tensors), "input",
+                        "state")
+
+    # --- forward and loss --------------------------------------------------------------
+    def forward(self) -> None:
+        self.buffer(self.act[INPUT], "act", self.prec.act, elements(self.graph.input_shape),
+                    INPUT, "arena")
+        self.step("input", INPUT, [], [self.act[INPUT]])
+        for node in self.graph.nodes:
+            self.add_params(node)
+            if self.is_view(node):
+                self.act[node.name] = self.act[node.inputs[0]]
+                continue
+            out = self.buffer(f"act:{node.name}", "act", self.prec.act,
+                              elements(self.graph.shapes[node.name]), node.name, "arena")
+            self.act[node.name] = out
+            reads = [self.act[t] for t in node.inputs] + self.param_buffers(node)
+            self.step("forward", node.name, reads, [out], self.forward_macs(node))
+
+    def error_buffer(self, tensor: str) -> str:
+        """The buffer of a tensor's error; a view shares its input's."""
+        if tensor not in self.err:
+            node = next((n for n in self.graph.nodes if n.name == tensor), None)
+            if node is not None and self.is_view(node):
+                self.err[tensor] = self.error_buffer(node.inputs[0])
+            else:
+                self.err[tensor] = self.buffer(f"err:{tensor}", "err", self.prec.err,
+                                               elements(self.graph.shapes[tensor]), tensor,
+                                               "arena")
+        return self.err[tensor]
+
+    def loss(self) -> None:
+        out = self.graph.output
+        dtype = "int32" if self.prec.quantized else "float32"
+        scratch = self.buffer("scratch:loss", "scratch", dtype,
+                              elements(self.graph.shapes[out]), self.graph.loss, "arena")
+        err = self.error_buffer(out)
+        self.err_made.add(err)
+        self.step("loss", self.graph.loss, [self.act[out]], [scratch, err])
+
+    # --- backward and updates ----------------------------------------------------------
+    def grad_buffers(self, node: Node) -> list[str]:
+        region = "arena" if self.config.batch == 1 else "state"
+        return [self.buffer(f"grad:{node.params[role]}", "grad", self.prec.grad,
+                            self.graph.params[node.params[role]].size, node.name, region)
+                for role in sorted(self.trained.get(node.name, ()))]
+
+    def keeps_for_params(self, node: Node) -> list[str]:
+        mem = op_memory(node.op)
+        default = () if mem.known else ("inputs",)
+        roles = sorted(self.trained[node.name])
+        return self.resolve(node, tuple(s for r in roles for s in mem.param_keeps.get(r, default)))
+
+    def topk_scratch(self, node: Node) -> list[str]:
+        """Dynamic partial updates rank the N filters/rows by error: index + magnitude each."""
+        if not self.policy.partial or "weight" not in self.trained[node.name]:
+            return []
+        rows = self.graph.params[node.params["weight"]].shape[0]
+        return [self.buffer(f"scratch:topk:{node.name}", "scratch", "int32", 2 * rows,
+                            node.name, "arena")]
+
+    def backward_weight(self, node: Node) -> list[str]:
+        mem = op_memory(node.op)
+        grads = self.grad_buffers(node)
+        accumulate = grads if self.config.batch > 1 else []
+        costly = any(r in mem.param_keeps or not mem.known for r in self.trained[node.name])
+        reads = [self.err[node.name], *self.keeps_for_params(node), *self.topk_scratch(node)]
+        self.step("backward_weight", node.name, reads + accumulate, grads,
+                  self.forward_macs(node) if costly else 0)
+        return grads
+
+    def backward_error(self, node: Node) -> None:
+        mem = op_memory(node.op)
+        targets = [t for t in node.inputs if t in self.needed]
+        if not targets:
+            return
+        outs = [self.error_buffer(t) for t in targets]
+        accumulate = [b for b in outs if b in self.err_made]  # fan-out: errors are summed
+        self.err_made.update(outs)
+        weight = [f"param:{node.params['weight']}"] if "weight" in node.params else []
+        reads = [self.err[node.name], *self.resolve(node, mem.error_keeps), *weight, *accumulate]
+        self.step("backward_error", node.name, reads, outs,
+                  self.forward_macs(node) if mem.transposed else 0)
+
+    def update(self, node: Node) -> None:
+        grads = [f"grad:{node.params[r]}" for r in sorted(self.trained[node.name])]
+        params = [f"param:{node.params[r]}" for r in sorted(self.trained[node.name])]
+        state = [b for b in (f"optim:{node.params[r]}" for r in sorted(self.trained[node.name]))
+                 if b in self.buffers]
+        qp = [f"qparams:{node.name}"] if f"qparams:{node.name}" in self.buffers else []
+        self.step("update", node.name, grads + params + state + qp, params + state + qp)
+
+    def backward(self) -> list[Node]:
+        """Backward steps in reverse order; returns the trained nodes in that order."""
+        order = []
+        for node in reversed(self.graph.nodes):
+            if self.is_view(node) or node.name not in self.needed:
+                continue
+            if self.error_buffer(node.name) not in self.err_made:
+                continue  # its output reaches no loss: no error arrives
+            if node.name in self.trained:
+                self.add_optimizer_state(node)
+                self.backward_weight(node)
+                order.append(node)
+            self.backward_error(node)
+            if node.name in self.trained and self.config.reordered:
+                self.update(node)
+        return order
+
+    def describe(self) -> None:
+        if self.policy.partial:
+            self.notes.append(
+                f"{self.policy.name}: planned for its worst case, k = N filters/rows in every "
+                "trained layer (lambda = lambda_max); top-k scratch included")
+        if self.folded:
+            self.notes.append(f"{len(self.folded)} BatchNorm layer(s) folded into the conv "
+                              f"before them ({self.prec.name} precision)")
+        for op in sorted({n.op for n in self.graph.nodes if not op_memory(n.op).known}):
+            self.notes.append(f"op '{op}' has no memory rule: planned conservatively "
+                              "(keeps its inputs and output for backward)")
+        if self.config.batch > 1:
+            self.notes.append(f"batch {self.config.batch}: gradient accumulators persist "
+                              "across the batch; the update runs after the last sample")
+        elif not self.config.reordered:
+            self.notes.append("no operator reordering: all gradients live until the updates "
+                              "at the end of the step")
+
+
+def build_schedule(graph: Graph, policy: Policy, config: ScheduleConfig) -> Schedule:
+    """The schedule of one training sample for ``graph`` trained under ``policy``."""
+    b = _Builder(graph, policy, config)
+    if not b.trained:
+        raise EdgetrainError(f"policy '{policy.name}' trains no parameter of model "
+                             f"'{graph.name}' at {config.precision} precision")
+    b.forward()
+    b.loss()
+    trained_order = b.backward()
+    if not config.reordered:
+        for node in trained_order:
+            b.update(node)
+    b.add_tensor_qparams()
+    b.describe()
+    return Schedule(graph.name, policy, config, tuple(b.steps), dict(b.buffers),
+                    dict(b.trained), tuple(b.notes))
