@@ -6,6 +6,11 @@ import numpy as np
 import primitives as P  # tests/c helper
 import pytest
 
+from edgetrain.export.toolchains import available
+
+OK, WHY = available("host")
+pytestmark = pytest.mark.skipif(not OK, reason=f"host C compiler missing: {WHY}")
+
 MODES = ["floor", "nearest", "stochastic"]
 
 

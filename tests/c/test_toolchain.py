@@ -5,7 +5,10 @@ import subprocess
 import pytest
 
 from edgetrain.errors import EdgetrainError
-from edgetrain.export.toolchains import C_FLAGS, compile_program, first_error, target
+from edgetrain.export.toolchains import C_FLAGS, available, compile_program, first_error, target
+
+OK, WHY = available("host")
+pytestmark = pytest.mark.skipif(not OK, reason=f"host C compiler missing: {WHY}")
 
 
 def test_host_program_builds_and_runs(tmp_path):

@@ -11,6 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "c"))
 
 import primitives as P  # tests/c helper
 
+from edgetrain.export.toolchains import available
+
+OK, WHY = available("cortex-m4")
+pytestmark = pytest.mark.skipif(not OK, reason=f"cross toolchain missing: {WHY}")
+
 CORES = ["cortex-m0plus", "cortex-m4", "cortex-m7"]
 
 

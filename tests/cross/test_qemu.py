@@ -5,7 +5,10 @@ import pytest
 
 from edgetrain.errors import EdgetrainError
 from edgetrain.export import qemu, sources
-from edgetrain.export.toolchains import compile_program, elf_size, target
+from edgetrain.export.toolchains import available, compile_program, elf_size, target
+
+OK, WHY = available("cortex-m4")
+pytestmark = pytest.mark.skipif(not OK, reason=f"cross toolchain missing: {WHY}")
 
 PROGRAM = r"""
 #include <stdio.h>
