@@ -31,3 +31,29 @@ def relu6_forward(attrs, xs, p, training):
 
 register(OpDef("relu", _same, relu_forward, relu_backward, _no_macs))
 register(OpDef("relu6", _same, relu6_forward, relu_backward, _no_macs))
+
+
+# --- int8 --- (same scale and zero point in and out: ReLU clamps at the zero point, ReLU6
+# also at qmax = the int8 code of 6.0, which the engine derives from the scale)
+def int_relu_forward(attrs, q, zero, qmax, mode, rng):
+    y = np.maximum(q, zero).astype(np.int8)  # int8[B, ...]
+    return y, y > zero
+
+
+def int_relu6_forward(attrs, q, zero, qmax, mode, rng):
+    y = np.clip(q, zero, qmax).astype(np.int8)  # int8[B, ...]
+    return y, (y > zero) & (y < qmax)
+
+
+def int_mask_backward(attrs, mask, e):
+    return np.where(mask, e, 0)  # int64[B, ...] centred errors
+
+
+def _register_int8():
+    from edgetrain.numerics.kernels import IntKernel, register_int8
+
+    register_int8("relu", IntKernel(int_relu_forward, int_mask_backward))
+    register_int8("relu6", IntKernel(int_relu6_forward, int_mask_backward))
+
+
+_register_int8()

@@ -303,3 +303,76 @@ register(OpDef("conv2d", _infer_2d, conv2d_forward, conv2d_backward, _macs, _par
 register(OpDef("conv1d", _infer_1d, conv1d_forward, conv1d_backward, _macs, _params_1d,
                _init(_params_1d), trainable=("weight", "bias"),
                doc="1D convolution over (C, L)"))
+
+
+# --- int8 --- (integer side: the same kernels on float64 arrays holding integers, exact
+# while partial sums stay below 2^53; inputs are centred (q - zero), so zero padding is the
+# real zero. The engine adds zero points, bias and requantization.)
+def int_conv2d_forward(attrs, x, w):
+    geo = geometry_2d(attrs, x.shape[1:])
+    y, saved = _KERNELS[geo.depthwise][0](x, w, geo)  # float64[B, O, Ho, Wo]
+    return y, (saved, geo)
+
+
+def _kept_rows(sel, b):
+    return sel.e.reshape(b, sel.e.shape[1], -1)  # [B, k, P]
+
+
+def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
+    saved, geo = ctx
+    if sel is None or geo.groups > 1:  # grouped: dropped channels have zero error
+        return _KERNELS[geo.depthwise][1](saved, e, w, geo, True, False)[0]
+    w_sel = w.reshape(geo.c_out, -1)[sel.idx]  # [B, k, C*kh*kw]: the kept filters only
+    dcols = np.matmul(w_sel.transpose(0, 2, 1), _kept_rows(sel, len(e)))  # [B, K, P]
+    return col2im(dcols, geo)  # [B, C, H, W]
+
+
+def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None):
+    saved, geo = ctx
+    if sel is None or geo.groups > 1:
+        return _KERNELS[geo.depthwise][1](saved, e, np.zeros(w_shape), geo, False, True)[1]
+    rows = np.matmul(_kept_rows(sel, len(e)), saved.transpose(0, 2, 1))  # [B, k, K]
+    dw = np.zeros((w_shape[0], rows.shape[2]), rows.dtype)
+    np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, rows.shape[2]))
+    return dw.reshape(w_shape)
+
+
+def _as_2d(attrs):
+    return {**attrs, "kernel": (1, int(attrs["kernel"])), "stride": (1, int(attrs.get("stride", 1))),
+            "padding": (0, int(attrs.get("padding", 0)))}
+
+
+def _sel_2d(sel):
+    if sel is None:
+        return None
+    return type(sel)(sel.idx, sel.e[:, :, None, :])
+
+
+def int_conv1d_forward(attrs, x, w):
+    y, ctx = int_conv2d_forward(_as_2d(attrs), x[:, :, None, :], w[:, :, None, :])
+    return y[:, :, 0, :], ctx  # float64[B, O, Lo]
+
+
+def int_conv1d_backward_input(attrs, ctx, e, w, sel=None):
+    dx = int_conv2d_backward_input(_as_2d(attrs), ctx, e[:, :, None, :], w[:, :, None, :],
+                                   _sel_2d(sel))
+    return dx[:, :, 0, :]  # [B, C, L]
+
+
+def int_conv1d_backward_weight(attrs, ctx, e, w_shape, sel=None):
+    o, c, k = w_shape
+    dw = int_conv2d_backward_weight(_as_2d(attrs), ctx, e[:, :, None, :], (o, c, 1, k),
+                                    _sel_2d(sel))
+    return dw[:, :, 0, :]
+
+
+def _register_int8():
+    from edgetrain.numerics.kernels import WeightKernel, register_int8
+
+    register_int8("conv2d", WeightKernel(int_conv2d_forward, int_conv2d_backward_input,
+                                         int_conv2d_backward_weight))
+    register_int8("conv1d", WeightKernel(int_conv1d_forward, int_conv1d_backward_input,
+                                         int_conv1d_backward_weight))
+
+
+_register_int8()

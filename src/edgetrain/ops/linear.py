@@ -40,3 +40,34 @@ def _macs(attrs, in_shapes, out_shape):
 
 register(OpDef("linear", _infer, forward, backward, _macs, _param_shapes,
                trainable=("weight", "bias")))
+
+
+# --- int8 --- (integer side; the engine adds zero points, bias and requantization)
+def int_forward(attrs, x, w):
+    return x @ w.T, x  # float64[B, out] (exact integers when x, w are)
+
+
+def int_backward_input(attrs, x, e, w, sel=None):
+    if sel is None:
+        return e @ w  # float64[B, in]
+    return (sel.e[:, None, :] @ w[sel.idx])[:, 0]  # only the k kept rows per sample
+
+
+def int_backward_weight(attrs, x, e, w_shape, sel=None):
+    import numpy as np
+
+    if sel is None:
+        return e.T @ x  # float64[out, in]
+    rows = sel.e[:, :, None] * x[:, None, :]  # float64[B, k, in]
+    dw = np.zeros(w_shape, rows.dtype)
+    np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, w_shape[1]))
+    return dw
+
+
+def _register_int8():
+    from edgetrain.numerics.kernels import WeightKernel, register_int8
+
+    register_int8("linear", WeightKernel(int_forward, int_backward_input, int_backward_weight))
+
+
+_register_int8()

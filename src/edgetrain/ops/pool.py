@@ -148,3 +148,75 @@ register(OpDef("avgpool2d", _infer_pool("avgpool2d"), avgpool2d_forward, avgpool
                _avg_macs, doc="2D average pooling (zero padding counted)"))
 register(OpDef("global_avg_pool", _infer_gap, global_avg_pool_forward,
                global_avg_pool_backward, _gap_macs, doc="mean over all spatial dims -> (C,)"))
+
+
+# --- int8 --- (max pooling works on the codes directly; average pooling sums the centred
+# codes exactly and requantizes by 1/n into the input's scale; backward returns the summed
+# centred errors, whose scale is the output error's scale / n)
+def int_maxpool2d_forward(attrs, q, zero, qmax, mode, rng):
+    y, ctx = maxpool2d_forward(attrs, [q.astype(np.float64)], {}, False)
+    return y.astype(np.int8), ctx  # int8[B, C, Ho, Wo]
+
+
+def int_maxpool2d_backward(attrs, ctx, e):
+    from edgetrain.ir.registry import Want
+
+    dx = maxpool2d_backward(attrs, ctx, e.astype(np.float64), {}, Want((True,)))[0][0]
+    return dx.astype(np.int64)  # exact: sums of integers
+
+
+def _window_sum(xc, attrs):
+    kernel, stride, padding, out_hw = pool_geometry(attrs, xc.shape[1:], "avgpool2d")
+    xp = pad_hw(xc, padding)
+    acc = np.zeros((*xc.shape[:2], *out_hw), np.int64)  # int64[B, C, Ho, Wo]
+    for k in range(kernel[0] * kernel[1]):
+        acc += window(xp, k // kernel[1], k % kernel[1], stride, out_hw)
+    return acc, (xc.shape, kernel, stride, padding)
+
+
+def _requantize_mean(acc, n, zero, mode, rng):
+    from edgetrain.numerics.requant import requantize
+
+    return requantize(acc, np.float32(1) / np.float32(n), zero, mode, rng)
+
+
+def int_avgpool2d_forward(attrs, q, zero, qmax, mode, rng):
+    acc, ctx = _window_sum(q.astype(np.int64) - zero, attrs)
+    return _requantize_mean(acc, math.prod(ctx[1]), zero, mode, rng), ctx
+
+
+def int_avgpool2d_backward(attrs, ctx, e):
+    shape, (kh, kw), stride, (ph, pw) = ctx
+    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), np.int64)
+    for k in range(kh * kw):
+        window(dxp, k // kw, k % kw, stride, e.shape[2:])[...] += e
+    return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
+
+
+def _avg_divisor(attrs, in_shape):
+    return math.prod(pair(attrs["kernel"]))
+
+
+def int_gap_forward(attrs, q, zero, qmax, mode, rng):
+    acc = (q.astype(np.int64) - zero).reshape(*q.shape[:2], -1).sum(axis=2)  # int64[B, C]
+    return _requantize_mean(acc, math.prod(q.shape[2:]), zero, mode, rng), q.shape
+
+
+def int_gap_backward(attrs, shape, e):
+    return np.broadcast_to(e.reshape(*e.shape, *([1] * (len(shape) - 2))), shape).copy()
+
+
+def _gap_divisor(attrs, in_shape):
+    return math.prod(in_shape[1:])
+
+
+def _register_int8():
+    from edgetrain.numerics.kernels import IntKernel, register_int8
+
+    register_int8("maxpool2d", IntKernel(int_maxpool2d_forward, int_maxpool2d_backward))
+    register_int8("avgpool2d", IntKernel(int_avgpool2d_forward, int_avgpool2d_backward,
+                                         _avg_divisor))
+    register_int8("global_avg_pool", IntKernel(int_gap_forward, int_gap_backward, _gap_divisor))
+
+
+_register_int8()

@@ -50,3 +50,23 @@ register(OpDef("flatten", _flatten_shape, flatten_forward, flatten_backward, _no
                doc="flatten per sample to (N,)"))
 register(OpDef("add", _add_shape, add_forward, add_backward, _no_macs,
                doc="element-wise sum of two tensors (residual)"))
+
+
+# --- int8 --- (flatten is a reshape of the codes; add requantizes both inputs to its own
+# tracked scale, which the engine does, so its kernel is a marker)
+def int_flatten_forward(attrs, q, zero, qmax, mode, rng):
+    return q.reshape(len(q), -1), q.shape  # int8[B, N]
+
+
+def int_flatten_backward(attrs, shape, e):
+    return e.reshape(shape)
+
+
+def _register_int8():
+    from edgetrain.numerics.kernels import AddKernel, IntKernel, register_int8
+
+    register_int8("flatten", IntKernel(int_flatten_forward, int_flatten_backward))
+    register_int8("add", AddKernel())
+
+
+_register_int8()
