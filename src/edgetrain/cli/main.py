@@ -13,6 +13,7 @@ from edgetrain.errors import EdgetrainError
 # subcommand -> (module, one-line help); modules are imported only when used
 COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("edgetrain.cli.devices", "list the device catalogue (cores, SRAM, flash, QEMU)"),
+    "plan": ("edgetrain.cli.plan", "does training fit? peak RAM, flash, MACs, latency estimate"),
 }
 
 
