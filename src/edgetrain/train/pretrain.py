@@ -74,6 +74,22 @@ class PretrainConfig:
             raise EdgetrainError(f"shift must be >= 0, got {self.shift}")
 
 
+# tuned defaults per zoo model: `bench/float_accuracy.py` measures them (BENCHMARKS.md)
+RECIPES: dict[str, PretrainConfig] = {
+    "mnist-cnn": PretrainConfig(epochs=20, batch=32, lr=0.05, schedule="cosine"),
+    "motion-cnn1d": PretrainConfig(epochs=30, batch=8, lr=0.01, optimizer="adam",
+                                   schedule="cosine"),
+    "mlp": PretrainConfig(epochs=20, batch=32, lr=0.05, schedule="cosine"),
+    "mbednet": PretrainConfig(epochs=15, batch=32, lr=0.002, optimizer="adam",
+                              schedule="cosine"),
+}
+
+
+def recipe(model: str) -> PretrainConfig:
+    """The tuned training configuration of a zoo model (PretrainConfig() for others)."""
+    return RECIPES.get(model, PretrainConfig())
+
+
 @dataclass(frozen=True)
 class Progress:
     """One progress report: after each step (test_accuracy None) and at each epoch's end."""
