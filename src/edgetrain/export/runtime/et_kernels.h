@@ -1,0 +1,47 @@
+/* edgetrain integer kernels: the multiply-accumulate work of one training sample.
+ *
+ * The C translation of the int8 kernel table (edgetrain.numerics.kernels and the
+ * "# --- int8 ---" sections of the edgetrain.ops modules): forward, backward error and weight
+ * gradient of linear, conv2d (groups, depthwise) and conv1d (= conv2d with H = 1), as in
+ * Deutel et al. 2024 (IEEE TCAD), "On-Device Training of Fully Quantized Deep Neural
+ * Networks on Cortex-M Microcontrollers": E_{n-1} = W^T E_n and dW = E_n X^T as transposed
+ * GEMMs/convolutions on integers.
+ *
+ * Operands are int8 with a zero point; the kernels work on centred values (q - zero), so
+ * zero padding is the real zero. Accumulators: int32 for forward and backward error (the
+ * exporter checks K * 255 * 255 < 2^31 for every layer), int64 for weight gradients (summed
+ * over the mini-batch). `sel` (NULL: all) marks the output channels kept by dynamic partial
+ * updates: dropped channels cost no work in either backward kernel.
+ *
+ * On ARMv7E-M (Cortex-M4/M7, __ARM_FEATURE_DSP) the inner loops use dual 16-bit MACs
+ * (SXTB16 + SMLAD) unless ET_NO_SIMD is defined; the results are identical integers. */
+#ifndef ET_KERNELS_H
+#define ET_KERNELS_H
+
+#include <stdint.h>
+
+typedef struct {
+    int32_t c_in, h, w;          /* input, per sample */
+    int32_t c_out, ho, wo;       /* output */
+    int32_t kh, kw, sh, sw, ph, pw, groups;
+} et_conv_geo;
+
+/* linear: x[n_in], w[n_out][n_in] -> acc[n_out] = sum_i (x_i - zx)(w_oi - zw) */
+void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
+                   int32_t n_in, int32_t n_out, int32_t *acc);
+/* dx[i] = sum_{o kept} (e_o - ze)(w_oi - zw) */
+void et_linear_bwd_in(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *w,
+                      int32_t zw, int32_t n_in, int32_t n_out, int32_t *dx);
+/* dw[o][i] += (e_o - ze)(x_i - zx) for kept o */
+void et_linear_bwd_w(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *x,
+                     int32_t zx, int32_t n_in, int32_t n_out, int64_t *dw);
+
+/* conv2d, per sample, channels first; w[c_out][c_in/groups][kh][kw] */
+void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
+                 int32_t zw, int32_t *acc);
+void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
+                    const int8_t *w, int32_t zw, int32_t *dx);
+void et_conv_bwd_w(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
+                   const int8_t *x, int32_t zx, int64_t *dw);
+
+#endif
