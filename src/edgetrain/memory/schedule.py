@@ -365,8 +365,9 @@ class _Builder:
         grads = self.grad_buffers(node)
         accumulate = grads if self.config.batch > 1 else []
         costly = any(r in mem.param_keeps or not mem.known for r in self.trained[node.name])
-        reads = [self.err[node.name], *self.keeps_for_params(node), *self.topk_scratch(node)]
-        self.step("backward_weight", node.name, reads + accumulate, grads,
+        scratch = self.topk_scratch(node)  # filled, then read, by this step
+        reads = [self.err[node.name], *self.keeps_for_params(node), *scratch]
+        self.step("backward_weight", node.name, reads + accumulate, scratch + grads,
                   self.forward_macs(node) if costly else 0)
         return grads
 

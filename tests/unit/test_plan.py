@@ -1,0 +1,134 @@
+"""Plans of the zoo models: the planner's bars, totals, fits, cost model."""
+
+import math
+
+import pytest
+
+from edgetrain import zoo
+from edgetrain.errors import EdgetrainError
+from edgetrain.ir import Policy
+from edgetrain.memory import devices
+from edgetrain.memory.plan import PlanConfig, plan
+from edgetrain.memory.search import candidate_policies, search
+
+
+def zoo_policies():
+    for name in zoo.names():
+        g = zoo.build(name)
+        layers = len(g.weight_nodes())
+        for policy in ("full", "last-1", f"last-{max(1, layers // 2)}", "bias-only", "partial"):
+            yield name, policy
+
+
+GRAPHS = {name: zoo.build(name) for name in zoo.names()}
+
+
+@pytest.mark.parametrize("model, policy", list(zoo_policies()))
+def test_arena_within_ten_percent_of_the_lower_bound(model, policy):
+    for precision in ("int8", "float32"):
+        p = plan(GRAPHS[model], "imxrt1062", policy, precision)
+        assert p.lower_bound_bytes <= p.arena_bytes <= 1.10 * p.lower_bound_bytes, (
+            model, policy, precision, p.arena_bytes, p.lower_bound_bytes)
+
+
+def test_operator_reordering_lowers_peak_ram_on_mbednet():
+    g = GRAPHS["mbednet"]
+    reordered = plan(g, "nrf52840", config=PlanConfig(reorder=True))
+    accumulated = plan(g, "nrf52840", config=PlanConfig(reorder=False))
+    assert reordered.peak_ram_bytes < accumulated.peak_ram_bytes
+    # the saving is the gradient buffers that no longer live together
+    grads = sum(b.bytes for b in accumulated.arena if b.kind == "grad")
+    largest = max(b.bytes for b in reordered.arena if b.kind == "grad")
+    assert accumulated.arena_bytes - reordered.arena_bytes <= grads - largest + 64
+
+
+def test_policies_order_memory_as_expected_on_mnist_cnn():
+    g = GRAPHS["mnist-cnn"]
+    peak = {pol: plan(g, "imxrt1062", pol).peak_ram_bytes
+            for pol in ("full", "last-2", "last-1", "bias-only")}
+    assert peak["last-1"] < peak["last-2"] < peak["full"]
+    assert peak["bias-only"] < peak["full"]
+    assert plan(g, "imxrt1062", "full", batch=8).peak_ram_bytes > peak["full"]
+
+
+def test_totals_and_regions_add_up():
+    p = plan(GRAPHS["mnist-cnn"], "rp2040", "last-2", "int8")
+    assert p.peak_ram_bytes == p.arena_bytes + p.state_bytes
+    assert p.flash_bytes == p.flash_data_bytes + p.code_bytes_estimate
+    assert p.state_bytes >= sum(b.bytes for b in p.state)
+    assert p.flash_data_bytes >= sum(b.bytes for b in p.flash)
+    assert {b.region for b in p.state} == {"state"} and {b.region for b in p.flash} == {"flash"}
+    assert p.trainable_params == 784 * 64 + 64 + 64 * 10 + 10  # fc1 on 16x7x7, fc2
+    assert p.buffer("param:fc1.weight").bytes == 784 * 64  # int8 weights in RAM
+    assert sum(r.ram_bytes for r in p.layers) + p.buffer("qparams:tensors").bytes == sum(
+        b.bytes for b in p.state)
+
+
+def test_fits_and_shortfall_against_the_device():
+    g = GRAPHS["mbednet"]
+    big = plan(g, "imxrt1062", "full", "float32")
+    small = plan(g, "nrf52840", "full", "float32")
+    assert big.fits and not small.fits
+    assert small.ram_over_bytes == small.peak_ram_bytes - 256 * 1024
+    d = small.to_dict(detail=False)
+    assert d["fits"] is False and d["ram_over_bytes"] == small.ram_over_bytes
+
+
+def test_forward_macs_match_the_graph_and_backward_follows_the_policy():
+    g = GRAPHS["mnist-cnn"]
+    full = plan(g, "nrf52840", "full", "float32").cost.macs
+    assert full["forward"] == g.macs_per_sample()
+    conv1 = 28 * 28 * 8 * 9
+    assert full["backward_weight"] == g.macs_per_sample()
+    assert full["backward_error"] == g.macs_per_sample() - conv1  # nothing flows into the input
+    bias = plan(g, "nrf52840", "bias-only", "float32").cost.macs
+    assert bias["backward_weight"] == 0 and bias["backward_error"] == full["backward_error"]
+    last = plan(g, "nrf52840", "last-1", "float32").cost.macs
+    assert last == {"forward": full["forward"], "backward_error": 0,
+                    "backward_weight": 64 * 10}
+
+
+def test_int8_folds_batchnorm_macs_away():
+    g = GRAPHS["mbednet"]
+    bn = sum(math.prod(g.shapes[n.name]) for n in g.nodes if n.op == "batchnorm")
+    assert plan(g, "nrf52840", precision="int8").cost.macs["forward"] == g.macs_per_sample() - bn
+
+
+def test_latency_is_an_estimate_that_follows_the_core():
+    g = GRAPHS["mnist-cnn"]
+    m7 = plan(g, "imxrt1062", precision="int8").cost
+    m0 = plan(g, "rp2040", precision="int8").cost
+    assert m0.latency_ms_estimate > m7.latency_ms_estimate > 0
+    soft = plan(g, "rp2040", precision="float32").cost
+    assert soft.latency_ms_estimate > 5 * m0.latency_ms_estimate  # no FPU on the M0+
+    part = plan(g, "imxrt1062", Policy(lambda_min=0.1)).cost
+    assert part.latency_ms_estimate_best < part.latency_ms_estimate
+    assert "latency_ms_estimate" in part.to_dict()
+
+
+def test_user_devices_and_bad_input(tmp_path):
+    g = GRAPHS["mlp"]
+    with pytest.raises(EdgetrainError, match="unknown device"):
+        plan(g, "nrf5284")
+    with pytest.raises(EdgetrainError, match="alignment"):
+        PlanConfig(alignment=0)
+    with pytest.raises(EdgetrainError, match="only 3 weight layers"):
+        plan(g, "nrf52840", "last-4")
+    d = devices.get("nrf52840")
+    assert plan(g, d, "last-1").device is d
+
+
+def test_search_ranks_fitting_policies_and_draws_the_frontier():
+    g = GRAPHS["mnist-cnn"]
+    r = search(g, "nrf52840", ram_budget=64 * 1024, batches=(1,), lambdas=())
+    fitting = r.fitting
+    assert fitting and all(c.peak_ram_bytes <= 64 * 1024 for c in fitting)
+    params = [c.trainable_params for c in fitting]
+    assert params == sorted(params, reverse=True)
+    front = r.frontier
+    assert [c.peak_ram_bytes for c in front] == sorted(c.peak_ram_bytes for c in front)
+    assert [c.trainable_params for c in front] == sorted(c.trainable_params for c in front)
+    for c in r.candidates:  # nothing off the frontier beats a frontier point on both axes
+        assert not any(c.peak_ram_bytes <= f.peak_ram_bytes and c.trainable_params >
+                       f.trainable_params for f in front)
+    assert len(candidate_policies(g, (0.1,))) == 2 * 4 + 1
