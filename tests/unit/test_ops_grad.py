@@ -20,6 +20,8 @@ CASES = [
     ("conv2d-groups", "conv2d", {"out_channels": 6, "kernel": 3, "groups": 2}, [(4, 5, 5)], True),
     ("conv2d-depthwise", "conv2d", {"out_channels": 4, "kernel": 3, "stride": 2, "padding": 1,
                                     "groups": 4}, [(4, 6, 6)], True),
+    ("conv2d-depthwise-odd", "conv2d", {"out_channels": 3, "kernel": (3, 2), "stride": (2, 3),
+                                        "padding": (1, 1), "groups": 3}, [(3, 7, 8)], True),
     ("conv2d-dw-multiplier", "conv2d", {"out_channels": 4, "kernel": 3, "padding": 1,
                                         "groups": 2}, [(2, 4, 4)], True),
     ("conv2d-pointwise", "conv2d", {"out_channels": 5, "kernel": 1}, [(3, 4, 4)], True),

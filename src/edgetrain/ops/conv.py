@@ -184,29 +184,85 @@ def _gemm_backward(cols, dy, weight, geo, want_dx, want_dw):
     return dx, dw
 
 
+def _phase_rows(phase: int, stride: int, pad: int, n: int) -> tuple[int, slice, int]:
+    """Where phase `phase` of the padded axis meets the unpadded one: (first index in the
+    phase, the input's slice, count)."""
+    t0 = max(0, -(-(pad - phase) // stride))  # first t with phase + stride*t - pad >= 0
+    start = phase + stride * t0 - pad
+    return t0, slice(start, n, stride), len(range(start, n, stride))
+
+
+def phase_split(x: np.ndarray, geo: Geometry) -> tuple[np.ndarray, int, int]:
+    """The zero-padded input, channels outermost, split into its stride phases and flattened:
+    float[C, sh*sw, (B+1)*Hq*Wq], and Hq, Wq. Per channel, kernel offset (i, j) then reads ONE
+    contiguous run across the whole batch (see `phase_run`), so numpy loops over long rows;
+    the extra zero image keeps the last run in bounds."""
+    (sh, sw), (ph, pw), (h, w) = geo.stride, geo.padding, geo.in_hw
+    b, c = x.shape[:2]
+    hq, wq = -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)
+    out = np.zeros((c, sh, sw, b + 1, hq, wq), x.dtype)
+    xt = x.transpose(1, 0, 2, 3)  # view [C, B, H, W]
+    for a in range(sh):
+        t0, rows, nr = _phase_rows(a, sh, ph, h)
+        for d in range(sw):
+            u0, cols, nc = _phase_rows(d, sw, pw, w)
+            out[:, a, d, :b, t0:t0 + nr, u0:u0 + nc] = xt[:, :, rows, cols]
+    return out.reshape(c, sh * sw, (b + 1) * hq * wq), hq, wq
+
+
+def phase_merge(flat: np.ndarray, geo: Geometry, hq: int, wq: int) -> np.ndarray:
+    """The adjoint of phase_split (padding dropped): float[B, C, H, W]."""
+    (sh, sw), (ph, pw), (h, w) = geo.stride, geo.padding, geo.in_hw
+    ph6 = flat.reshape(len(flat), sh, sw, -1, hq, wq)
+    b = ph6.shape[3] - 1
+    x = np.empty((b, len(flat), h, w), flat.dtype)
+    xt = x.transpose(1, 0, 2, 3)
+    for a in range(sh):
+        t0, rows, nr = _phase_rows(a, sh, ph, h)
+        for d in range(sw):
+            u0, cols, nc = _phase_rows(d, sw, pw, w)
+            xt[:, :, rows, cols] = ph6[:, a, d, :b, t0:t0 + nr, u0:u0 + nc]
+    return x
+
+
+def phase_run(flat: np.ndarray, geo: Geometry, n: int, wq: int, i: int, j: int) -> np.ndarray:
+    """What kernel offset (i, j) reads for the n = B*Hq*Wq output slots: float[C, n]. Slot
+    (b, r, q) is output (r, q) of sample b when r < Ho and q < Wo; the rest are ignored."""
+    sh, sw = geo.stride
+    start = (i // sh) * wq + j // sw
+    return flat[:, (i % sh) * sw + j % sw, start:start + n]
+
+
 def _depthwise_forward(x, weight, geo):
-    xp = pad_hw(x, geo.padding)
-    y = np.zeros((len(x), geo.c_out, *geo.out_hw), np.result_type(x, weight))
+    flat, hq, wq = phase_split(x, geo)
+    (ho, wo), b, n = geo.out_hw, len(x), len(x) * hq * wq
+    acc = np.zeros((geo.c_out, n), np.result_type(x, weight))  # float[C, B*Hq*Wq]
+    tmp = np.empty_like(acc)
     for i in range(geo.kernel[0]):
         for j in range(geo.kernel[1]):
-            y += weight[:, 0, i, j, None, None] * window(xp, i, j, geo.stride, geo.out_hw)
-    return y, xp
+            np.multiply(phase_run(flat, geo, n, wq, i, j), weight[:, 0, i, j, None], out=tmp)
+            acc += tmp
+    y = acc.reshape(geo.c_out, b, hq, wq)[:, :, :ho, :wo].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(y), (flat, hq, wq)  # float[B, C, Ho, Wo]
 
 
-def _depthwise_backward(xp, dy, weight, geo, want_dx, want_dw):
-    (kh, kw), (ph, pw), (h, w) = geo.kernel, geo.padding, geo.in_hw
+def _depthwise_backward(saved, dy, weight, geo, want_dx, want_dw):
+    flat, hq, wq = saved
+    (ho, wo), (kh, kw), (b, c) = geo.out_hw, geo.kernel, dy.shape[:2]
+    dyf = np.zeros((c, b, hq, wq), dy.dtype)  # the ignored slots get no error
+    dyf[:, :, :ho, :wo] = dy.transpose(1, 0, 2, 3)
+    dyf = dyf.reshape(c, b * hq * wq)  # float[C, B*Hq*Wq]
     dw = np.zeros(weight.shape, dy.dtype) if want_dw else None
-    dxp = np.zeros(xp.shape, dy.dtype) if want_dx else None
+    dflat = np.zeros(flat.shape, dy.dtype) if want_dx else None
     for i in range(kh):
         for j in range(kw):
-            if want_dw:
-                dw[:, 0, i, j] = np.einsum("bchw,bchw->c", dy,
-                                           window(xp, i, j, geo.stride, geo.out_hw))
+            if want_dw:  # per-channel dot products as a batched matmul
+                run = phase_run(flat, geo, dyf.shape[1], wq, i, j)
+                dw[:, 0, i, j] = np.matmul(dyf[:, None, :], run[:, :, None])[:, 0, 0]
             if want_dx:
-                window(dxp, i, j, geo.stride, geo.out_hw)[...] += weight[:, 0, i, j, None,
-                                                                         None] * dy
-    dx = dxp[:, :, ph:ph + h, pw:pw + w] if want_dx else None
-    return dx, dw
+                phase_run(dflat, geo, dyf.shape[1], wq, i, j)[...] += dyf * weight[:, 0, i, j,
+                                                                                    None]
+    return (phase_merge(dflat, geo, hq, wq) if want_dx else None), dw
 
 
 # kernel family -> (forward(x, w, geo) -> (y, saved), backward(saved, dy, w, geo, dx?, dw?))

@@ -46,30 +46,32 @@ def _init(attrs, in_shapes, rng):
             "running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
 
 
-def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """A per-channel vector float[C] shaped to broadcast against float[B, C, *spatial]."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
+def _rows(v: np.ndarray, n: int, dtype) -> np.ndarray:
+    """A per-channel vector float[C] repeated to float[C, n]: it broadcasts against
+    float[B, C, n] with contiguous inner loops (much faster than a (C, 1) broadcast)."""
+    return np.repeat(v.astype(dtype, copy=False)[:, None], n, axis=1)
 
 
-def _reduce_axes(x: np.ndarray) -> tuple[int, ...]:
-    return (0, *range(2, x.ndim))
-
-
-def _batch_stats(x, attrs, p):
-    """Biased batch mean and variance per channel; updates the running statistics in place."""
-    axes = _reduce_axes(x)
-    n = x.size // x.shape[1]
-    if n < 2:
+def _update_running(p, attrs, mean, var, count: int) -> None:
+    """running = (1 - momentum) running + momentum batch, in place; unbiased variance."""
+    if count < 2:
         raise EdgetrainError("batchnorm in training needs more than one value per channel; "
                              "use a batch of at least 2 samples")
-    mean = x.mean(axis=axes)  # float[C]
-    var = x.var(axis=axes)  # float[C]
     m = float(attrs.get("momentum", 0.1))
-    for key, value in (("running_mean", mean), ("running_var", var * (n / (n - 1)))):
+    for key, value in (("running_mean", mean), ("running_var", var * (count / (count - 1)))):
         buf = p[key]
         buf *= 1.0 - m
         buf += m * value
-    return mean, var
+
+
+def _train_stats(x3, attrs, p):
+    """Centred input float[B, C, n] and 1/std per channel from the batch statistics."""
+    count = x3.shape[0] * x3.shape[2]
+    mean = np.einsum("bcn->c", x3) / count  # float[C]
+    xc = x3 - _rows(mean, x3.shape[2], x3.dtype)  # float[B, C, n]
+    var = np.einsum("bcn,bcn->c", xc, xc) / count  # float[C], biased
+    _update_running(p, attrs, mean, var, count)
+    return xc, var
 
 
 def batchnorm_forward(attrs, xs, p, training):
@@ -77,30 +79,33 @@ def batchnorm_forward(attrs, xs, p, training):
     if x.ndim < 2 or x.shape[1] != len(p["gamma"]):
         raise EdgetrainError(f"batchnorm: input batch has shape {x.shape}, expected "
                              f"(B, {len(p['gamma'])}, ...)")
-    eps = float(attrs.get("eps", 1e-5))
+    eps, dt = float(attrs.get("eps", 1e-5)), x.dtype
+    x3 = x.reshape(*x.shape[:2], -1)  # float[B, C, n]
+    n = x3.shape[2]
     if training:
-        mean, var = _batch_stats(x, attrs, p)
+        xc, var = _train_stats(x3, attrs, p)
     else:
-        mean, var = p["running_mean"], p["running_var"]
-    invstd = (1.0 / np.sqrt(var.astype(x.dtype) + eps)).astype(x.dtype)  # float[C]
-    xhat = (x - _per_channel(mean.astype(x.dtype), x.ndim)) * _per_channel(invstd, x.ndim)
-    y = xhat * _per_channel(p["gamma"], x.ndim) + _per_channel(p["beta"], x.ndim)
-    return y, (xhat, invstd, training)
+        xc, var = x3 - _rows(p["running_mean"], n, dt), p["running_var"]
+    invstd = (1.0 / np.sqrt(var.astype(dt) + eps)).astype(dt)  # float[C]
+    y = xc * _rows(p["gamma"] * invstd, n, dt)
+    y += _rows(p["beta"], n, dt)
+    return y.reshape(x.shape), (xc, invstd, training)
 
 
 def batchnorm_backward(attrs, ctx, dy, p, want):
-    xhat, invstd, training = ctx
-    axes, nd = _reduce_axes(dy), dy.ndim
-    dbeta = dy.sum(axis=axes)  # float[C]
-    dgamma = (dy * xhat).sum(axis=axes)  # float[C]
+    xc, invstd, training = ctx  # float[B, C, n], float[C]
+    dy3 = dy.reshape(xc.shape)
+    n, count, dt = xc.shape[2], xc.shape[0] * xc.shape[2], dy.dtype
+    dbeta = np.einsum("bcn->c", dy3)  # float[C]
+    dgamma = np.einsum("bcn,bcn->c", dy3, xc) * invstd  # float[C]
     dx = None
     if want.inputs[0]:
-        scale = _per_channel(p["gamma"] * invstd, nd)
+        k1 = p["gamma"] * invstd  # dx = k1 (dy - dbeta/N - xhat dgamma/N)
+        dx = dy3 * _rows(k1, n, dt)
         if training:
-            n = dy.size // dy.shape[1]
-            dx = scale * (dy - _per_channel(dbeta / n, nd) - xhat * _per_channel(dgamma / n, nd))
-        else:
-            dx = scale * dy
+            dx -= xc * _rows(k1 * invstd * dgamma / count, n, dt)
+            dx -= _rows(k1 * dbeta / count, n, dt)
+        dx = dx.reshape(dy.shape)
     grads = {role: g for role, g in (("gamma", dgamma), ("beta", dbeta)) if role in want.params}
     return [dx], grads
 

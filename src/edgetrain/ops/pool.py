@@ -63,22 +63,29 @@ def maxpool2d_forward(attrs, xs, p, training):
     (kh, kw), stride, padding, out_hw = pool_geometry(attrs, x.shape[1:], "maxpool2d")
     xp = pad_hw(x, padding, -np.inf)
     y = window(xp, 0, 0, stride, out_hw).copy()  # float[B, C, Ho, Wo]
-    arg = np.zeros(y.shape, np.int32)  # offset index of the first maximum
     for k in range(1, kh * kw):
-        win = window(xp, k // kw, k % kw, stride, out_hw)
-        better = win > y
-        np.copyto(y, win, where=better)
-        arg[better] = k
-    return y, (arg, x.shape, (kh, kw), stride, padding)
+        np.maximum(y, window(xp, k // kw, k % kw, stride, out_hw), out=y)
+    return y, (xp, y, (kh, kw), stride, padding, x.shape)
 
 
 def maxpool2d_backward(attrs, ctx, dy, p, want):
+    """Each window's error goes to its first maximum (row-major), found again by comparison
+    (cheaper than keeping an argmax; masks multiply, they do not select)."""
     if not want.inputs[0]:
         return [None], {}
-    arg, shape, (kh, kw), stride, (ph, pw) = ctx
-    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), dy.dtype)
+    xp, y, (kh, kw), stride, (ph, pw), shape = ctx
+    overlap = stride[0] < kh or stride[1] < kw
+    dxp = np.zeros(xp.shape, dy.dtype)
+    taken = np.zeros(y.shape, bool)  # windows whose maximum already got the error
     for k in range(kh * kw):
-        window(dxp, k // kw, k % kw, stride, arg.shape[2:])[...] += np.where(arg == k, dy, 0)
+        first = window(xp, k // kw, k % kw, stride, y.shape[2:]) == y
+        first &= ~taken
+        taken |= first
+        target = window(dxp, k // kw, k % kw, stride, y.shape[2:])
+        if overlap:
+            target += dy * first
+        else:
+            target[...] = dy * first
     return [dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]], {}
 
 

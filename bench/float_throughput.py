@@ -1,0 +1,143 @@
+"""Float32 training throughput: the edgetrain float engine against PyTorch 2.13 CPU.
+
+Each zoo model is trained with SGD (momentum 0.9) on the same random batches, same batch
+size, in the same process; repeats are interleaved (edgetrain, torch, edgetrain, ...) so
+machine noise hits both alike, and the medians are reported. Writes the section
+"float-throughput" of BENCHMARKS.md.
+
+    .venv/bin/python bench/float_throughput.py [--batch 32] [--steps 10] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetrain import zoo
+from edgetrain.engine.float32 import loss_and_grads
+from edgetrain.ir import Policy
+from edgetrain.report.benchmarks import machine_summary, update_section
+from edgetrain.train.optim import SGD
+
+LR, MOMENTUM = 0.01, 0.9
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    input_shape: tuple[int, ...]
+    edgetrain: float  # samples/s, median
+    torch: float  # samples/s, median
+
+    @property
+    def ratio(self) -> float:
+        """How many times slower edgetrain is than PyTorch (1.0 = same speed)."""
+        return self.torch / self.edgetrain
+
+
+def make_batches(graph, batch: int, steps: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=(batch, *graph.input_shape)).astype(np.float32),
+             rng.integers(0, graph.num_classes, size=batch)) for _ in range(steps)]
+
+
+def edgetrain_runner(graph, batches):
+    """A function that trains one pass over `batches` with the edgetrain float engine."""
+    trainable = Policy().trainable_params(graph)
+    opt = SGD(LR, momentum=MOMENTUM)
+
+    def run():
+        for x, y in batches:
+            _, _, grads = loss_and_grads(graph, x, y, trainable)
+            opt.step(graph.params, grads)
+    return run
+
+
+def torch_runner(graph, batches):
+    """The same training pass in PyTorch (same model, weights, data, optimizer)."""
+    import torch
+
+    from edgetrain.io.torch_bridge import to_torch
+
+    module = to_torch(graph).train()
+    opt = torch.optim.SGD(module.parameters(), lr=LR, momentum=MOMENTUM)
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+    def run():
+        for x, y in data:
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(module(x), y).backward()
+            opt.step()
+    return run
+
+
+def measure(name: str, batch: int, steps: int, repeats: int) -> Result:
+    graph = zoo.build(name, seed=0)
+    batches = make_batches(graph, batch, steps)
+    runners = {"edgetrain": edgetrain_runner(graph.copy(), batches),
+               "torch": torch_runner(graph, batches)}
+    times = {k: [] for k in runners}
+    for run in runners.values():  # warm-up (allocations, thread pools, caches)
+        run()
+    for _ in range(repeats):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[key].append(time.perf_counter() - start)
+    rate = {k: batch * steps / statistics.median(v) for k, v in times.items()}
+    return Result(name, graph.input_shape, rate["edgetrain"], rate["torch"])
+
+
+def markdown(results: list[Result], args, command: str) -> str:
+    lines = ["## Float32 training throughput: edgetrain vs PyTorch", "",
+             (f"SGD (momentum {MOMENTUM}), batch {args.batch}, random data, {args.steps} steps "
+              f"per repeat, median of {args.repeats} interleaved repeats; "
+              f"torch threads {_torch_threads()}. Target: edgetrain within 2x of PyTorch."), "",
+             "| model | input | edgetrain samples/s | PyTorch samples/s | PyTorch / edgetrain |",
+             "|---|---|---:|---:|---:|"]
+    for r in results:
+        shape = "x".join(map(str, r.input_shape))
+        lines.append(f"| {r.model} | {shape} | {r.edgetrain:,.0f} | {r.torch:,.0f} | "
+                     f"{r.ratio:.2f}x |")
+    lines += ["", f"Command: `{command}`", "", f"Machine: {machine_summary()}"]
+    return "\n".join(lines)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10, help="training steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--models", nargs="*", default=zoo.names(), choices=zoo.names())
+    p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    results = []
+    for name in args.models:
+        results.append(measure(name, args.batch, args.steps, args.repeats))
+        r = results[-1]
+        print(f"{name:14s} edgetrain {r.edgetrain:9.0f}/s  torch {r.torch:9.0f}/s  "
+              f"ratio {r.ratio:.2f}x", flush=True)
+    text = markdown(results, args, " ".join(["python bench/float_throughput.py", *argv]))
+    if not args.no_write:
+        update_section("float-throughput", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
