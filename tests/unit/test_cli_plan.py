@@ -17,7 +17,7 @@ def run(capsys, *argv):
 
 def test_fits_prints_a_layer_table_and_exits_0(capsys):
     code, out, _ = run(capsys, "--model", "mnist-cnn", "--device", "nrf52840", "--policy",
-                       "last-2")
+                       "last-1")
     assert code == 0
     assert "fc1" in out and "conv1" in out and "ESTIMATE" in out and "fits on nrf52840" in out
 

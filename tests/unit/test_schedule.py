@@ -96,7 +96,7 @@ def test_partial_is_planned_for_its_worst_case_and_says_so():
 
 
 @pytest.mark.parametrize("precision, act, err, grad, weight", [
-    ("int8", "int8", "int8", "int32", "int8"),
+    ("int8", "int8", "int8", "int64", "int8"),
     ("mixed", "int8", "float32", "float32", "int8"),
     ("float32", "float32", "float32", "float32", "float32"),
 ])
@@ -108,22 +108,55 @@ def test_storage_types_follow_the_precision(precision, act, err, grad, weight):
     assert b["act:conv1"].bytes == 8 * 28 * 28 * {"int8": 1, "float32": 4}[act]
 
 
-def test_batchnorm_is_folded_when_quantized_and_trained_in_float32():
-    q, f = sched("motion-cnn1d", precision="int8"), sched("motion-cnn1d", precision="float32")
-    assert not any("conv1_bn" in name for name in q.buffers)
-    assert any("folded" in n for n in q.notes)
-    assert f.buffers["param:conv1_bn.gamma"].region == "state"
-    assert "act:conv1" in [r for st in f.steps if st.node == "conv1_bn"
-                           and st.phase == "backward_weight" for r in st.reads]
+def test_batchnorm_is_folded_in_every_precision():
+    for precision in ("int8", "mixed", "float32"):
+        s = sched("motion-cnn1d", precision=precision)
+        assert not any("conv1_bn" in name for name in s.buffers), precision
+        assert any("folded" in n for n in s.notes)
 
 
-def test_residual_errors_are_summed_into_one_buffer():
-    s = sched("mbednet")  # stem_relu6 feeds block1_expand and the residual block1_add
+def test_a_batchnorm_that_cannot_fold_trains_gamma_from_its_kept_input():
+    b = GraphBuilder("bn", (2, 6, 6), seed=0)
+    h = b.add("relu", b.add("conv2d", "input", out_channels=3, kernel=3, padding=1))
+    h = b.add("batchnorm", h, name="bn")  # after a ReLU: nothing to fold into
+    g = b.build(b.add("linear", b.add("flatten", h), out_features=2))
+    s = sched(g, precision="float32")
+    assert s.buffers["param:bn.gamma"].region == "state"
+    w = next(st for st in s.steps if st.node == "bn" and st.phase == "backward_weight")
+    assert "act:relu1" in w.reads
+
+
+def test_residual_float_errors_are_summed_into_one_buffer():
+    s = sched("mbednet", precision="mixed")  # stem_relu6 feeds block1_expand and block1_add
     writers = [st for st in s.steps if "err:stem_relu6" in st.writes]
     assert [st.node for st in writers] == ["block1_add", "block1_expand"]
     first, second = writers
     assert "err:stem_relu6" not in first.reads  # the first contribution writes
     assert "err:stem_relu6" in second.reads  # the second adds to it
+
+
+def test_residual_int8_errors_stay_apart_until_merged():
+    s = sched("mbednet", precision="int8")  # each int8 contribution has its own scale
+    part = "err:stem_relu6@block1_expand"
+    assert s.buffers[part].dtype == "int8"
+    merges = [st for st in s.steps if st.phase == "merge"]
+    assert len(merges) == 3  # one per residual block (block1, block3, block5)
+    merge = next(st for st in merges if st.node == "stem_relu6")
+    assert set(merge.reads) == {"err:stem_relu6", part}
+    assert merge.writes == ("err:stem_relu6",)
+    assert max(st.index for st in s.steps if part in st.reads + st.writes) == merge.index
+
+
+def test_int8_accumulators_are_scratch_for_one_step():
+    s = sched("mnist-cnn", precision="int8")
+    fwd = next(st for st in s.steps if st.node == "conv2" and st.phase == "forward")
+    assert "scratch:acc:conv2" in fwd.writes
+    assert s.buffers["scratch:acc:conv2"].bytes == 4 * 16 * 14 * 14
+    err = next(st for st in s.steps if st.node == "conv2" and st.phase == "backward_error")
+    assert s.buffers["scratch:dx:conv2"].bytes == 4 * 8 * 14 * 14 and "scratch:dx:conv2" in \
+        err.writes
+    assert not any(b.startswith("scratch:") for b in sched("mnist-cnn", precision="float32")
+                   .buffers if b != "scratch:loss")
 
 
 def test_frozen_weights_stay_in_flash_trained_ones_go_to_ram_with_an_image():

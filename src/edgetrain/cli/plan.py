@@ -53,8 +53,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="samples per update (batch > 1 keeps gradient accumulators)")
     parser.add_argument("--no-reorder", action="store_true",
                         help="apply updates after the whole backward pass (batch 1)")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None,
-                        help="optimizer state to plan (default: sgd-std for int8/mixed, sgd)")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd-std",
+                        help="optimizer state to plan (default: the engine's sgd-std, SGD "
+                        "with gradient standardization per row)")
     parser.add_argument("--input-shape", type=shape, default=None,
                         help="zoo model input shape per sample, e.g. 3,32,32")
     parser.add_argument("--num-classes", type=int, default=None, help="zoo model classes")

@@ -19,9 +19,9 @@ The C stack is not included.
 ...                   out_features=4))
 >>> p = plan(g, "nrf52840", "full", "int8", batch=1)
 >>> p.fits, p.arena_bytes, p.lower_bound_bytes, p.trainable_params
-(True, 568, 568, 172)
+(True, 1112, 1112, 172)
 >>> [(b.name, b.offset, b.first, b.last) for b in p.arena][:2]
-[('act:linear0', 0, 1, 2), ('scratch:loss', 0, 4, 4)]
+[('scratch:acc:linear0', 0, 1, 1), ('scratch:acc:linear2', 0, 3, 3)]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class PlanConfig:
     precision: str = "int8"
     batch: int = 1
     reorder: bool | None = None  # None: reorder when batch == 1
-    optimizer: str | None = None  # None: the precision's default (schedule.DEFAULT_OPTIMIZER)
+    optimizer: str = "sgd-std"  # optimizer state to plan (schedule.OPTIMIZERS)
     alignment: int = 8  # bytes; every buffer offset and size is a multiple
     planner: str = "greedy-best"
 

@@ -32,7 +32,7 @@ Buffer names say what they hold: ``act:<tensor>``, ``err:<tensor>``, ``grad:<par
 >>> [(st.phase, st.node) for st in s.steps][5:8]
 [('backward_weight', 'linear2'), ('backward_error', 'linear2'), ('update', 'linear2')]
 >>> s.buffers["act:relu1"].bytes, s.buffers["err:relu1"].dtype, s.buffers["grad:linear0.weight"].dtype
-(8, 'int8', 'int32')
+(8, 'int8', 'int64')
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from edgetrain.ir.graph import INPUT, Graph, Node
 from edgetrain.ir.policy import Policy
 from edgetrain.ir.registry import get_op
 
-DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
-PHASES = ("input", "forward", "loss", "backward_weight", "backward_error", "update")
+DTYPE_BYTES = {"int8": 1, "int32": 4, "int64": 8, "float32": 4}
+PHASES = ("input", "forward", "loss", "merge", "backward_weight", "backward_error", "update")
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,14 @@ class Precision:
     name: str
     act: str
     err: str
-    grad: str  # gradient buffers and accumulators
+    grad: str  # weight/bias gradient accumulators
     weight: str
     bias: str
-    quantized: bool  # int8 weights with qparams, BatchNorm folded into the conv before it
+    quantized: bool  # int8 weights with qparams; forward accumulates in int32 scratch
 
 
 PRECISIONS = {
-    "int8": Precision("int8", "int8", "int8", "int32", "int8", "int32", True),
+    "int8": Precision("int8", "int8", "int8", "int64", "int8", "int32", True),
     "mixed": Precision("mixed", "int8", "float32", "float32", "int8", "int32", True),
     "float32": Precision("float32", "float32", "float32", "float32", "float32", "float32",
                          False),
@@ -73,11 +73,10 @@ PRECISIONS = {
 # optimizer -> (float32 slots per parameter, float32 slots per output structure)
 OPTIMIZERS = {
     "sgd": (0, 0),
-    "sgd-std": (0, 2),  # gradient standardization: moving mean and variance per filter/row
+    "sgd-std": (0, 2),  # the engine's gradient standardization: moving mean, variance per row
     "momentum": (1, 0),
     "adam": (2, 0),
 }
-DEFAULT_OPTIMIZER = {"int8": "sgd-std", "mixed": "sgd-std", "float32": "sgd"}
 
 
 @dataclass(frozen=True)
@@ -89,25 +88,28 @@ class OpMemory:
     error_keeps: tuple[str, ...] = ()  # kept to propagate the error to the inputs
     param_keeps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # role -> kept
     transposed: bool = False  # error and weight gradient are the forward's MACs again
-    folds_when_quantized: bool = False  # BatchNorm: folded into the conv before it
+    accumulates: bool = False  # quantized forward sums into an int32 scratch, then requantizes
+    int_error_scratch: bool = False  # int8 backward writes the input error as int32 first
+    folds: bool = False  # BatchNorm: folded into the conv/linear before it
     known: bool = True
 
 
-_WEIGHTED = OpMemory(param_keeps={"weight": ("inputs",)}, transposed=True)
+_WEIGHTED = OpMemory(param_keeps={"weight": ("inputs",)}, transposed=True, accumulates=True,
+                     int_error_scratch=True)
 OP_MEMORY: dict[str, OpMemory] = {
     "linear": _WEIGHTED,
     "conv1d": _WEIGHTED,
     "conv2d": _WEIGHTED,
     "relu": OpMemory(error_keeps=("output",)),
     "relu6": OpMemory(error_keeps=("output",)),
-    "maxpool1d": OpMemory(error_keeps=("inputs",)),
-    "maxpool2d": OpMemory(error_keeps=("inputs",)),
-    "avgpool1d": OpMemory(),
-    "avgpool2d": OpMemory(),
-    "global_avg_pool": OpMemory(),
+    "maxpool1d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=True),
+    "maxpool2d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=True),
+    "avgpool1d": OpMemory(int_error_scratch=True),
+    "avgpool2d": OpMemory(int_error_scratch=True),
+    "global_avg_pool": OpMemory(int_error_scratch=True),
     "flatten": OpMemory(view=True),
     "add": OpMemory(),
-    "batchnorm": OpMemory(param_keeps={"gamma": ("inputs",)}, folds_when_quantized=True),
+    "batchnorm": OpMemory(param_keeps={"gamma": ("inputs",)}, folds=True),
 }
 # an op without a rule is planned conservatively: it keeps its inputs and output
 CONSERVATIVE = OpMemory(error_keeps=("inputs", "output"), transposed=True, known=False)
@@ -122,7 +124,7 @@ class ScheduleConfig:
     precision: str = "int8"
     batch: int = 1  # samples whose gradients are accumulated before one update
     reorder: bool | None = None  # apply each update as soon as its gradient exists; None: batch==1
-    optimizer: str | None = None  # None: sgd-std for int8/mixed, sgd for float32
+    optimizer: str = "sgd-std"  # the engine's: SGD with gradient standardization
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -132,16 +134,12 @@ class ScheduleConfig:
         if self.reorder and self.batch > 1:
             raise EdgetrainError("operator reordering applies each update per sample: it "
                                  f"needs batch 1, got batch {self.batch}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+        if self.optimizer not in OPTIMIZERS:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
 
     @property
     def reordered(self) -> bool:
         return self.batch == 1 if self.reorder is None else self.reorder
-
-    @property
-    def optimizer_name(self) -> str:
-        return self.optimizer or DEFAULT_OPTIMIZER[self.precision]
 
 
 @dataclass(frozen=True)
@@ -192,11 +190,16 @@ def elements(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def folded_nodes(graph: Graph, precision: Precision) -> frozenset[str]:
-    """BatchNorm nodes that the quantized engines fold into the conv before them."""
-    if not precision.quantized:
-        return frozenset()
-    return frozenset(n.name for n in graph.nodes if op_memory(n.op).folds_when_quantized)
+def folded_nodes(graph: Graph) -> frozenset[str]:
+    """BatchNorm nodes folded into the conv/linear feeding them: the on-device engine trains
+    the folded graph in every precision (``numerics.quantize.fold_batchnorm``). A BatchNorm
+    that cannot fold (no weight layer of its own before it) stays a layer."""
+    consumers = graph.consumers()
+    producers = {n.name: n for n in graph.nodes}
+    return frozenset(
+        n.name for n in graph.nodes
+        if op_memory(n.op).folds and n.inputs[0] in producers
+        and "weight" in producers[n.inputs[0]].params and len(consumers[n.inputs[0]]) == 1)
 
 
 def trained_roles(graph: Graph, policy: Policy, folded: frozenset[str]) -> dict:
@@ -224,7 +227,7 @@ class _Builder:
     def __init__(self, graph: Graph, policy: Policy, config: ScheduleConfig):
         self.graph, self.policy, self.config = graph, policy, config
         self.prec = PRECISIONS[config.precision]
-        self.folded = folded_nodes(graph, self.prec)
+        self.folded = folded_nodes(graph)
         self.trained = trained_roles(graph, policy, self.folded)
         self.needed = error_needed(graph, self.trained)
         self.steps: list[Step] = []
@@ -232,6 +235,7 @@ class _Builder:
         self.act: dict[str, str] = {INPUT: "act:" + INPUT}  # tensor -> buffer of its value
         self.err: dict[str, str] = {}  # tensor -> buffer of its error
         self.err_made: set[str] = set()
+        self.pending: dict[str, list[str]] = {}  # int8 error buffer -> contributions to merge
         self.notes: list[str] = []
 
     def is_view(self, node: Node) -> bool:
@@ -282,15 +286,17 @@ class _Builder:
                 self.buffer(f"init:{key}", "init", dtype, value.size, node.name, "flash")
         if self.prec.quantized and "weight" in node.params:
             rows = self.graph.params[node.params["weight"]].shape[0]
-            # per-channel scale (float32) + zero point (int32), and the range tracker lo/hi
-            self.buffer(f"qparams:{node.name}", "qparams", "int32", 2 * rows + 2, node.name,
+            # weight range tracker lo/hi per channel and the bias scale per channel (float32),
+            # plus the tracker's seen flag and the output's scale and zero point
+            self.buffer(f"qparams:{node.name}", "qparams", "int32", 3 * rows + 3, node.name,
                         "state" if roles else "flash")
 
     def add_optimizer_state(self, node: Node) -> None:
-        per_param, per_row = OPTIMIZERS[self.config.optimizer_name]
+        per_param, per_row = OPTIMIZERS[self.config.optimizer]
         for role in sorted(self.trained.get(node.name, ())):
             value = self.graph.params[node.params[role]]
-            count = per_param * value.size + (per_row * value.shape[0] if role == "weight" else 0)
+            rows = value.shape[0] if role == "weight" else 1  # a bias is one row
+            count = per_param * value.size + per_row * rows
             if count:
                 self.buffer(f"optim:{node.params[role]}", "optim", "float32", count, node.name,
                             "state")
@@ -316,7 +322,15 @@ class _Builder:
                               elements(self.graph.shapes[node.name]), node.name, "arena")
             self.act[node.name] = out
             reads = [self.act[t] for t in node.inputs] + self.param_buffers(node)
-            self.step("forward", node.name, reads, [out], self.forward_macs(node))
+            self.step("forward", node.name, reads, [*self.acc_scratch(node), out],
+                      self.forward_macs(node))
+
+    def acc_scratch(self, node: Node) -> list[str]:
+        """Quantized weight layers sum into int32, then requantize: int32[output]."""
+        if not (self.prec.quantized and op_memory(node.op).accumulates):
+            return []
+        return [self.buffer(f"scratch:acc:{node.name}", "scratch", "int32",
+                            elements(self.graph.shapes[node.name]), node.name, "arena")]
 
     def error_buffer(self, tensor: str) -> str:
         """The buffer of a tensor's error; a view shares its input's."""
@@ -331,10 +345,12 @@ class _Builder:
         return self.err[tensor]
 
     def loss(self) -> None:
+        """int8: fixed-point softmax-CE gradient and exponentials, int64[K] each; otherwise
+        float32 probabilities [K]."""
         out = self.graph.output
-        dtype = "int32" if self.prec.quantized else "float32"
-        scratch = self.buffer("scratch:loss", "scratch", dtype,
-                              elements(self.graph.shapes[out]), self.graph.loss, "arena")
+        k = elements(self.graph.shapes[out])
+        dtype, count = ("int64", 2 * k) if self.prec.err == "int8" else ("float32", k)
+        scratch = self.buffer("scratch:loss", "scratch", dtype, count, self.graph.loss, "arena")
         err = self.error_buffer(out)
         self.err_made.add(err)
         self.step("loss", self.graph.loss, [self.act[out]], [scratch, err])
@@ -371,18 +387,50 @@ class _Builder:
                   self.forward_macs(node) if costly else 0)
         return grads
 
+    def error_target(self, node: Node, tensor: str) -> tuple[str, list[str]]:
+        """(buffer this node writes the error of ``tensor`` to, buffers it must read).
+        Fan-out: float errors are summed in place; int8 errors stay apart (each has its own
+        scale) until the merge step before ``tensor``'s backward."""
+        buf = self.error_buffer(tensor)
+        if buf not in self.err_made:
+            self.err_made.add(buf)
+            return buf, []
+        if self.prec.err != "int8":
+            return buf, [buf]
+        spec = self.buffers[buf]
+        part = self.buffer(f"{buf}@{node.name}", "err", spec.dtype, spec.elements, spec.node,
+                           "arena")
+        self.pending.setdefault(buf, []).append(part)
+        return part, []
+
+    def int_error_scratch(self, node: Node) -> list[str]:
+        """int8: the input error is summed as int32[input], then requantized."""
+        if self.prec.err != "int8" or not op_memory(node.op).int_error_scratch:
+            return []
+        return [self.buffer(f"scratch:dx:{node.name}", "scratch", "int32",
+                            elements(self.graph.shapes[node.inputs[0]]), node.name, "arena")]
+
     def backward_error(self, node: Node) -> None:
         mem = op_memory(node.op)
         targets = [t for t in node.inputs if t in self.needed]
         if not targets:
             return
-        outs = [self.error_buffer(t) for t in targets]
-        accumulate = [b for b in outs if b in self.err_made]  # fan-out: errors are summed
-        self.err_made.update(outs)
+        outs, accumulate = [], []
+        for t in targets:
+            buf, reads = self.error_target(node, t)
+            outs.append(buf)
+            accumulate += reads
         weight = [f"param:{node.params['weight']}"] if "weight" in node.params else []
         reads = [self.err[node.name], *self.resolve(node, mem.error_keeps), *weight, *accumulate]
-        self.step("backward_error", node.name, reads, outs,
+        self.step("backward_error", node.name, reads, [*self.int_error_scratch(node), *outs],
                   self.forward_macs(node) if mem.transposed else 0)
+
+    def merge(self, node: Node) -> None:
+        """Sum the int8 error contributions of a fan-out tensor into its error buffer."""
+        buf = self.err[node.name]
+        parts = self.pending.pop(buf, [])
+        if parts:
+            self.step("merge", node.name, [buf, *parts], [buf])
 
     def update(self, node: Node) -> None:
         grads = [f"grad:{node.params[r]}" for r in sorted(self.trained[node.name])]
@@ -400,6 +448,7 @@ class _Builder:
                 continue
             if self.error_buffer(node.name) not in self.err_made:
                 continue  # its output reaches no loss: no error arrives
+            self.merge(node)
             if node.name in self.trained:
                 self.add_optimizer_state(node)
                 self.backward_weight(node)
