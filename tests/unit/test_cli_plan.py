@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from edgetrain import zoo
@@ -76,6 +77,15 @@ def test_model_files(capsys, tmp_path):
     save_graph(zoo.build("mlp"), path)
     code, out, _ = run(capsys, "--model", str(path), "--device", "imxrt1062", "--json")
     assert code == 0 and json.loads(out)["model"] == "mlp"
+    from edgetrain.numerics.quantize import quantize, save_int8
+
+    g = zoo.build("motion-cnn1d")
+    save_int8(quantize(g, np.zeros((4, 6, 100), np.float32)), tmp_path / "i8.npz")
+    code, out, _ = run(capsys, "--model", str(tmp_path / "i8.npz"), "--device", "nrf52840",
+                       "--json")
+    d = json.loads(out)
+    assert code == 0 and d["trainable_params"] == sum(
+        v.size for k, v in g.params.items() if k.startswith(("conv", "fc")) and "_bn" not in k)
     other = tmp_path / "q.npz"
     save_bundle(other, "int8-model", {}, {})
     code, _, err = run(capsys, "--model", str(other), "--device", "imxrt1062")

@@ -80,11 +80,15 @@ def load_model(spec: str, input_shape=None, num_classes=None) -> Graph:
     if input_shape is not None or num_classes is not None:
         raise EdgetrainError("--input-shape/--num-classes apply to zoo models only")
     from edgetrain.io.model_file import GRAPH_KIND, load_bundle, load_graph
+    from edgetrain.numerics.quantize import KIND as INT8_KIND
+    from edgetrain.numerics.quantize import int8_from_bundle
 
-    kind = load_bundle(path)[0]
+    kind, manifest, arrays = load_bundle(path)
+    if kind == INT8_KIND:
+        return int8_from_bundle(manifest, arrays).graph  # BatchNorm already folded
     if kind != GRAPH_KIND:
-        raise EdgetrainError(f"'{spec}' holds a '{kind}' model; plan the float32 graph it was "
-                             f"made from (a '{GRAPH_KIND}' file) with --precision int8")
+        raise EdgetrainError(f"'{spec}' holds a '{kind}' model; plan a '{GRAPH_KIND}' or "
+                             f"'{INT8_KIND}' model file")
     return load_graph(path)
 
 
