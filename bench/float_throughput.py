@@ -76,6 +76,19 @@ def torch_runner(graph, batches):
     return run
 
 
+def limit_threads(n: int):
+    """Both libraries on n threads: PyTorch via set_num_threads, numpy's BLAS via
+    threadpoolctl (installed with scikit-learn); a context manager restoring numpy's limit."""
+    import torch
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError as e:
+        raise SystemExit("--threads needs threadpoolctl: pip install threadpoolctl") from e
+    torch.set_num_threads(n)
+    return threadpool_limits(limits=n)
+
+
 def measure(name: str, batch: int, steps: int, repeats: int) -> Result:
     graph = zoo.build(name, seed=0)
     batches = make_batches(graph, batch, steps)
@@ -96,8 +109,9 @@ def measure(name: str, batch: int, steps: int, repeats: int) -> Result:
 def markdown(results: list[Result], args, command: str) -> str:
     lines = ["## Float32 training throughput: edgetrain vs PyTorch", "",
              (f"SGD (momentum {MOMENTUM}), batch {args.batch}, random data, {args.steps} steps "
-              f"per repeat, median of {args.repeats} interleaved repeats; "
-              f"torch threads {_torch_threads()}. Target: edgetrain within 2x of PyTorch."), "",
+              f"per repeat, median of {args.repeats} interleaved repeats, {args.threads} "
+              "thread(s) for both (numpy BLAS and torch; one thread keeps the comparison stable "
+              "on a shared machine). Target: edgetrain within 2x of PyTorch."), "",
              "| model | input | edgetrain samples/s | PyTorch samples/s | PyTorch / edgetrain |",
              "|---|---|---:|---:|---:|"]
     for r in results:
@@ -108,17 +122,12 @@ def markdown(results: list[Result], args, command: str) -> str:
     return "\n".join(lines)
 
 
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=10, help="training steps per timed repeat")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="threads for numpy BLAS and torch")
     p.add_argument("--models", nargs="*", default=zoo.names(), choices=zoo.names())
     p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     return p.parse_args(argv)
@@ -128,11 +137,12 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     results = []
-    for name in args.models:
-        results.append(measure(name, args.batch, args.steps, args.repeats))
-        r = results[-1]
-        print(f"{name:14s} edgetrain {r.edgetrain:9.0f}/s  torch {r.torch:9.0f}/s  "
-              f"ratio {r.ratio:.2f}x", flush=True)
+    with limit_threads(args.threads):
+        for name in args.models:
+            results.append(measure(name, args.batch, args.steps, args.repeats))
+            r = results[-1]
+            print(f"{name:14s} edgetrain {r.edgetrain:9.0f}/s  torch {r.torch:9.0f}/s  "
+                  f"ratio {r.ratio:.2f}x", flush=True)
     text = markdown(results, args, " ".join(["python bench/float_throughput.py", *argv]))
     if not args.no_write:
         update_section("float-throughput", text)

@@ -254,14 +254,15 @@ def _depthwise_backward(saved, dy, weight, geo, want_dx, want_dw):
     dyf = dyf.reshape(c, b * hq * wq)  # float[C, B*Hq*Wq]
     dw = np.zeros(weight.shape, dy.dtype) if want_dw else None
     dflat = np.zeros(flat.shape, dy.dtype) if want_dx else None
+    tmp = np.empty_like(dyf)
     for i in range(kh):
         for j in range(kw):
             if want_dw:  # per-channel dot products as a batched matmul
                 run = phase_run(flat, geo, dyf.shape[1], wq, i, j)
                 dw[:, 0, i, j] = np.matmul(dyf[:, None, :], run[:, :, None])[:, 0, 0]
             if want_dx:
-                phase_run(dflat, geo, dyf.shape[1], wq, i, j)[...] += dyf * weight[:, 0, i, j,
-                                                                                    None]
+                np.multiply(dyf, weight[:, 0, i, j, None], out=tmp)
+                phase_run(dflat, geo, dyf.shape[1], wq, i, j)[...] += tmp
     return (phase_merge(dflat, geo, hq, wq) if want_dx else None), dw
 
 
