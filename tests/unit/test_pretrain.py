@@ -32,9 +32,10 @@ def mlp(seed=0, classes=3):
 @pytest.mark.parametrize("kwargs, message", [
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"batch": -4}, "batch must be a positive integer"),
-    ({"epochs": 2.5}, "epochs must be a positive integer"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
     ({"lr": 0.0}, "lr must be a positive number"),
-    ({"lr": float("nan")}, "lr must be a positive number"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"lr": "0.1"}, "lr must be a finite number"),
     ({"optimizer": "adma"}, "did you mean 'adam'"),
     ({"schedule": "cosin"}, "did you mean 'cosine'"),
     ({"momentum": 1.0}, "momentum"),
@@ -43,6 +44,15 @@ def mlp(seed=0, classes=3):
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(EdgetrainError, match=message):
         PretrainConfig(**kwargs)
+
+
+def test_config_normalises_numpy_scalars_for_json():
+    import dataclasses
+    import json
+
+    cfg = PretrainConfig(epochs=np.int64(3), lr=np.float32(0.5), seed=np.int32(2))
+    assert json.loads(json.dumps(dataclasses.asdict(cfg)))["epochs"] == 3
+    assert type(cfg.lr) is float and type(cfg.seed) is int
 
 
 def test_same_seed_same_model_different_seed_differs():

@@ -19,6 +19,7 @@ uses the float32 engine's ``loss_and_grads`` and the optimizers of ``train.optim
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -58,12 +59,25 @@ class PretrainConfig:
     shift: int = 0  # augmentation: random translation by up to `shift` steps/pixels
 
     def __post_init__(self):
-        for name in ("epochs", "batch"):
+        for name in ("epochs", "batch", "seed", "shift"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise EdgetrainError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise EdgetrainError(f"lr must be a positive number, got {self.lr!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise EdgetrainError(f"{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # plain ints: the config goes to JSON
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise EdgetrainError(f"{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        for name in ("epochs", "batch"):
+            if getattr(self, name) <= 0:
+                raise EdgetrainError(f"{name} must be a positive integer, got "
+                                     f"{getattr(self, name)}")
+        if self.lr <= 0:
+            raise EdgetrainError(f"lr must be a positive number, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule not in SCHEDULES:
@@ -76,7 +90,8 @@ class PretrainConfig:
 
 # tuned defaults per zoo model: `bench/float_accuracy.py` measures them (BENCHMARKS.md)
 RECIPES: dict[str, PretrainConfig] = {
-    "mnist-cnn": PretrainConfig(epochs=20, batch=32, lr=0.05, schedule="cosine"),
+    "mnist-cnn": PretrainConfig(epochs=30, batch=32, lr=0.05, weight_decay=5e-4,
+                                schedule="cosine", shift=1),
     "motion-cnn1d": PretrainConfig(epochs=30, batch=8, lr=0.01, optimizer="adam",
                                    schedule="cosine"),
     "mlp": PretrainConfig(epochs=20, batch=32, lr=0.05, schedule="cosine"),
