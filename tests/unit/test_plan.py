@@ -131,3 +131,14 @@ def test_search_ranks_fitting_policies_and_draws_the_frontier():
         assert not any(c.peak_ram_bytes <= f.peak_ram_bytes and c.trainable_params >
                        f.trainable_params for f in front)
     assert len(candidate_policies(g, (0.1,))) == 2 * 4 + 1
+
+
+def test_auto_backward_order_keeps_the_smaller_arena():
+    g = GRAPHS["motion-cnn1d"]
+    arenas = {o: plan(g, "nrf52840", config=PlanConfig(order=o)).arena_bytes
+              for o in ("error-first", "weight-first")}
+    auto = plan(g, "nrf52840")
+    assert auto.arena_bytes == min(arenas.values())
+    assert auto.to_dict(detail=False)["backward_order"] in arenas
+    with pytest.raises(EdgetrainError, match="unknown backward order"):
+        PlanConfig(order="sideways")

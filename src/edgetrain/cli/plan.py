@@ -147,7 +147,8 @@ def header(p: Plan) -> str:
     return (f"{p.graph} on {d.name} ({d.core.name}, {kib(d.sram_bytes)} SRAM, "
             f"{kib(d.flash_bytes)} flash, {d.clock_mhz:g} MHz)\npolicy {p.policy.name}, "
             f"{p.config.precision}, batch {p.config.batch}, operator reordering "
-            f"{'on' if p.schedule.config.reordered else 'off'}, planner {p.planner}")
+            f"{'on' if p.schedule.config.reordered else 'off'}, backward "
+            f"{p.schedule.config.order}, planner {p.planner}")
 
 
 def shortfall(p: Plan, graph: Graph) -> dict:

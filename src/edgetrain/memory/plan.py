@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgetrain.errors import EdgetrainError
+from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.ir.graph import Graph
 from edgetrain.ir.policy import Policy, parse_policy
 from edgetrain.memory import devices
-from edgetrain.memory.arena import Request, align, get_planner, live_bytes
+from edgetrain.memory.arena import Layout, Request, align, get_planner, live_bytes
 from edgetrain.memory.cost import Cost, estimate
-from edgetrain.memory.schedule import Schedule, ScheduleConfig, build_schedule, op_memory
+from edgetrain.memory.schedule import ORDERS, Schedule, ScheduleConfig, build_schedule, op_memory
 
 # code-size ESTIMATE (bytes of Thumb-2 code), per piece of the generated program
 CODE_ESTIMATE = {"runtime": 6144, "forward_kernel": 768, "backward_kernel": 1024,
@@ -49,13 +49,18 @@ class PlanConfig:
     optimizer: str = "sgd-std"  # optimizer state to plan (schedule.OPTIMIZERS)
     alignment: int = 8  # bytes; every buffer offset and size is a multiple
     planner: str = "greedy-best"
+    order: str = "auto"  # backward order per layer (schedule.ORDERS); auto: smaller arena
 
     def __post_init__(self):
         if not isinstance(self.alignment, int) or self.alignment < 1:
             raise EdgetrainError(f"alignment must be a positive integer, got {self.alignment}")
+        if self.order != "auto" and self.order not in ORDERS:
+            raise unknown("backward order", self.order, ("auto", *ORDERS))
 
-    def schedule_config(self) -> ScheduleConfig:
-        return ScheduleConfig(self.precision, self.batch, self.reorder, self.optimizer)
+    def schedule_configs(self) -> list[ScheduleConfig]:
+        orders = ORDERS if self.order == "auto" else (self.order,)
+        return [ScheduleConfig(self.precision, self.batch, self.reorder, self.optimizer, order)
+                for order in orders]
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,8 @@ class Plan:
         """JSON-ready summary (the keys of ``edgetrain plan --json``)."""
         out = {"device": self.device.name, "model": self.graph, "policy": self.policy.name,
                "precision": self.config.precision, "batch": self.config.batch,
-               "reorder": self.schedule.config.reordered, "fits": self.fits,
+               "reorder": self.schedule.config.reordered,
+               "backward_order": self.schedule.config.order, "fits": self.fits,
                "peak_ram_bytes": self.peak_ram_bytes, "arena_bytes": self.arena_bytes,
                "lower_bound_bytes": self.lower_bound_bytes, "state_bytes": self.state_bytes,
                "sram_bytes": self.device.sram_bytes, "ram_over_bytes": self.ram_over_bytes,
@@ -248,6 +254,12 @@ def layer_row(schedule: Schedule, node, arena: dict[str, Buffer], live: list[int
                     peak)
 
 
+def placed(schedule: Schedule, config: PlanConfig) -> tuple[Schedule, list[Request], Layout]:
+    """The schedule, its arena requests and their placement."""
+    requests = arena_requests(schedule, config.alignment)
+    return schedule, requests, get_planner(config.planner).place(requests)
+
+
 def _as_policy(policy: str | Policy | None, lambda_min: float | None) -> Policy:
     if isinstance(policy, Policy):
         return policy
@@ -263,9 +275,9 @@ def plan(graph: Graph, device: str | devices.Device, policy: str | Policy | None
     device = devices.get(device)
     policy = _as_policy(policy, lambda_min)
     config = config or PlanConfig(precision=precision, batch=batch)
-    schedule = build_schedule(graph, policy, config.schedule_config())
-    requests = arena_requests(schedule, config.alignment)
-    layout = get_planner(config.planner).place(requests)
+    schedule, requests, layout = min(
+        (placed(build_schedule(graph, policy, c), config) for c in config.schedule_configs()),
+        key=lambda placement: placement[2].size)
     arena = sorted((_buffer(schedule, r.name, r.first, r.last, layout.offsets[r.name])
                     for r in requests), key=lambda b: (b.offset, b.first, b.name))
     state, state_bytes = sequential(schedule, "state", config.alignment)

@@ -3,9 +3,11 @@
 One step of on-device training processes one sample (Deutel et al. 2024, "Fully Quantized
 Training ... with Dynamic Partial Gradient Updates", IEEE TCAD 2024: gradients accumulated
 per sample, mini-batch SGD). The schedule is the forward ops in graph order, the loss, then
-the backward in reverse: per layer its weight gradient, its error propagation and, with
-*operator reordering* (Lin et al. 2022, "On-Device Training Under 256KB Memory"), its update
-right away, so that layer's gradient buffer dies before the next layer's is made. With a
+the backward in reverse: per layer its error propagation and its weight gradient (both from
+the old weights, in the order ``ScheduleConfig.order``; ``plan()`` keeps the order with the
+smaller arena) and, with *operator reordering* (Lin et al. 2022, "On-Device Training Under
+256KB Memory"), its update right away, so that layer's gradient buffer dies before the next
+layer's is made. With a
 batch > 1 (or ``reorder=False``) gradients are accumulated and applied after the last layer:
 gradient accumulators persist (batch > 1, in the state region) or all gradients of the step
 live together until the end (``reorder=False``, batch 1).
@@ -30,7 +32,7 @@ Buffer names say what they hold: ``act:<tensor>``, ``err:<tensor>``, ``grad:<par
 >>> [(st.phase, st.node) for st in s.steps][:4]
 [('input', 'input'), ('forward', 'linear0'), ('forward', 'relu1'), ('forward', 'linear2')]
 >>> [(st.phase, st.node) for st in s.steps][5:8]
-[('backward_weight', 'linear2'), ('backward_error', 'linear2'), ('update', 'linear2')]
+[('backward_error', 'linear2'), ('backward_weight', 'linear2'), ('update', 'linear2')]
 >>> s.buffers["act:relu1"].bytes, s.buffers["err:relu1"].dtype, s.buffers["grad:linear0.weight"].dtype
 (8, 'int8', 'int64')
 """
@@ -47,6 +49,7 @@ from edgetrain.ir.policy import Policy
 from edgetrain.ir.registry import get_op
 
 DTYPE_BYTES = {"int8": 1, "int32": 4, "int64": 8, "float32": 4}
+ORDERS = ("error-first", "weight-first")
 PHASES = ("input", "forward", "loss", "merge", "backward_weight", "backward_error", "update")
 
 
@@ -125,6 +128,7 @@ class ScheduleConfig:
     batch: int = 1  # samples whose gradients are accumulated before one update
     reorder: bool | None = None  # apply each update as soon as its gradient exists; None: batch==1
     optimizer: str = "sgd-std"  # the engine's: SGD with gradient standardization
+    order: str = "error-first"  # per trained layer: error then weight gradient, or the reverse
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -136,6 +140,8 @@ class ScheduleConfig:
                                  f"needs batch 1, got batch {self.batch}")
         if self.optimizer not in OPTIMIZERS:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
+        if self.order not in ORDERS:
+            raise unknown("backward order", self.order, ORDERS)
 
     @property
     def reordered(self) -> bool:
@@ -440,6 +446,15 @@ class _Builder:
         qp = [f"qparams:{node.name}"] if f"qparams:{node.name}" in self.buffers else []
         self.step("update", node.name, grads + params + state + qp, params + state + qp)
 
+    def layer_phases(self, node: Node) -> list:
+        """The backward steps of one node in the configured order (both use the old weights;
+        the update, if reordered, follows them)."""
+        if node.name not in self.trained:
+            return [self.backward_error]
+        if self.config.order == "error-first":
+            return [self.backward_error, self.backward_weight]
+        return [self.backward_weight, self.backward_error]
+
     def backward(self) -> list[Node]:
         """Backward steps in reverse order; returns the trained nodes in that order."""
         order = []
@@ -451,9 +466,9 @@ class _Builder:
             self.merge(node)
             if node.name in self.trained:
                 self.add_optimizer_state(node)
-                self.backward_weight(node)
                 order.append(node)
-            self.backward_error(node)
+            for phase in self.layer_phases(node):
+                phase(node)
             if node.name in self.trained and self.config.reordered:
                 self.update(node)
         return order
