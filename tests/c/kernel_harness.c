@@ -1,6 +1,6 @@
 /* Test harness for the runtime's integer kernels: reads kern_in.bin (one layer: geometry,
  * zero points, x, w, e, sel), runs forward, backward error and weight gradient, writes
- * kern_out.bin = acc int32[c_out*ho*wo], dx int32[c_in*h*w], dw int64[w size].
+ * kern_out.bin = acc int32[c_out*ho*wo], dx int32[c_in*h*w], dw int32[w size].
  * Header int32[16]: kind (0 linear, 1 conv), c_in, h, w, c_out, ho, wo, kh, kw, sh, sw, ph,
  * pw, groups, use_sel, reps; then int32 zx, zw, ze. reps > 1 repeats the kernels (timing). */
 #include <stdint.h>
@@ -29,20 +29,21 @@ int main(void)
     int8_t *x = read_n(f, nx), *w = read_n(f, nw), *e = read_n(f, ny);
     uint8_t *sel = read_n(f, (size_t)g.c_out);
     fclose(f);
-    int32_t *acc = calloc(ny, 4), *dx = calloc(nx, 4);
-    int64_t *dw = calloc(nw, 8);
+    int32_t *acc = calloc(ny, 4), *dx = calloc(nx, 4), *dw = calloc(nw, 4);
+    int16_t *ec = calloc(ny, 2);
+    for (size_t i = 0; i < ny; i++) ec[i] = (int16_t)(e[i] - z[2]);
     const uint8_t *s = hd[14] ? sel : NULL;
     for (int32_t r = 0; r < (hd[15] > 0 ? hd[15] : 1); r++) {
         for (size_t i = 0; i < nw; i++) dw[i] = 0;
         et_mark_begin();
         if (hd[0] == 0) {
             et_linear_fwd(x, z[0], w, z[1], g.c_in, g.c_out, acc);
-            et_linear_bwd_in(e, z[2], s, w, z[1], g.c_in, g.c_out, dx);
-            et_linear_bwd_w(e, z[2], s, x, z[0], g.c_in, g.c_out, dw);
+            et_linear_bwd_in(ec, s, w, z[1], g.c_in, g.c_out, dx);
+            et_linear_bwd_w(ec, s, x, z[0], g.c_in, g.c_out, dw);
         } else {
             et_conv_fwd(&g, x, z[0], w, z[1], acc);
-            et_conv_bwd_in(&g, e, z[2], s, w, z[1], dx);
-            et_conv_bwd_w(&g, e, z[2], s, x, z[0], dw);
+            et_conv_bwd_in(&g, ec, s, w, z[1], dx);
+            et_conv_bwd_w(&g, ec, s, x, z[0], dw);
         }
         et_mark_end();
     }
@@ -50,7 +51,7 @@ int main(void)
     if (!o) return 2;
     fwrite(acc, 4, ny, o);
     fwrite(dx, 4, nx, o);
-    fwrite(dw, 8, nw, o);
+    fwrite(dw, 4, nw, o);
     fclose(o);
     return 0;
 }

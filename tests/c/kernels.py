@@ -34,7 +34,7 @@ class KernelHarness:
         ny, nx = geo.c_out * int(np.prod(geo.out_hw)), geo.c_in * int(np.prod(geo.in_hw))
         acc = np.frombuffer(raw[:4 * ny], np.int32)
         dx = np.frombuffer(raw[4 * ny:4 * (ny + nx)], np.int32)
-        dw = np.frombuffer(raw[4 * (ny + nx):], np.int64)
+        dw = np.frombuffer(raw[4 * (ny + nx):], np.int32)
         return acc, dx, dw, res
 
 

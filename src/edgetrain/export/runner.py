@@ -42,7 +42,8 @@ def build(t: Target, srcs: Sequence[str | Path], out_dir: str | Path, name: str 
     rt = out_dir / "_runtime"
     sources.copy_runtime(rt)
     files = [*map(Path, srcs)] + [rt / n for n in sources.runtime_files()
-                                  if n.endswith(".c") and n != "et_startup.c"]
+                                  if n.endswith(".c") and n != "et_startup.c"
+                                  and not n.endswith("_main.c")]
     script = None
     if t.cross:
         files.append(rt / "et_startup.c")

@@ -57,14 +57,14 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
         acc[o] = et_dot_centred(x, zx, w + (int32_t)o * n_in, n_in) - zw * xsum;
 }
 
-void et_linear_bwd_in(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *w,
-                      int32_t zw, int32_t n_in, int32_t n_out, int32_t *dx)
+void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
+                      int32_t n_in, int32_t n_out, int32_t *dx)
 {
     int32_t esum = 0;
     for (int32_t i = 0; i < n_in; i++) dx[i] = 0;
     for (int32_t o = 0; o < n_out; o++) {
         if (sel && !sel[o]) continue;
-        int32_t eo = (int32_t)e[o] - ze;
+        int32_t eo = ec[o];
         if (eo == 0) continue;
         const int8_t *row = w + (int32_t)o * n_in;
         esum += eo;
@@ -75,16 +75,16 @@ void et_linear_bwd_in(const int8_t *e, int32_t ze, const uint8_t *sel, const int
         for (int32_t i = 0; i < n_in; i++) dx[i] -= zw * esum;
 }
 
-void et_linear_bwd_w(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *x,
-                     int32_t zx, int32_t n_in, int32_t n_out, int64_t *dw)
+void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
+                     int32_t n_in, int32_t n_out, int32_t *dw)
 {
     for (int32_t o = 0; o < n_out; o++) {
         if (sel && !sel[o]) continue;
-        int32_t eo = (int32_t)e[o] - ze;
+        int32_t eo = ec[o];
         if (eo == 0) continue;
-        int64_t *row = dw + (int32_t)o * n_in;
+        int32_t *row = dw + (int32_t)o * n_in;
         for (int32_t i = 0; i < n_in; i++)
-            row[i] += (int64_t)(eo * ((int32_t)x[i] - zx));
+            row[i] += eo * ((int32_t)x[i] - zx);
     }
 }
 
@@ -137,7 +137,7 @@ void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t
     }
 }
 
-void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
+void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups;
@@ -145,7 +145,7 @@ void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uin
     for (int32_t i = 0; i < g->c_in * hw; i++) dx[i] = 0;
     for (int32_t o = 0; o < g->c_out; o++) {
         if (sel && !sel[o]) continue;
-        const int8_t *eo = e + o * howo;
+        const int16_t *eo = ec + o * howo;
         int32_t c0 = (o / og) * cg;
         for (int32_t c = 0; c < cg; c++) {
             int32_t *dxc = dx + (c0 + c) * hw;
@@ -159,9 +159,9 @@ void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uin
                     int32_t x1 = et_end_valid(kx, g->sw, g->pw, g->w, g->wo);
                     for (int32_t oy = y0; oy < y1; oy++) {
                         int32_t *dr = dxc + (oy * g->sh + ky - g->ph) * g->w + kx - g->pw;
-                        const int8_t *er = eo + oy * g->wo;
+                        const int16_t *er = eo + oy * g->wo;
                         for (int32_t ox = x0; ox < x1; ox++)
-                            dr[ox * g->sw] += wv * ((int32_t)er[ox] - ze);
+                            dr[ox * g->sw] += wv * (int32_t)er[ox];
                     }
                 }
             }
@@ -169,14 +169,14 @@ void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uin
     }
 }
 
-void et_conv_bwd_w(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
-                   const int8_t *x, int32_t zx, int64_t *dw)
+void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                   const int8_t *x, int32_t zx, int32_t *dw)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups;
     int32_t hw = g->h * g->w, howo = g->ho * g->wo;
     for (int32_t o = 0; o < g->c_out; o++) {
         if (sel && !sel[o]) continue;
-        const int8_t *eo = e + o * howo;
+        const int16_t *eo = ec + o * howo;
         int32_t c0 = (o / og) * cg;
         for (int32_t c = 0; c < cg; c++) {
             const int8_t *xc = x + (c0 + c) * hw;
@@ -189,13 +189,126 @@ void et_conv_bwd_w(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint
                     int32_t s = 0;
                     for (int32_t oy = y0; oy < y1; oy++) {
                         const int8_t *xr = xc + (oy * g->sh + ky - g->ph) * g->w + kx - g->pw;
-                        const int8_t *er = eo + oy * g->wo;
+                        const int16_t *er = eo + oy * g->wo;
                         for (int32_t ox = x0; ox < x1; ox++)
-                            s += ((int32_t)er[ox] - ze) * ((int32_t)xr[ox * g->sw] - zx);
+                            s += (int32_t)er[ox] * ((int32_t)xr[ox * g->sw] - zx);
                     }
                     dw[((o * cg + c) * g->kh + ky) * g->kw + kx] += s;
                 }
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+#include "et_numerics.h"
+
+static int32_t et_max_at(const et_pool_geo *g, const int8_t *xc, int32_t oy, int32_t ox)
+{
+    int32_t best = -129;
+    for (int32_t ky = 0; ky < g->kh; ky++) {
+        int32_t iy = oy * g->sh + ky - g->ph;
+        if (iy < 0 || iy >= g->h) continue;
+        for (int32_t kx = 0; kx < g->kw; kx++) {
+            int32_t ix = ox * g->sw + kx - g->pw;
+            if (ix >= 0 && ix < g->w && xc[iy * g->w + ix] > best) best = xc[iy * g->w + ix];
+        }
+    }
+    return best;
+}
+
+void et_maxpool_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y)
+{
+    for (int32_t c = 0; c < g->c; c++)
+        for (int32_t oy = 0; oy < g->ho; oy++)
+            for (int32_t ox = 0; ox < g->wo; ox++)
+                y[(c * g->ho + oy) * g->wo + ox] = (int8_t)et_max_at(g, x + c * g->h * g->w, oy, ox);
+}
+
+void et_maxpool_bwd(const et_pool_geo *g, const int8_t *x, const int8_t *y, const int32_t *e,
+                    int32_t *dx)
+{
+    for (int32_t i = 0; i < g->c * g->h * g->w; i++) dx[i] = 0;
+    for (int32_t c = 0; c < g->c; c++) {
+        const int8_t *xc = x + c * g->h * g->w;
+        for (int32_t oy = 0; oy < g->ho; oy++)
+            for (int32_t ox = 0; ox < g->wo; ox++) {
+                int32_t o = (c * g->ho + oy) * g->wo + ox, found = 0;
+                for (int32_t ky = 0; ky < g->kh && !found; ky++) {
+                    int32_t iy = oy * g->sh + ky - g->ph;
+                    if (iy < 0 || iy >= g->h) continue;
+                    for (int32_t kx = 0; kx < g->kw && !found; kx++) {
+                        int32_t ix = ox * g->sw + kx - g->pw;
+                        if (ix >= 0 && ix < g->w && xc[iy * g->w + ix] == y[o]) {
+                            dx[c * g->h * g->w + iy * g->w + ix] += e[o];
+                            found = 1;
+                        }
+                    }
+                }
+            }
+    }
+}
+
+static int8_t et_mean_q(int64_t sum, et_multiplier m, int32_t zero, int mode, uint32_t bits)
+{
+    return (int8_t)et_requantize(sum, m, zero, (et_round_mode)mode, bits, ET_QMIN, ET_QMAX);
+}
+
+void et_avgpool_fwd(const et_pool_geo *g, const int8_t *x, int32_t zero, int mode,
+                    uint32_t base, uint32_t off, int8_t *y)
+{
+    et_multiplier m = et_multiplier_from(1.0f / (float)(g->kh * g->kw));
+    for (int32_t c = 0; c < g->c; c++) {
+        const int8_t *xc = x + c * g->h * g->w;
+        for (int32_t oy = 0; oy < g->ho; oy++)
+            for (int32_t ox = 0; ox < g->wo; ox++) {
+                int32_t s = 0;
+                for (int32_t ky = 0; ky < g->kh; ky++) {
+                    int32_t iy = oy * g->sh + ky - g->ph;
+                    if (iy < 0 || iy >= g->h) continue;
+                    for (int32_t kx = 0; kx < g->kw; kx++) {
+                        int32_t ix = ox * g->sw + kx - g->pw;
+                        if (ix >= 0 && ix < g->w) s += (int32_t)xc[iy * g->w + ix] - zero;
+                    }
+                }
+                uint32_t o = (uint32_t)((c * g->ho + oy) * g->wo + ox);
+                y[o] = et_mean_q(s, m, zero, mode, et_bits(base, off + o));
+            }
+    }
+}
+
+void et_avgpool_bwd(const et_pool_geo *g, const int32_t *e, int32_t *dx)
+{
+    for (int32_t i = 0; i < g->c * g->h * g->w; i++) dx[i] = 0;
+    for (int32_t c = 0; c < g->c; c++)
+        for (int32_t oy = 0; oy < g->ho; oy++)
+            for (int32_t ox = 0; ox < g->wo; ox++) {
+                int32_t eo = e[(c * g->ho + oy) * g->wo + ox];
+                for (int32_t ky = 0; ky < g->kh; ky++) {
+                    int32_t iy = oy * g->sh + ky - g->ph;
+                    if (iy < 0 || iy >= g->h) continue;
+                    for (int32_t kx = 0; kx < g->kw; kx++) {
+                        int32_t ix = ox * g->sw + kx - g->pw;
+                        if (ix >= 0 && ix < g->w) dx[(c * g->h + iy) * g->w + ix] += eo;
+                    }
+                }
+            }
+}
+
+void et_gap_fwd(const int8_t *x, int32_t c, int32_t n, int32_t zero, int mode, uint32_t base,
+                uint32_t off, int8_t *y)
+{
+    et_multiplier m = et_multiplier_from(1.0f / (float)n);
+    for (int32_t i = 0; i < c; i++) {
+        int32_t s = 0;
+        for (int32_t j = 0; j < n; j++) s += (int32_t)x[i * n + j] - zero;
+        y[i] = et_mean_q(s, m, zero, mode, et_bits(base, off + (uint32_t)i));
+    }
+}
+
+void et_gap_bwd(const int32_t *e, int32_t c, int32_t n, int32_t *dx)
+{
+    for (int32_t i = 0; i < c; i++)
+        for (int32_t j = 0; j < n; j++) dx[i * n + j] = e[i];
 }

@@ -8,9 +8,9 @@
  * GEMMs/convolutions on integers.
  *
  * Operands are int8 with a zero point; the kernels work on centred values (q - zero), so
- * zero padding is the real zero. Accumulators: int32 for forward and backward error (the
- * exporter checks K * 255 * 255 < 2^31 for every layer), int64 for weight gradients (summed
- * over the mini-batch). `sel` (NULL: all) marks the output channels kept by dynamic partial
+ * zero padding is the real zero; errors come centred as int16. Accumulators are int32: the
+ * exporter checks for every layer that no sum can leave the int32 range (weight gradients
+ * are summed over the mini-batch in place). `sel` (NULL: all) marks the output channels kept by dynamic partial
  * updates: dropped channels cost no work in either backward kernel.
  *
  * On ARMv7E-M (Cortex-M4/M7, __ARM_FEATURE_DSP) the inner loops use dual 16-bit MACs
@@ -29,19 +29,41 @@ typedef struct {
 /* linear: x[n_in], w[n_out][n_in] -> acc[n_out] = sum_i (x_i - zx)(w_oi - zw) */
 void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
                    int32_t n_in, int32_t n_out, int32_t *acc);
-/* dx[i] = sum_{o kept} (e_o - ze)(w_oi - zw) */
-void et_linear_bwd_in(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *w,
-                      int32_t zw, int32_t n_in, int32_t n_out, int32_t *dx);
-/* dw[o][i] += (e_o - ze)(x_i - zx) for kept o */
-void et_linear_bwd_w(const int8_t *e, int32_t ze, const uint8_t *sel, const int8_t *x,
-                     int32_t zx, int32_t n_in, int32_t n_out, int64_t *dw);
+/* dx[i] = sum_{o kept} ec_o (w_oi - zw); ec: centred errors (int16) */
+void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
+                      int32_t n_in, int32_t n_out, int32_t *dx);
+/* dw[o][i] += ec_o (x_i - zx) for kept o */
+void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
+                     int32_t n_in, int32_t n_out, int32_t *dw);
 
 /* conv2d, per sample, channels first; w[c_out][c_in/groups][kh][kw] */
 void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
                  int32_t zw, int32_t *acc);
-void et_conv_bwd_in(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
+void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx);
-void et_conv_bwd_w(const et_conv_geo *g, const int8_t *e, int32_t ze, const uint8_t *sel,
-                   const int8_t *x, int32_t zx, int64_t *dw);
+void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                   const int8_t *x, int32_t zx, int32_t *dw);
+
+
+/* ---- pooling (integer side of edgetrain.ops.pool), per sample, channels first ----
+ * Max pooling works on the int8 codes (padding never wins); its backward sends each window's
+ * centred error to the window's first maximum (row-major), summing where windows overlap.
+ * Average pooling sums centred codes exactly and requantizes the sum by M = 1 / n into the
+ * input's scale (rounding `mode`, stochastic bits from `base` at element offset `off`);
+ * its backward spreads the summed centred errors (scale: the output error's / n). */
+typedef struct {
+    int32_t c, h, w, ho, wo, kh, kw, sh, sw, ph, pw;
+} et_pool_geo;
+
+void et_maxpool_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y);
+void et_maxpool_bwd(const et_pool_geo *g, const int8_t *x, const int8_t *y, const int32_t *e,
+                    int32_t *dx);
+void et_avgpool_fwd(const et_pool_geo *g, const int8_t *x, int32_t zero, int mode,
+                    uint32_t base, uint32_t off, int8_t *y);
+void et_avgpool_bwd(const et_pool_geo *g, const int32_t *e, int32_t *dx);
+/* global average pooling: x[c][n] -> y[c] */
+void et_gap_fwd(const int8_t *x, int32_t c, int32_t n, int32_t zero, int mode, uint32_t base,
+                uint32_t off, int8_t *y);
+void et_gap_bwd(const int32_t *e, int32_t c, int32_t n, int32_t *dx);
 
 #endif

@@ -1,0 +1,585 @@
+/* edgetrain int8 training engine (see et_engine.h): each function is the translation of the
+ * Trainer method named in its comment, in edgetrain/engine/int8.py. Element i of a tensor is
+ * its row-major index over the whole batch, which is also its stochastic-rounding index. */
+#include "et_engine.h"
+
+#include <math.h>
+
+#define ET_I32_MIN (-2147483647 - 1)
+#define ET_I32_MAX 2147483647
+#define ET_Q30 9.313225746154785e-10f          /* 2^-30 */
+#define ET_S_MIN_F 9.094947017729282e-13f      /* 2^-40, numerics.qparams.S_MIN */
+#define ET_CHANNEL_FRACTION 64.0f
+#define ET_MAX_DEFERRED 256
+
+static uint32_t et_call_base(const et_ctx *c, int mode)
+{
+    return mode == ET_ROUND_STOCHASTIC ? et_stream_next(c->rng) : 0u;
+}
+
+static float et_maxf(float a, float b) { return a > b ? a : b; }
+static float et_minf(float a, float b) { return a < b ? a : b; }
+static float et_clipf(float v, float lo, float hi) { return et_minf(et_maxf(v, lo), hi); }
+
+/* ------------------------------------------------------------ range trackers */
+
+static struct { et_range *r; float lo, hi, rate; } et_deferred[ET_MAX_DEFERRED];
+static int32_t et_n_deferred;
+
+void et_deferred_reset(void) { et_n_deferred = 0; }
+
+void et_range_observe(et_range *r, float lo, float hi, float rate)   /* RangeTracker.observe */
+{
+    if (!(lo - lo == 0.0f) || !(hi - hi == 0.0f)) {   /* non-finite: training diverged */
+        et_fail(ET_ERR_ROUND_RANGE);
+        return;
+    }
+    if (!r->seen) {
+        r->lo = lo;
+        r->hi = hi;
+        r->seen = 1;
+        return;
+    }
+    r->lo = r->lo + rate * (lo - r->lo);
+    r->hi = r->hi + rate * (hi - r->hi);
+}
+
+void et_deferred_commit(void)   /* Trainer._commit_observations */
+{
+    for (int32_t i = 0; i < et_n_deferred; i++)
+        et_range_observe(et_deferred[i].r, et_deferred[i].lo, et_deferred[i].hi,
+                         et_deferred[i].rate);
+    et_n_deferred = 0;
+}
+
+static void et_defer(et_range *r, float lo, float hi, float rate)
+{
+    if (et_n_deferred >= ET_MAX_DEFERRED) {
+        et_fail(ET_ERR_SHIFT_RANGE);
+        return;
+    }
+    et_deferred[et_n_deferred].r = r;
+    et_deferred[et_n_deferred].lo = lo;
+    et_deferred[et_n_deferred].hi = hi;
+    et_deferred[et_n_deferred].rate = rate;
+    et_n_deferred++;
+}
+
+et_qparams et_range_qparams(const et_range *r, int symmetric, int pow2)
+{
+    return et_from_range(r->lo, r->hi, symmetric, pow2);
+}
+
+/* Trainer._tracked_qparams: an unseen tracker takes this step's range at once */
+et_qparams et_tracked_qparams(const et_ctx *c, et_range *r, float lo, float hi, float rate,
+                              int observe)
+{
+    if (observe && !r->seen)
+        et_range_observe(r, lo, hi, rate);
+    else if (observe)
+        et_defer(r, lo, hi, rate);
+    return et_range_qparams(r, 0, c->cfg->pow2);
+}
+
+/* ------------------------------------------------------------------- helpers */
+
+void et_trace_tensor(const et_tensor *t, int32_t batch)
+{
+    (void)t;
+    (void)batch;
+    if (t->trace != ET_NO_TRACE) {
+        ET_TRACE_T(t->trace, t->q, (uint32_t)(t->n * batch));
+        ET_TRACE_T(t->trace + 1, &t->qp.scale, 4);
+        ET_TRACE_T(t->trace + 2, &t->qp.zero, 4);
+    }
+}
+
+static int8_t et_sat8(int64_t v) { return (int8_t)et_sat(v, ET_QMIN, ET_QMAX); }
+
+/* Trainer._forward, input: quantize with the input tracker's qparams, rounding nearest */
+void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_range *r,
+                       int pow2)
+{
+    t->qp = et_range_qparams(r, 0, pow2);
+    for (int32_t i = 0; i < t->n * batch; i++)
+        t->q[i] = et_quantize(x[i], t->qp, ET_ROUND_NEAREST, 0);
+}
+
+/* -------------------------------------------------------------- weight layers */
+
+static int32_t et_out_per_sample(const et_wlayer *L) { return L->g.c_out * L->g.ho * L->g.wo; }
+static int32_t et_in_per_sample(const et_wlayer *L) { return L->g.c_in * L->g.h * L->g.w; }
+static int32_t et_k(const et_wlayer *L)
+{
+    return (L->g.c_in / L->g.groups) * L->g.kh * L->g.kw;
+}
+
+/* Trainer._weights: this step's weight scales (per channel or one) and zero point */
+static void et_weight_qparams(const et_ctx *c, et_wlayer *L)
+{
+    int32_t O = L->g.c_out;
+    if (c->cfg->weight_channels) {
+        for (int32_t o = 0; o < O; o++)
+            L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;
+        L->w_zero = 0;
+    } else {
+        et_qparams qp = et_range_qparams(&L->w_range[0], 0, 0);
+        for (int32_t o = 0; o < O; o++) L->w_scale[o] = qp.scale;
+        L->w_zero = qp.zero;
+    }
+}
+
+static void et_forward_acc(const et_wlayer *L, const int8_t *x, int32_t zx, int32_t *acc)
+{
+    if (L->conv)
+        et_conv_fwd(&L->g, x, zx, L->w, L->w_zero, acc);
+    else
+        et_linear_fwd(x, zx, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
+}
+
+/* Trainer._fwd_weight_q */
+void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor *y,
+                   int observe)
+{
+    int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo, ny = O * P;
+    et_weight_qparams(c, L);
+    for (int32_t b = 0; b < B; b++)
+        et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
+    float lo = 0.0f, hi = 0.0f;
+    for (int32_t o = 0; o < O; o++) {
+        float s_acc = x->qp.scale * L->w_scale[o];
+        et_multiplier mb = et_multiplier_from(L->b_scale[o] / s_acc);
+        int32_t bias = et_requantize(L->b[o], mb, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN, ET_I32_MAX);
+        int64_t mn = INT64_MAX, mx = INT64_MIN;
+        for (int32_t b = 0; b < B; b++)
+            for (int32_t p = 0; p < P; p++) {
+                int64_t v = (int64_t)L->acc[b * ny + o * P + p] + bias;
+                L->acc[b * ny + o * P + p] = (int32_t)et_sat(v, ET_I32_MIN, ET_I32_MAX);
+                if (v < mn) mn = v;
+                if (v > mx) mx = v;
+            }
+        float clo = (float)mn * s_acc, chi = (float)mx * s_acc;
+        lo = o == 0 ? clo : et_minf(lo, clo);
+        hi = o == 0 ? chi : et_maxf(hi, chi);
+    }
+    lo = et_clipf(lo, L->clamp_lo, L->clamp_hi);
+    hi = et_clipf(hi, L->clamp_lo, L->clamp_hi);
+    y->qp = et_tracked_qparams(c, L->a_range, lo, hi, c->cfg->rate_activation, observe);
+    uint32_t base = et_call_base(c, c->cfg->round_forward);
+    for (int32_t o = 0; o < O; o++) {
+        et_multiplier m = et_multiplier_from((x->qp.scale * L->w_scale[o]) / y->qp.scale);
+        for (int32_t b = 0; b < B; b++)
+            for (int32_t p = 0; p < P; p++) {
+                uint32_t i = (uint32_t)(b * ny + o * P + p);
+                y->q[i] = (int8_t)et_requantize(L->acc[i], m, y->qp.zero,
+                                                (et_round_mode)c->cfg->round_forward,
+                                                et_bits(base, i), ET_QMIN, ET_QMAX);
+            }
+    }
+    L->s_x = x->qp.scale;
+    et_trace_tensor(y, B);
+}
+
+/* Trainer._select: per sample keep the top-k output channels by error magnitude */
+static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
+{
+    int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo;
+    float lmin = c->cfg->lambda_min, lmax = c->cfg->lambda_max;
+    for (int32_t b = 0; b < B; b++) {
+        int16_t *ec = L->ec + b * O * P;
+        uint8_t *kept = L->kept + b * O;
+        int64_t total = 0;
+        for (int32_t o = 0; o < O; o++) {
+            int32_t m = 0;
+            for (int32_t p = 0; p < P; p++) m += ec[o * P + p] < 0 ? -ec[o * P + p] : ec[o * P + p];
+            L->acc[o] = m;                          /* magnitudes (acc is free here) */
+            total += m;
+        }
+        float mean = ((float)total * s_e) / (float)O;
+        mean = mean / (float)P;
+        if (mean > L->emax[0]) L->emax[0] = mean;
+        float ratio = L->emax[0] > 0.0f ? mean / L->emax[0] : 0.0f;
+        float frac = lmin + ratio * (lmax - lmin);
+        int64_t k = et_floor_f32(frac * (float)O);
+        if (k < 1) k = 1;
+        if (k > O) k = O;
+        for (int32_t o = 0; o < O; o++) {          /* rank = channels ahead in the stable order */
+            int32_t rank = 0;
+            for (int32_t j = 0; j < O; j++)
+                rank += L->acc[j] > L->acc[o] || (L->acc[j] == L->acc[o] && j < o);
+            kept[o] = rank < k;
+            if (!kept[o])
+                for (int32_t p = 0; p < P; p++) ec[o * P + p] = 0;
+        }
+    }
+}
+
+/* Trainer._weight_grads: int sums over the batch (gradient scales kept for the update) */
+static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, float s_e)
+{
+    int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo, K = et_k(L);
+    L->s_wgrad = s_e * L->s_x;
+    L->s_bgrad = s_e;
+    if (L->train_w) {
+        for (int32_t i = 0; i < O * K; i++) L->gw[i] = 0;
+        for (int32_t b = 0; b < B; b++) {
+            const uint8_t *sel = c->cfg->partial ? L->kept + b * O : 0;
+            const int16_t *ec = L->ec + b * O * P;
+            const int8_t *xb = x->q + b * x->n;
+            if (L->conv)
+                et_conv_bwd_w(&L->g, ec, sel, xb, x->qp.zero, L->gw);
+            else
+                et_linear_bwd_w(ec, sel, xb, x->qp.zero, L->g.c_in, O, L->gw);
+        }
+    }
+    if (L->train_b)
+        for (int32_t o = 0; o < O; o++) {
+            int32_t s = 0;
+            for (int32_t b = 0; b < B; b++)
+                for (int32_t p = 0; p < P; p++) s += L->ec[(b * O + o) * P + p];
+            L->gb[o] = s;
+        }
+}
+
+/* Trainer._error_source: per-channel weight scales folded into int16 errors */
+static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
+{
+    int32_t n = c->batch * et_out_per_sample(L), P = L->g.ho * L->g.wo, O = L->g.c_out;
+    if (!c->cfg->weight_channels)
+        return s_e * L->w_scale[0];
+    float s_max = L->w_scale[0];
+    for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
+    for (int32_t i = 0; i < n; i++) {
+        int32_t o = (i / P) % O;
+        et_multiplier m = et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION);
+        L->ec[i] = (int16_t)et_requantize(L->ec[i], m, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN,
+                                          ET_I32_MAX);
+    }
+    return (s_e * s_max) / ET_CHANNEL_FRACTION;
+}
+
+/* Trainer._bwd_weight_q */
+void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_tensor *e,
+                   et_tensor *dx)
+{
+    int32_t B = c->batch, ny = et_out_per_sample(L), nx = et_in_per_sample(L);
+    for (int32_t i = 0; i < B * ny; i++) L->ec[i] = (int16_t)(e->q[i] - e->qp.zero);
+    if (c->cfg->partial && L->train_w) et_select(c, L, e->qp.scale);
+    if (L->train_w || L->train_b) et_weight_grads(c, L, x, e->qp.scale);
+    if (!L->want_dx) return;
+    float s_src = et_error_source(c, L, e->qp.scale);
+    int32_t mn = ET_I32_MAX, mx = ET_I32_MIN;
+    for (int32_t b = 0; b < B; b++) {
+        const uint8_t *sel = c->cfg->partial && L->train_w ? L->kept + b * L->g.c_out : 0;
+        int32_t *acc = L->acc + b * nx;
+        if (L->conv)
+            et_conv_bwd_in(&L->g, L->ec + b * ny, sel, L->w, L->w_zero, acc);
+        else
+            et_linear_bwd_in(L->ec + b * ny, sel, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
+        for (int32_t i = 0; i < nx; i++) {
+            if (acc[i] < mn) mn = acc[i];
+            if (acc[i] > mx) mx = acc[i];
+        }
+    }
+    dx->qp = et_tracked_qparams(c, L->dx_range, (float)mn * s_src, (float)mx * s_src,
+                                c->cfg->rate_error, 1);
+    et_multiplier m = et_multiplier_from(s_src / dx->qp.scale);
+    uint32_t base = et_call_base(c, c->cfg->round_backward);
+    for (int32_t i = 0; i < B * nx; i++)
+        dx->q[i] = (int8_t)et_requantize(L->acc[i], m, dx->qp.zero,
+                                         (et_round_mode)c->cfg->round_backward,
+                                         et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+}
+
+/* ------------------------------------------------------------------- update */
+
+/* Trainer._quantize_gradient + _int_row_stats + GradStats.observe (in place on g):
+ * g becomes the int8 gradient; returns its scale. Row r's moving statistics are
+ * stats[r].lo (mean) and stats[r].hi (variance). */
+static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
+                                 float scale, et_range *stats)
+{
+    int32_t gmax = 0;
+    for (int32_t i = 0; i < rows * k; i++) {
+        int32_t a = g[i] < 0 ? -g[i] : g[i];
+        if (a > gmax) gmax = a;
+    }
+    float s_g = et_maxf(((float)gmax * scale) / 127.0f, ET_S_MIN_F);
+    et_multiplier m = et_multiplier_from(scale / s_g);
+    uint32_t base = et_call_base(c, c->cfg->round_backward);
+    for (int32_t i = 0; i < rows * k; i++)
+        g[i] = et_requantize(g[i], m, 0, (et_round_mode)c->cfg->round_backward,
+                             et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+    float n = (float)k;
+    for (int32_t r = 0; r < rows; r++) {
+        int64_t s1 = 0, s2 = 0;
+        for (int32_t i = 0; i < k; i++) {
+            s1 += g[r * k + i];
+            s2 += (int64_t)g[r * k + i] * g[r * k + i];
+        }
+        float mean_q = (float)s1 / n;
+        float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
+        float mean = mean_q * s_g, var = (var_q * s_g) * s_g;
+        et_range *st = &stats[r];
+        if (!st->seen) {
+            st->lo = mean;
+            st->hi = var;
+            st->seen = 1;
+        } else {
+            st->lo = st->lo + c->cfg->rate_grad_mean * (mean - st->lo);
+            st->hi = st->hi + c->cfg->rate_grad_var * (var - st->hi);
+        }
+    }
+    return s_g;
+}
+
+/* the standardized step of element i of row r: lr * ((g_q * s_g - mu) / sigma) */
+static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st)
+{
+    float sigma = sqrtf(st->hi) + c->cfg->grad_eps;
+    float g_real = (float)gq * s_g;
+    return c->cfg->lr * ((g_real - st->lo) / sigma);
+}
+
+/* the updated float weight j of row o (computed twice: for the range, then to quantize) */
+static float et_new_weight(const et_ctx *c, const et_wlayer *L, int32_t o, int32_t j,
+                           float s_g, float w_scale, int32_t w_zero)
+{
+    float wf = (float)((int32_t)L->w[j] - w_zero) * w_scale;
+    return wf - et_step(c, L->gw[j], s_g, &L->g_stats[o]);
+}
+
+/* Trainer._apply_weight: dequantize, step, observe the new range, requantize in place */
+static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g)
+{
+    int32_t O = L->g.c_out, K = et_k(L), old_zero = L->w_zero;
+    int per_ch = c->cfg->weight_channels;
+    float glo = 0.0f, ghi = 0.0f;
+    for (int32_t o = 0; o < O; o++) {
+        float lo = 0.0f, hi = 0.0f;
+        for (int32_t i = 0; i < K; i++) {
+            float wf = et_new_weight(c, L, o, o * K + i, s_g, L->w_scale[o], old_zero);
+            lo = i == 0 ? wf : et_minf(lo, wf);
+            hi = i == 0 ? wf : et_maxf(hi, wf);
+        }
+        if (per_ch) et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
+        glo = o == 0 ? lo : et_minf(glo, lo);
+        ghi = o == 0 ? hi : et_maxf(ghi, hi);
+    }
+    if (!per_ch) et_range_observe(&L->w_range[0], glo, ghi, c->cfg->rate_weight);
+    uint32_t base = et_call_base(c, c->cfg->round_update);
+    for (int32_t o = 0; o < O; o++) {
+        float old_scale = L->w_scale[o];
+        et_qparams qp = et_range_qparams(&L->w_range[per_ch ? o : 0], per_ch, 0);
+        for (int32_t i = 0; i < K; i++) {
+            uint32_t j = (uint32_t)(o * K + i);
+            float wf = et_new_weight(c, L, o, (int32_t)j, s_g, old_scale, old_zero);
+            L->w[j] = et_quantize(wf, qp, (et_round_mode)c->cfg->round_update,
+                                  et_bits(base, j));
+        }
+    }
+    et_weight_qparams(c, L);
+    ET_TRACE_T(L->trace_gw, L->w, O * K);
+    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * (per_ch ? O : 1));
+    ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
+}
+
+/* Trainer._apply_bias */
+static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g)
+{
+    int32_t O = L->g.c_out, *g = L->gb;
+    uint32_t base = et_call_base(c, c->cfg->round_update);
+    for (int32_t o = 0; o < O; o++) {
+        float s_b = L->b_scale[o];
+        float b_f = (float)L->b[o] * s_b - et_step(c, g[o], s_g, L->gb_stats);
+        float v = et_clipf(b_f / s_b, -2147483648.0f, 2147483520.0f);
+        int64_t r = et_round_f32(v, (et_round_mode)c->cfg->round_update,
+                                 et_bits(base, (uint32_t)o));
+        L->b[o] = et_sat(r, ET_I32_MIN, ET_I32_MAX);
+    }
+    ET_TRACE_T(L->trace_gw + 3, L->b, 4 * O);
+}
+
+/* Trainer._update_layer: weight rows (filters) first, then the bias as one row */
+void et_update_weight(const et_ctx *c, et_wlayer *L)
+{
+    if (L->train_w) {
+        float s_g = et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats);
+        et_apply_weight(c, L, s_g);
+    }
+    if (L->train_b) {
+        float s_g = et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats);
+        et_apply_bias(c, L, s_g);
+    }
+}
+
+/* ----------------------------------------------------------- integer ops */
+
+static int32_t et_relu6_qmax(const et_qparams *qp)
+{
+    int64_t q = qp->zero + et_round_f32(6.0f / qp->scale, ET_ROUND_NEAREST, 0);
+    return q < 127 ? (int32_t)q : 127;
+}
+
+/* Trainer._fwd_int_q */
+void et_fwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, et_tensor *y)
+{
+    int32_t B = c->batch, zero = x->qp.zero;
+    y->qp = x->qp;
+    if (op->kind == ET_RELU || op->kind == ET_RELU6) {
+        int32_t qmax = op->kind == ET_RELU6 ? et_relu6_qmax(&x->qp) : 127;
+        for (int32_t i = 0; i < x->n * B; i++) {
+            int32_t v = x->q[i] < zero ? zero : x->q[i];
+            y->q[i] = (int8_t)(v > qmax ? qmax : v);
+        }
+    } else if (op->kind == ET_MAXPOOL) {
+        for (int32_t b = 0; b < B; b++) et_maxpool_fwd(&op->g, x->q + b * x->n, y->q + b * y->n);
+    } else if (op->kind == ET_AVGPOOL || op->kind == ET_GAP) {
+        uint32_t base = et_call_base(c, c->cfg->round_forward);
+        for (int32_t b = 0; b < B; b++) {
+            if (op->kind == ET_AVGPOOL)
+                et_avgpool_fwd(&op->g, x->q + b * x->n, zero, c->cfg->round_forward, base,
+                               (uint32_t)(b * y->n), y->q + b * y->n);
+            else
+                et_gap_fwd(x->q + b * x->n, op->g.c, op->g.w, zero, c->cfg->round_forward,
+                           base, (uint32_t)(b * y->n), y->q + b * y->n);
+        }
+    } else if (y->q != x->q) {                   /* flatten: the same codes */
+        for (int32_t i = 0; i < x->n * B; i++) y->q[i] = x->q[i];
+    }
+    et_trace_tensor(y, B);
+}
+
+/* Trainer._bwd_int_q: centred errors through the op's integer backward, then saturated */
+void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const et_tensor *y,
+                const et_tensor *e, et_tensor *dx)
+{
+    int32_t B = c->batch, ze = e->qp.zero, divisor = 1;
+    int32_t qmax = op->kind == ET_RELU6 ? et_relu6_qmax(&x->qp) : 127;
+    for (int32_t b = 0; b < B; b++) {
+        const int8_t *eb = e->q + b * e->n, *yb = y->q + b * y->n, *xb = x->q + b * x->n;
+        int8_t *db = dx->q + b * dx->n;
+        if (op->kind == ET_RELU || op->kind == ET_RELU6 || op->kind == ET_FLATTEN) {
+            for (int32_t i = 0; i < e->n; i++) {
+                int keep = op->kind == ET_FLATTEN ||
+                           (yb[i] > x->qp.zero && (op->kind == ET_RELU || yb[i] < qmax));
+                db[i] = (int8_t)(keep ? eb[i] : ze);
+            }
+            continue;
+        }
+        int32_t *ein = op->e32, *eout = op->e32 + e->n;
+        for (int32_t i = 0; i < e->n; i++) ein[i] = (int32_t)eb[i] - ze;
+        if (op->kind == ET_MAXPOOL) {
+            et_maxpool_bwd(&op->g, xb, yb, ein, eout);
+        } else if (op->kind == ET_AVGPOOL) {
+            et_avgpool_bwd(&op->g, ein, eout);
+            divisor = op->g.kh * op->g.kw;
+        } else {
+            et_gap_bwd(ein, op->g.c, op->g.w, eout);
+            divisor = op->g.w;
+        }
+        for (int32_t i = 0; i < dx->n; i++) db[i] = et_sat8((int64_t)eout[i] + ze);
+    }
+    dx->qp.scale = divisor != 1 ? e->qp.scale / (float)divisor : e->qp.scale;
+    dx->qp.zero = ze;
+}
+
+/* ------------------------------------------------------------ add and merge */
+
+static void et_minmax32(const int32_t *r, int32_t n, int32_t *mn, int32_t *mx)
+{
+    *mn = ET_I32_MAX;
+    *mx = ET_I32_MIN;
+    for (int32_t i = 0; i < n; i++) {
+        if (r[i] < *mn) *mn = r[i];
+        if (r[i] > *mx) *mx = r[i];
+    }
+}
+
+/* sum over parts of requantize(q - zero, s_part / s_out, 0, mode) into r (one call each) */
+static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, int n, float s_out,
+                               int mode, int32_t count, int32_t *r)
+{
+    for (int32_t i = 0; i < count; i++) r[i] = 0;
+    for (int p = 0; p < n; p++) {
+        const et_tensor *t = parts[p];
+        et_multiplier m = et_multiplier_from(t->qp.scale / s_out);
+        uint32_t base = et_call_base(c, mode);
+        for (int32_t i = 0; i < count; i++) {
+            int64_t v = (int64_t)r[i] + et_requantize((int64_t)t->q[i] - t->qp.zero, m, 0,
+                                                      (et_round_mode)mode,
+                                                      et_bits(base, (uint32_t)i), ET_I32_MIN,
+                                                      ET_I32_MAX);
+            r[i] = et_sat(v, ET_I32_MIN, ET_I32_MAX);
+        }
+    }
+}
+
+/* Trainer._fwd_add_q */
+void et_fwd_add(const et_ctx *c, et_range *a_range, float clamp_lo, float clamp_hi,
+                const et_tensor *a, const et_tensor *b, et_tensor *y, int32_t *scratch,
+                int observe)
+{
+    int32_t count = a->n * c->batch, mn, mx;
+    const et_tensor *parts[2] = {a, b};
+    et_qparams qp = et_range_qparams(a_range, 0, c->cfg->pow2);
+    et_requantized_sum(c, parts, 2, qp.scale, c->cfg->round_forward, count, scratch);
+    et_minmax32(scratch, count, &mn, &mx);
+    float lo = et_clipf((float)mn * qp.scale, clamp_lo, clamp_hi);
+    float hi = et_clipf((float)mx * qp.scale, clamp_lo, clamp_hi);
+    (void)et_tracked_qparams(c, a_range, lo, hi, c->cfg->rate_activation, observe);
+    for (int32_t i = 0; i < count; i++) y->q[i] = et_sat8((int64_t)scratch[i] + qp.zero);
+    y->qp = qp;
+    et_trace_tensor(y, c->batch);
+}
+
+/* Trainer._merge_q */
+void et_merge_errors(const et_ctx *c, et_range *em, const et_tensor *const *parts, int n,
+                     et_tensor *out, int32_t *scratch)
+{
+    int32_t count = out->n * c->batch, mn, mx;
+    float bound_lo = 0.0f, bound_hi = 0.0f;
+    for (int p = 0; p < n; p++) {
+        int32_t qmn = 127, qmx = -128;
+        for (int32_t i = 0; i < count; i++) {
+            if (parts[p]->q[i] < qmn) qmn = parts[p]->q[i];
+            if (parts[p]->q[i] > qmx) qmx = parts[p]->q[i];
+        }
+        bound_lo += (float)(qmn - parts[p]->qp.zero) * parts[p]->qp.scale;
+        bound_hi += (float)(qmx - parts[p]->qp.zero) * parts[p]->qp.scale;
+    }
+    if (!em->seen) et_range_observe(em, bound_lo, bound_hi, c->cfg->rate_error);
+    et_qparams qp = et_range_qparams(em, 0, c->cfg->pow2);
+    et_requantized_sum(c, parts, n, qp.scale, c->cfg->round_backward, count, scratch);
+    et_minmax32(scratch, count, &mn, &mx);
+    et_defer(em, (float)mn * qp.scale, (float)mx * qp.scale, c->cfg->rate_error);
+    for (int32_t i = 0; i < count; i++) out->q[i] = et_sat8((int64_t)scratch[i] + qp.zero);
+    out->qp = qp;
+}
+
+/* ----------------------------------------------------------------------- loss */
+
+/* Trainer._loss_error (int8): fixed-point softmax cross-entropy gradient, requantized */
+int64_t et_loss_error(const et_ctx *c, const et_tensor *logits, const int32_t *labels,
+                      et_range *e_range, et_tensor *e, int64_t *grad, int64_t *exps)
+{
+    int32_t B = c->batch, K = logits->n;
+    int64_t loss = 0, mn = INT64_MAX, mx = INT64_MIN;
+    for (int32_t b = 0; b < B; b++) {
+        loss += et_softmax_ce_q30(logits->q + b * K, K, logits->qp.scale, labels[b],
+                                  grad + b * K, exps);
+        for (int32_t i = 0; i < K; i++) {
+            if (grad[b * K + i] < mn) mn = grad[b * K + i];
+            if (grad[b * K + i] > mx) mx = grad[b * K + i];
+        }
+    }
+    e->qp = et_tracked_qparams(c, e_range, (float)mn * ET_Q30, (float)mx * ET_Q30,
+                               c->cfg->rate_error, 1);
+    et_multiplier m = et_multiplier_from(ET_Q30 / e->qp.scale);
+    uint32_t base = et_call_base(c, c->cfg->round_backward);
+    for (int32_t i = 0; i < B * K; i++)
+        e->q[i] = (int8_t)et_requantize(grad[i], m, e->qp.zero,
+                                        (et_round_mode)c->cfg->round_backward,
+                                        et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+    return loss;
+}
