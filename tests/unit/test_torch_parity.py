@@ -67,6 +67,52 @@ def test_eval_mode_float32_matches_torch(name):
     np.testing.assert_allclose(predict(graph, x), expected, rtol=1e-4, atol=1e-5)
 
 
+def _every_op_graph():
+    """A graph using every float layer op and option the bridge maps (beyond the zoo)."""
+    from edgetrain.ir import GraphBuilder
+
+    b = GraphBuilder("every-op", (4, 9, 10), seed=5)
+    h = b.add("conv2d", "input", out_channels=6, kernel=(3, 2), stride=(1, 2), padding=(1, 0),
+              groups=2)
+    h = b.add("batchnorm", h, eps=1e-3, momentum=0.3)
+    h = b.add("relu6", h)
+    h = b.add("maxpool2d", h, kernel=3, stride=2, padding=1)
+    r = b.add("conv2d", h, out_channels=6, kernel=3, padding=1, groups=6)
+    h = b.add("add", h, r)
+    h = b.add("avgpool2d", h, kernel=2, stride=1)
+    h = b.add("relu", b.add("batchnorm", b.add("linear", b.add("flatten", h), out_features=8)))
+    return b.build(b.add("linear", h, out_features=3))
+
+
+def test_every_op_matches_torch():
+    graph = _every_op_graph()
+    assert {n.op for n in graph.nodes} >= {"conv2d", "batchnorm", "relu6", "maxpool2d", "add",
+                                           "avgpool2d", "flatten", "linear", "relu"}
+    module = torch_bridge.to_torch(graph).double().train()
+    g64 = _float64(graph)
+    x, y = _batch(graph, n=5)
+    loss, logits, grads = loss_and_grads(g64, x, y, Policy().trainable_params(g64))
+    out = module(torch.from_numpy(x))
+    t_loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+    t_loss.backward()
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    np.testing.assert_allclose(logits, out.detach().numpy(), rtol=1e-9, atol=1e-11)
+    t_grads = torch_bridge.grads_from_torch(graph, module)
+    assert set(grads) == set(t_grads)
+    for key, g in grads.items():
+        np.testing.assert_allclose(g, t_grads[key], rtol=1e-8, atol=1e-11, err_msg=key)
+
+
+def test_unsupported_op_is_a_clear_error():
+    from edgetrain.ir import GraphBuilder
+
+    b = GraphBuilder("loss-as-layer", (3,), seed=0)
+    graph = b.build(b.add("linear", "input", out_features=2))
+    graph.nodes[0] = type(graph.nodes[0])("odd", "mse", ("input",))
+    with pytest.raises(EdgetrainError, match="no PyTorch equivalent"):
+        torch_bridge.to_torch(graph)
+
+
 def test_partial_policy_gradients_are_a_subset():
     graph = zoo.build("mbednet", seed=0)
     g64 = _float64(graph)
