@@ -173,6 +173,10 @@ def test_views_share_their_input_buffer():
     s = sched("mlp")
     assert "act:flatten" not in s.buffers
     assert "act:input" in next(st for st in s.steps if st.node == "fc1").reads
+    assert s.storage("act:flatten") == "act:input" and s.storage("act:fc1") == "act:fc1"
+    folded = sched("motion-cnn1d")
+    assert folded.storage("act:conv1_bn") == "act:conv1"
+    assert folded.storage("err:conv1_bn") == "err:conv1"
 
 
 def test_conservative_plan_for_an_op_without_a_memory_rule():

@@ -141,6 +141,8 @@ class Plan:
         return self.schedule.notes
 
     def buffer(self, name: str) -> Buffer:
+        """A buffer by name; a view's name ("act:flatten") gives the buffer it shares."""
+        name = self.schedule.storage(name)
         for b in self.arena + self.state + self.flash:
             if b.name == name:
                 return b
@@ -169,6 +171,7 @@ class Plan:
             out["layers"] = [asdict(r) for r in self.layers]
             out["buffers"] = [asdict(b) for b in self.arena + self.state + self.flash]
             out["steps"] = [asdict(s) for s in self.schedule.steps]
+            out["aliases"] = dict(self.schedule.aliases)
         return out
 
 

@@ -181,6 +181,12 @@ class Schedule:
     buffers: Mapping[str, BufferSpec]  # every buffer of every region, by name
     trained: Mapping[str, frozenset[str]]  # node -> trained roles (after BN folding)
     notes: tuple[str, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)  # "act:flatten" -> "act:pool2"
+
+    def storage(self, name: str) -> str:
+        """The buffer that holds ``name`` ("act:<tensor>", "err:<tensor>"): views (flatten)
+        and folded BatchNorm share their input's buffer."""
+        return self.aliases.get(name, name)
 
     def region(self, region: str) -> list[BufferSpec]:
         """The buffers of one region, in the order they were made."""
@@ -243,6 +249,12 @@ class _Builder:
         self.err_made: set[str] = set()
         self.pending: dict[str, list[str]] = {}  # int8 error buffer -> contributions to merge
         self.notes: list[str] = []
+
+    def aliases(self) -> dict[str, str]:
+        """Tensor names whose value or error lives in another tensor's buffer."""
+        out = {f"act:{t}": b for t, b in self.act.items() if b != f"act:{t}"}
+        out.update({f"err:{t}": b for t, b in self.err.items() if b != f"err:{t}"})
+        return out
 
     def is_view(self, node: Node) -> bool:
         return node.name in self.folded or op_memory(node.op).view
@@ -507,4 +519,4 @@ def build_schedule(graph: Graph, policy: Policy, config: ScheduleConfig) -> Sche
     b.add_tensor_qparams()
     b.describe()
     return Schedule(graph.name, policy, config, tuple(b.steps), dict(b.buffers),
-                    dict(b.trained), tuple(b.notes))
+                    dict(b.trained), tuple(b.notes), b.aliases())
