@@ -142,3 +142,26 @@ def test_auto_backward_order_keeps_the_smaller_arena():
     assert auto.to_dict(detail=False)["backward_order"] in arenas
     with pytest.raises(EdgetrainError, match="unknown backward order"):
         PlanConfig(order="sideways")
+
+
+@pytest.mark.parametrize("model", ["mnist-cnn", "mbednet"])
+def test_macs_per_phase_equal_what_the_int8_engine_counts(model):
+    import numpy as np
+
+    from edgetrain.engine.int8 import Trainer
+    from edgetrain.ir import parse_policy
+    from edgetrain.numerics.quantize import quantize
+
+    g = GRAPHS[model]
+    x = np.random.default_rng(0).normal(size=(4, *g.input_shape)).astype(np.float32)
+    quantized = quantize(g, x)
+    for policy in ("full", "last-2", "bias-only", "partial"):
+        for precision in ("int8", "mixed", "float32"):
+            trainer = Trainer(quantized.copy(), parse_policy(policy), precision, lr=1e-3)
+            trainer.step(x[:1], np.array([3]))
+            planned = plan(g, "imxrt1062", policy, precision).cost.macs  # unfolded graph
+            if policy == "partial":  # worst case planned; the engine keeps k <= N rows
+                assert trainer.macs["forward"] == planned["forward"]
+                assert all(trainer.macs[k] <= planned[k] for k in planned)
+            else:
+                assert trainer.macs == planned, (policy, precision)
