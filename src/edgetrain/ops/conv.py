@@ -236,11 +236,13 @@ def phase_run(flat: np.ndarray, geo: Geometry, n: int, wq: int, i: int, j: int) 
 def _depthwise_forward(x, weight, geo):
     flat, hq, wq = phase_split(x, geo)
     (ho, wo), b, n = geo.out_hw, len(x), len(x) * hq * wq
-    acc = np.zeros((geo.c_out, n), np.result_type(x, weight))  # float[C, B*Hq*Wq]
+    acc = np.empty((geo.c_out, n), np.result_type(x, weight))  # float[C, B*Hq*Wq]
     tmp = np.empty_like(acc)
-    for i in range(geo.kernel[0]):
-        for j in range(geo.kernel[1]):
-            np.multiply(phase_run(flat, geo, n, wq, i, j), weight[:, 0, i, j, None], out=tmp)
+    for k in range(geo.kernel[0] * geo.kernel[1]):
+        i, j = divmod(k, geo.kernel[1])
+        run = phase_run(flat, geo, n, wq, i, j)
+        np.multiply(run, weight[:, 0, i, j, None], out=acc if k == 0 else tmp)
+        if k:
             acc += tmp
     y = acc.reshape(geo.c_out, b, hq, wq)[:, :, :ho, :wo].transpose(1, 0, 2, 3)
     return np.ascontiguousarray(y), (flat, hq, wq)  # float[B, C, Ho, Wo]
