@@ -149,3 +149,19 @@ def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and "usage: edgetrain" in capsys.readouterr().out
+
+
+def test_progress_bar_redraws_on_a_terminal_and_prints_epochs():
+    import io
+    from types import SimpleNamespace as P
+
+    from edgetrain.cli.progress import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(out, live=True, min_interval=0.0)
+    for step in (1, 2):
+        bar(P(epoch=1, epochs=3, step=step, steps=2, loss=1.5, test_accuracy=None))
+    bar(P(epoch=1, epochs=3, step=2, steps=2, loss=1.25, test_accuracy=0.5))
+    text = out.getvalue()
+    assert text.count("\r") == 3 and "[############------------] 1/2  loss 1.5000" in text
+    assert text.endswith("\r\033[Kepoch 1/3  loss 1.2500  test accuracy 50.00 %\n")
