@@ -96,7 +96,7 @@ def test_partial_is_planned_for_its_worst_case_and_says_so():
 
 
 @pytest.mark.parametrize("precision, act, err, grad, weight", [
-    ("int8", "int8", "int8", "int64", "int8"),
+    ("int8", "int8", "int8", "int32", "int8"),
     ("mixed", "int8", "float32", "float32", "int8"),
     ("float32", "float32", "float32", "float32", "float32"),
 ])
@@ -106,6 +106,15 @@ def test_storage_types_follow_the_precision(precision, act, err, grad, weight):
     assert (b["act:conv1"].dtype, b["err:conv2"].dtype, b["grad:fc1.weight"].dtype,
             b["param:conv1.weight"].dtype) == (act, err, grad, weight)
     assert b["act:conv1"].bytes == 8 * 28 * 28 * {"int8": 1, "float32": 4}[act]
+
+
+def test_int8_weight_gradients_widen_to_int64_only_when_int32_could_overflow():
+    small, big = sched("mnist-cnn", batch=1), sched("mnist-cnn", batch=64)
+    assert small.buffers["grad:conv1.weight"].dtype == "int32"
+    # conv1: 64 samples x 28 x 28 positions x 255 x 255 > 2^31
+    assert big.buffers["grad:conv1.weight"].dtype == "int64"
+    assert big.buffers["grad:fc1.weight"].dtype == "int32"
+    assert big.buffers["grad:conv1.bias"].dtype == "int32"
 
 
 def test_batchnorm_is_folded_in_every_precision():

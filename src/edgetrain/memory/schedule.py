@@ -34,7 +34,7 @@ Buffer names say what they hold: ``act:<tensor>``, ``err:<tensor>``, ``grad:<par
 >>> [(st.phase, st.node) for st in s.steps][5:8]
 [('backward_error', 'linear2'), ('backward_weight', 'linear2'), ('update', 'linear2')]
 >>> s.buffers["act:relu1"].bytes, s.buffers["err:relu1"].dtype, s.buffers["grad:linear0.weight"].dtype
-(8, 'int8', 'int64')
+(8, 'int8', 'int32')
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Precision:
     name: str
     act: str
     err: str
-    grad: str  # weight/bias gradient accumulators
+    grad: str  # gradient accumulators ("int64": int32 where the sum provably fits)
     weight: str
     bias: str
     quantized: bool  # int8 weights with qparams; forward accumulates in int32 scratch
@@ -374,9 +374,20 @@ class _Builder:
         self.step("loss", self.graph.loss, [self.act[out]], [scratch, err])
 
     # --- backward and updates ----------------------------------------------------------
+    def grad_dtype(self, node: Node, role: str) -> str:
+        """int8: a weight-gradient sum of batch x positions products of centred int8 values
+        (|.| <= 255 each) fits int32 below 2^31, as the C runtime checks; else int64. Bias
+        gradients sum centred errors only: int32."""
+        if self.prec.grad != "int64":
+            return self.prec.grad
+        shape = self.graph.shapes[node.name]
+        positions = elements(shape) // shape[0]
+        fits = role != "weight" or self.config.batch * positions * 255 * 255 < 2**31
+        return "int32" if fits else "int64"
+
     def grad_buffers(self, node: Node) -> list[str]:
         region = "arena" if self.config.batch == 1 else "state"
-        return [self.buffer(f"grad:{node.params[role]}", "grad", self.prec.grad,
+        return [self.buffer(f"grad:{node.params[role]}", "grad", self.grad_dtype(node, role),
                             self.graph.params[node.params[role]].size, node.name, region)
                 for role in sorted(self.trained.get(node.name, ()))]
 
