@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgetrain.cli.models", "list the model zoo with parameters and MACs"),
     "pretrain": ("edgetrain.cli.pretrain", "train a float32 model on a dataset"),
     "eval": ("edgetrain.cli.eval", "evaluate a model file on a dataset"),
+    "quantize": ("edgetrain.cli.quantize", "post-training int8 quantization of a float model"),
+    "train": ("edgetrain.cli.train", "on-device training: int8 (FQT), mixed or float32"),
 }
 
 

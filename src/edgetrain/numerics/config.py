@@ -43,11 +43,12 @@ class Numerics:
 CONFIGS: dict[str, Numerics] = {
     "paper": Numerics("paper"),
     "default": Numerics("default", round_forward="nearest", round_backward="nearest",
-                        round_update="stochastic", weight_channels=True),
+                        round_update="stochastic", weight_channels=True, rate_weight=1.0),
     "nearest": Numerics("nearest", round_forward="nearest", round_backward="nearest",
                         round_update="nearest"),
     "pow2": Numerics("pow2", round_forward="nearest", round_backward="nearest",
-                     round_update="stochastic", weight_channels=True, pow2_scales=True),
+                     round_update="stochastic", weight_channels=True, rate_weight=1.0,
+                     pow2_scales=True),
 }
 
 

@@ -232,3 +232,16 @@ def load_int8(path: str | Path) -> Int8Model:
         raise EdgetrainError(f"model file '{path}' holds a '{kind}' model, not an int8 one; "
                              "run 'edgetrain quantize' first")
     return int8_from_bundle(manifest, arrays)
+
+
+def load_model(path: str | Path) -> Graph | Int8Model:
+    """A model file of either kind: a float32 graph or an int8 model."""
+    from edgetrain.io.model_file import GRAPH_KIND, graph_from_manifest, load_bundle
+
+    kind, manifest, arrays = load_bundle(path)
+    if kind == KIND:
+        return int8_from_bundle(manifest, arrays)
+    if kind == GRAPH_KIND:
+        return graph_from_manifest(manifest, arrays)
+    raise EdgetrainError(f"model file '{path}' holds a '{kind}' model, neither a float32 "
+                         "graph nor an int8 model")
