@@ -2,7 +2,8 @@
 
 Each zoo model is trained with SGD (momentum 0.9) on the same random batches, same batch
 size, in the same process; repeats are interleaved (edgetrain, torch, edgetrain, ...) so
-machine noise hits both alike, and the medians are reported. Writes the section
+machine noise hits both alike, and the medians are reported. Before timing, both sides must
+give the same loss on the first batch. Writes the section
 "float-throughput" of BENCHMARKS.md.
 
     .venv/bin/python bench/float_throughput.py [--batch 32] [--steps 10] [--repeats 5]
@@ -11,6 +12,7 @@ machine noise hits both alike, and the medians are reported. Writes the section
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,6 +27,7 @@ from edgetrain.report.benchmarks import machine_summary, update_section
 from edgetrain.train.optim import SGD
 
 LR, MOMENTUM = 0.01, 0.9
+EXTRA_SHAPES = {"mbednet": [(3, 32, 32)]}  # measured besides each model's default shape
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,23 @@ def limit_threads(n: int):
     return threadpool_limits(limits=n)
 
 
-def measure(name: str, batch: int, steps: int, repeats: int) -> Result:
-    graph = zoo.build(name, seed=0)
+def check_same_loss(graph, x, y) -> None:
+    """Both sides must compute the same function: equal loss on one batch (float32)."""
+    import torch
+
+    from edgetrain.io.torch_bridge import to_torch
+
+    ours, _, _ = loss_and_grads(graph.copy(), x, y, {})
+    theirs = torch.nn.functional.cross_entropy(to_torch(graph).train()(torch.from_numpy(x)),
+                                               torch.from_numpy(y)).item()
+    if abs(ours - theirs) > 1e-4 * max(1.0, abs(theirs)):
+        raise SystemExit(f"{graph.name}: loss {ours} here vs {theirs} in PyTorch; not comparable")
+
+
+def measure(name: str, shape, batch: int, steps: int, repeats: int) -> Result:
+    graph = zoo.build(name, input_shape=shape, seed=0)
     batches = make_batches(graph, batch, steps)
+    check_same_loss(graph, *batches[0])
     runners = {"edgetrain": edgetrain_runner(graph.copy(), batches),
                "torch": torch_runner(graph, batches)}
     times = {k: [] for k in runners}
@@ -106,7 +123,14 @@ def measure(name: str, batch: int, steps: int, repeats: int) -> Result:
     return Result(name, graph.input_shape, rate["edgetrain"], rate["torch"])
 
 
-def markdown(results: list[Result], args, command: str) -> str:
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def markdown(results: list[Result], args, command: str, load: str) -> str:
     lines = ["## Float32 training throughput: edgetrain vs PyTorch", "",
              (f"SGD (momentum {MOMENTUM}), batch {args.batch}, random data, {args.steps} steps "
               f"per repeat, median of {args.repeats} interleaved repeats, {args.threads} "
@@ -118,8 +142,18 @@ def markdown(results: list[Result], args, command: str) -> str:
         shape = "x".join(map(str, r.input_shape))
         lines.append(f"| {r.model} | {shape} | {r.edgetrain:,.0f} | {r.torch:,.0f} | "
                      f"{r.ratio:.2f}x |")
-    lines += ["", f"Command: `{command}`", "", f"Machine: {machine_summary()}"]
+    lines += ["", f"Command: `{command}`", "",
+              f"Machine: {machine_summary()}; load average {load} when the run started"]
     return "\n".join(lines)
+
+
+def cases(args) -> list[tuple[str, tuple[int, ...] | None]]:
+    """(model, input shape) pairs to measure; None is the model's default shape."""
+    out = []
+    for name in args.models:
+        out.append((name, None))
+        out += [] if args.no_extra else [(name, s) for s in EXTRA_SHAPES.get(name, [])]
+    return out
 
 
 def parse(argv):
@@ -129,6 +163,8 @@ def parse(argv):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1, help="threads for numpy BLAS and torch")
     p.add_argument("--models", nargs="*", default=zoo.names(), choices=zoo.names())
+    p.add_argument("--no-extra", action="store_true",
+                   help=f"skip the extra shapes {EXTRA_SHAPES} beside the defaults")
     p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     return p.parse_args(argv)
 
@@ -136,14 +172,15 @@ def parse(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    results = []
+    results, load = [], _load()
     with limit_threads(args.threads):
-        for name in args.models:
-            results.append(measure(name, args.batch, args.steps, args.repeats))
+        for name, shape in cases(args):
+            results.append(measure(name, shape, args.batch, args.steps, args.repeats))
             r = results[-1]
-            print(f"{name:14s} edgetrain {r.edgetrain:9.0f}/s  torch {r.torch:9.0f}/s  "
-                  f"ratio {r.ratio:.2f}x", flush=True)
-    text = markdown(results, args, " ".join(["python bench/float_throughput.py", *argv]))
+            shape = "x".join(map(str, r.input_shape))
+            print(f"{name:14s} {shape:9s} edgetrain {r.edgetrain:9.0f}/s  "
+                  f"torch {r.torch:9.0f}/s  ratio {r.ratio:.2f}x", flush=True)
+    text = markdown(results, args, " ".join(["python bench/float_throughput.py", *argv]), load)
     if not args.no_write:
         update_section("float-throughput", text)
     return 0
