@@ -152,7 +152,7 @@ def test_residual_int8_errors_stay_apart_until_merged():
     assert len(merges) == 3  # one per residual block (block1, block3, block5)
     merge = next(st for st in merges if st.node == "stem_relu6")
     assert set(merge.reads) == {"err:stem_relu6", part}
-    assert merge.writes == ("err:stem_relu6",)
+    assert merge.writes == ("scratch:merge:stem_relu6", "err:stem_relu6")
     assert max(st.index for st in s.steps if part in st.reads + st.writes) == merge.index
 
 
@@ -164,6 +164,11 @@ def test_int8_accumulators_are_scratch_for_one_step():
     err = next(st for st in s.steps if st.node == "conv2" and st.phase == "backward_error")
     assert s.buffers["scratch:dx:conv2"].bytes == 4 * 8 * 14 * 14 and "scratch:dx:conv2" in \
         err.writes
+    ec = next(st for st in s.steps if st.node == "conv2" and "scratch:ec:conv2" in st.writes)
+    later = next(st for st in s.steps if st.node == "conv2" and st.index > ec.index
+                 and st.phase in ("backward_weight", "backward_error"))
+    assert s.buffers["scratch:ec:conv2"].dtype == "int16" and "scratch:ec:conv2" in later.reads
+    assert s.buffers["scratch:dx:pool1"].elements == 8 * 28 * 28 + 8 * 14 * 14  # in + out
     assert not any(b.startswith("scratch:") for b in sched("mnist-cnn", precision="float32")
                    .buffers if b != "scratch:loss")
 

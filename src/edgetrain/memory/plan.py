@@ -19,7 +19,7 @@ The C stack is not included.
 ...                   out_features=4))
 >>> p = plan(g, "nrf52840", "full", "int8", batch=1)
 >>> p.fits, p.arena_bytes, p.lower_bound_bytes, p.trainable_params
-(True, 568, 568, 172)
+(True, 584, 584, 172)
 >>> [(b.name, b.offset, b.first, b.last) for b in p.arena][:2]
 [('scratch:acc:linear0', 0, 1, 1), ('scratch:acc:linear2', 0, 3, 3)]
 """

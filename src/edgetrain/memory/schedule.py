@@ -48,7 +48,7 @@ from edgetrain.ir.graph import INPUT, Graph, Node
 from edgetrain.ir.policy import Policy
 from edgetrain.ir.registry import get_op
 
-DTYPE_BYTES = {"int8": 1, "int32": 4, "int64": 8, "float32": 4}
+DTYPE_BYTES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4}
 ORDERS = ("error-first", "weight-first")
 PHASES = ("input", "forward", "loss", "merge", "backward_weight", "backward_error", "update")
 
@@ -92,26 +92,27 @@ class OpMemory:
     param_keeps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # role -> kept
     transposed: bool = False  # error and weight gradient are the forward's MACs again
     accumulates: bool = False  # quantized forward sums into an int32 scratch, then requantizes
-    int_error_scratch: bool = False  # int8 backward writes the input error as int32 first
+    int_error_scratch: tuple[str, ...] = ()  # int8 backward: int32 centred errors of these
     folds: bool = False  # BatchNorm: folded into the conv/linear before it
     known: bool = True
 
 
 _WEIGHTED = OpMemory(param_keeps={"weight": ("inputs",)}, transposed=True, accumulates=True,
-                     int_error_scratch=True)
+                     int_error_scratch=("inputs",))
+_INT_POOL = ("inputs", "output")  # the C pool backward: int32 errors in and out
 OP_MEMORY: dict[str, OpMemory] = {
     "linear": _WEIGHTED,
     "conv1d": _WEIGHTED,
     "conv2d": _WEIGHTED,
     "relu": OpMemory(error_keeps=("output",)),
     "relu6": OpMemory(error_keeps=("output",)),
-    "maxpool1d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=True),
-    "maxpool2d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=True),
-    "avgpool1d": OpMemory(int_error_scratch=True),
-    "avgpool2d": OpMemory(int_error_scratch=True),
-    "global_avg_pool": OpMemory(int_error_scratch=True),
+    "maxpool1d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=_INT_POOL),
+    "maxpool2d": OpMemory(error_keeps=("inputs", "output"), int_error_scratch=_INT_POOL),
+    "avgpool1d": OpMemory(int_error_scratch=_INT_POOL),
+    "avgpool2d": OpMemory(int_error_scratch=_INT_POOL),
+    "global_avg_pool": OpMemory(int_error_scratch=_INT_POOL),
     "flatten": OpMemory(view=True),
-    "add": OpMemory(),
+    "add": OpMemory(accumulates=True),  # quantized: both inputs rescaled and summed in int32
     "batchnorm": OpMemory(param_keeps={"gamma": ("inputs",)}, folds=True),
 }
 # an op without a rule is planned conservatively: it keeps its inputs and output
@@ -344,7 +345,7 @@ class _Builder:
                       self.forward_macs(node))
 
     def acc_scratch(self, node: Node) -> list[str]:
-        """Quantized weight layers sum into int32, then requantize: int32[output]."""
+        """Quantized weight layers and adds sum into int32, then requantize: int32[output]."""
         if not (self.prec.quantized and op_memory(node.op).accumulates):
             return []
         return [self.buffer(f"scratch:acc:{node.name}", "scratch", "int32",
@@ -411,8 +412,9 @@ class _Builder:
         accumulate = grads if self.config.batch > 1 else []
         costly = any(r in mem.param_keeps or not mem.known for r in self.trained[node.name])
         scratch = self.topk_scratch(node)  # filled, then read, by this step
-        reads = [self.err[node.name], *self.keeps_for_params(node), *scratch]
-        self.step("backward_weight", node.name, reads + accumulate, scratch + grads,
+        ec_reads, ec_writes = self.centred_errors(node)
+        reads = [self.err[node.name], *ec_reads, *self.keeps_for_params(node), *scratch]
+        self.step("backward_weight", node.name, reads + accumulate, ec_writes + scratch + grads,
                   self.forward_macs(node) if costly else 0)
         return grads
 
@@ -433,11 +435,29 @@ class _Builder:
         return part, []
 
     def int_error_scratch(self, node: Node) -> list[str]:
-        """int8: the input error is summed as int32[input], then requantized."""
-        if self.prec.err != "int8" or not op_memory(node.op).int_error_scratch:
+        """int8: the input error is summed in int32 (pools: from int32 centred output errors),
+        then requantized."""
+        symbols = op_memory(node.op).int_error_scratch
+        if self.prec.err != "int8" or not symbols:
             return []
-        return [self.buffer(f"scratch:dx:{node.name}", "scratch", "int32",
-                            elements(self.graph.shapes[node.inputs[0]]), node.name, "arena")]
+        shapes = {"inputs": [self.graph.shapes[t] for t in node.inputs],
+                  "output": [self.graph.shapes[node.name]]}
+        count = sum(elements(shape) for sym in symbols for shape in shapes[sym])
+        return [self.buffer(f"scratch:dx:{node.name}", "scratch", "int32", count, node.name,
+                            "arena")]
+
+    def centred_errors(self, node: Node) -> tuple[list[str], list[str]]:
+        """int8 weight layers: the output errors centred (and rescaled per weight channel),
+        int16[output], made by the node's first backward step, read by its second:
+        (reads, writes) for the step asking."""
+        if self.prec.err != "int8" or not op_memory(node.op).transposed:
+            return [], []
+        name = f"scratch:ec:{node.name}"
+        if name in self.buffers:
+            return [name], []
+        self.buffer(name, "scratch", "int16", elements(self.graph.shapes[node.name]), node.name,
+                    "arena")
+        return [], [name]
 
     def backward_error(self, node: Node) -> None:
         mem = op_memory(node.op)
@@ -450,16 +470,21 @@ class _Builder:
             outs.append(buf)
             accumulate += reads
         weight = [f"param:{node.params['weight']}"] if "weight" in node.params else []
-        reads = [self.err[node.name], *self.resolve(node, mem.error_keeps), *weight, *accumulate]
-        self.step("backward_error", node.name, reads, [*self.int_error_scratch(node), *outs],
+        ec_reads, ec_writes = self.centred_errors(node)
+        reads = [self.err[node.name], *ec_reads, *self.resolve(node, mem.error_keeps), *weight,
+                 *accumulate]
+        writes = [*ec_writes, *self.int_error_scratch(node), *outs]
+        self.step("backward_error", node.name, reads, writes,
                   self.forward_macs(node) if mem.transposed else 0)
 
     def merge(self, node: Node) -> None:
         """Sum the int8 error contributions of a fan-out tensor into its error buffer."""
         buf = self.err[node.name]
         parts = self.pending.pop(buf, [])
-        if parts:
-            self.step("merge", node.name, [buf, *parts], [buf])
+        if parts:  # each part rescaled to the merge scale and summed in int32
+            scratch = self.buffer(f"scratch:merge:{node.name}", "scratch", "int32",
+                                  self.buffers[buf].elements, node.name, "arena")
+            self.step("merge", node.name, [buf, *parts], [scratch, buf])
 
     def update(self, node: Node) -> None:
         grads = [f"grad:{node.params[r]}" for r in sorted(self.trained[node.name])]
