@@ -123,8 +123,8 @@ class Trainer:
         fwd = self._forward(np.asarray(x, np.float32), observe=True)
         loss, e_out = self._loss_error(fwd.values[self.graph.output], np.asarray(y))
         grads = self._backward(fwd, e_out)
-        for name, (g_w, g_b, x_scale) in grads.items():
-            self._update_layer(self.graph.node(name), g_w, g_b, x_scale)
+        for name, (g_w, g_b, scales, rows) in grads.items():
+            self._update_layer(self.graph.node(name), g_w, g_b, scales, rows)
         self._commit_observations()
         self.model.state["rng"] = self.rng.state
         self.macs["forward"] += len(x) * self.graph.macs_per_sample()
@@ -377,8 +377,8 @@ class Trainer:
         return [self.kernels[node.name].backward_input(node.attrs, saved, e, w_real, sel)], g
 
     def _weight_grads(self, node, saved, ec, mask, sel, s_w_grad, s_b_grad):
-        """(weight gradient, bias gradient, their scales) of a trained layer, or None:
-        int64 sums in int8 mode (real = scale * value), float otherwise."""
+        """(weight gradient, bias gradient, their scales, kept rows or None) of a trained
+        layer, or None: int64 sums in int8 mode (real = scale * value), float otherwise."""
         roles = self.trainable.get(node.name, frozenset())
         if not roles:
             return None
@@ -391,7 +391,8 @@ class Trainer:
             g_w = g_w.astype(np.int64) if self.integer_errors else g_w * np.float64(s_w_grad)
         if "bias" in roles:
             g_b = _sum_spatial(ec)  # [O]
-        return g_w, g_b, (s_w_grad, s_b_grad) if self.integer_errors else (1.0, 1.0)
+        scales = (s_w_grad, s_b_grad) if self.integer_errors else (1.0, 1.0)
+        return g_w, g_b, scales, None if mask is None else mask.any(axis=0)
 
     # ------------------------------------------------------ dynamic partial updates
     def _select(self, node: Node, ec: np.ndarray, s_e: np.float32):
@@ -429,18 +430,24 @@ class Trainer:
         self.macs[phase] += kept * (total // n_out)
 
     # --------------------------------------------------------------------- update
-    def _update_layer(self, node: Node, g_w, g_b, scales) -> None:
+    def _update_layer(self, node: Node, g_w, g_b, scales, rows) -> None:
         """The paper's in-place SGD with gradient standardization per filter/row:
-        w' = (1/s_w')[(w - z_w) s_w - lr (g - mu)/sigma] + z_w' (bias: its own row)."""
+        w' = (1/s_w')[(w - z_w) s_w - lr (g - mu)/sigma] + z_w' (bias: its own row).
+        `rows` (partial updates): the filters/rows kept for at least one sample of the
+        batch; the others, and their statistics, are left as they are."""
         if g_w is not None:
-            step = self._standardized(f"{node.name}:g", g_w.reshape(len(g_w), -1), scales[0])
-            self._apply_weight(node, step.reshape(g_w.shape))
+            step = self._standardized(f"{node.name}:g", g_w.reshape(len(g_w), -1), scales[0],
+                                      rows)
+            self._apply_weight(node, step.reshape(g_w.shape), rows)
         if g_b is not None:
-            step = self._standardized(f"{node.name}:gb", g_b.reshape(1, -1), scales[1])
-            self._apply_bias(node, step.reshape(-1))
+            step = self._standardized(f"{node.name}:gb", g_b.reshape(1, -1), scales[1], None)
+            if rows is not None:
+                step = step * rows[None, :]
+            self._apply_bias(node, step.reshape(-1), rows)
 
-    def _standardized(self, key: str, g: np.ndarray, scale) -> np.ndarray:
-        """float32 lr * (g - mu) / sigma per row, mu/sigma moving averages (rates 0.85/0.7)."""
+    def _standardized(self, key: str, g: np.ndarray, scale, rows) -> np.ndarray:
+        """float32 lr * (g - mu) / sigma per row, mu/sigma moving averages (rates 0.85/0.7);
+        rows not kept get a zero step and keep their statistics."""
         if self.integer_errors:
             g_q, s_g = self._quantize_gradient(g, scale)
             mean, var = _int_row_stats(g_q, s_g)
@@ -449,11 +456,16 @@ class Trainer:
             g_real = g.astype(np.float32)
             mean, var = g.mean(axis=1).astype(np.float32), g.var(axis=1).astype(np.float32)
         stats = self._grad_stats(key, len(g))
+        old_mean, old_var = stats.mean.copy(), stats.var.copy()
         stats.observe(mean, var, self.num.rate_grad_mean, self.num.rate_grad_var)
+        if rows is not None:
+            stats.mean = np.where(rows, stats.mean, old_mean)
+            stats.var = np.where(rows, stats.var, old_var)
         st = self.model.state
         st[f"{key}_mean"], st[f"{key}_var"], st[f"{key}_seen"] = stats.mean, stats.var, stats.seen
         sigma = np.sqrt(stats.var) + np.float32(self.num.grad_eps)  # float32[R]
-        return self.lr * ((g_real - stats.mean[:, None]) / sigma[:, None])
+        step = self.lr * ((g_real - stats.mean[:, None]) / sigma[:, None])  # float32[R, K]
+        return step if rows is None else step * rows[:, None]
 
     def _grad_stats(self, key: str, rows: int) -> GradStats:
         st = self.model.state
@@ -467,36 +479,44 @@ class Trainer:
         s_g = np.maximum((g_max * scale) / np.float32(127), S_MIN)
         return requantize(g, scale / s_g, 0, self.num.round_backward, self.rng), s_g
 
-    def _apply_weight(self, node: Node, step: np.ndarray) -> None:
+    def _apply_weight(self, node: Node, step: np.ndarray, rows) -> None:
         n = node.name
         if not self.quantized:
             self.graph.param(node, "weight")[...] -= step
             return
         w, w_qp = self._weights(node)
         w_f = dequantize(w, w_qp, axis=0) - step  # float32[O, ...]
+        old = self.model.tracker(f"{n}:w")
         tracker = self.model.tracker(f"{n}:w")
-        rows = w_f.reshape(len(w_f), -1)
+        flat = w_f.reshape(len(w_f), -1)
         if self.num.weight_channels:
-            tracker.observe(rows.min(axis=1), rows.max(axis=1), self.num.rate_weight)
+            tracker.observe(flat.min(axis=1), flat.max(axis=1), self.num.rate_weight)
+            if rows is not None:  # rows not kept keep their scale and their codes
+                tracker.lo = np.where(rows, tracker.lo, old.lo)
+                tracker.hi = np.where(rows, tracker.hi, old.hi)
         else:
-            tracker.observe(rows.min(), rows.max(), self.num.rate_weight)
+            tracker.observe(flat.min(), flat.max(), self.num.rate_weight)
         self.model.put_tracker(f"{n}:w", tracker)
         qp = tracker.qparams(symmetric=self.num.weight_channels)
-        self.model.state[f"{n}:w"] = quantize(w_f, qp, self.num.round_update, self.rng)
-        self._record(f"w/{n}", self.model.state[f"{n}:w"])
+        new = quantize(w_f, qp, self.num.round_update, self.rng)
+        if rows is not None and self.num.weight_channels:
+            new[~rows] = w[~rows]
+        self.model.state[f"{n}:w"] = new
+        self._record(f"w/{n}", new)
         self._record(f"w_scale/{n}", qp.scale)
         self._record(f"w_zero/{n}", qp.zero)
 
-    def _apply_bias(self, node: Node, step: np.ndarray) -> None:
+    def _apply_bias(self, node: Node, step: np.ndarray, rows) -> None:
         n = node.name
         if not self.quantized:
             self.graph.param(node, "bias")[...] -= step
             return
         s_b = self.model.state[f"{n}:b_scale"]
-        b_f = self.model.state[f"{n}:b"].astype(np.float32) * s_b - step  # float32[O]
+        old = self.model.state[f"{n}:b"]
+        b_f = old.astype(np.float32) * s_b - step  # float32[O]
         v = np.clip(b_f / s_b, np.float32(I32[0]), np.float32(2.0**31 - 128))
-        b = round_f32(v, self.num.round_update, self.rng)
-        self.model.state[f"{n}:b"] = np.clip(b, *I32).astype(np.int32)
+        b = np.clip(round_f32(v, self.num.round_update, self.rng), *I32).astype(np.int32)
+        self.model.state[f"{n}:b"] = b if rows is None else np.where(rows, b, old)
         self._record(f"b/{n}", self.model.state[f"{n}:b"])
 
     def _check_learning_rate(self) -> None:
