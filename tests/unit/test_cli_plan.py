@@ -96,3 +96,14 @@ def test_zoo_shape_overrides(capsys):
     code, out, _ = run(capsys, "--model", "mbednet", "--device", "imxrt1062", "--input-shape",
                        "3,32,32", "--json")
     assert code == 0 and json.loads(out)["layers"][0]["act_bytes"] == 16 * 16 * 16
+
+
+def test_engine_order_without_reordering_can_be_asked_for(capsys):
+    argv = ["--model", "motion-cnn1d", "--device", "nrf52840", "--json"]
+    code, out, _ = run(capsys, *argv, "--no-reorder", "--order", "weight-first", "--planner",
+                       "greedy")
+    d = json.loads(out)
+    assert code == 0 and d["reorder"] is False and d["backward_order"] == "weight-first"
+    assert d["planner"] == "greedy"
+    _, out, _ = run(capsys, *argv)
+    assert json.loads(out)["peak_ram_bytes"] < d["peak_ram_bytes"]

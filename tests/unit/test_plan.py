@@ -165,3 +165,13 @@ def test_macs_per_phase_equal_what_the_int8_engine_counts(model):
                 assert all(trainer.macs[k] <= planned[k] for k in planned)
             else:
                 assert trainer.macs == planned, (policy, precision)
+
+
+def test_peak_step_names_the_buffers_to_shrink():
+    p = plan(GRAPHS["mnist-cnn"], "nrf52840", "full", "int8")
+    peak = p.peak_summary()
+    live = p.live_at(peak["index"])
+    assert sum(-(-b.bytes // 8) * 8 for b in live) == p.lower_bound_bytes
+    assert [b["bytes"] for b in peak["largest_live"]] == sorted(
+        (b["bytes"] for b in peak["largest_live"]), reverse=True)
+    assert p.to_dict(detail=False)["peak_step"]["phase"] == p.schedule.steps[peak["index"]].phase

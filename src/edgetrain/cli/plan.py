@@ -13,8 +13,9 @@ from pathlib import Path
 from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.ir.graph import Graph
 from edgetrain.memory import devices
+from edgetrain.memory.arena import PLANNERS
 from edgetrain.memory.plan import Plan, PlanConfig, plan
-from edgetrain.memory.schedule import OPTIMIZERS, PRECISIONS
+from edgetrain.memory.schedule import OPTIMIZERS, ORDERS, PRECISIONS
 from edgetrain.memory.search import SearchResult, search
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20,
@@ -56,6 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd-std",
                         help="optimizer state to plan (default: the engine's sgd-std, SGD "
                         "with gradient standardization per row)")
+    parser.add_argument("--order", choices=("auto", *ORDERS), default="auto",
+                        help="per layer: error then weight gradient or the reverse "
+                        "(auto: the smaller arena)")
+    parser.add_argument("--planner", choices=sorted(PLANNERS), default="greedy-best",
+                        help="greedy: TFLite Micro's largest-first; greedy-best: best of "
+                        "four first-fit orders")
     parser.add_argument("--input-shape", type=shape, default=None,
                         help="zoo model input shape per sample, e.g. 3,32,32")
     parser.add_argument("--num-classes", type=int, default=None, help="zoo model classes")
@@ -138,6 +145,9 @@ def totals(p: Plan) -> str:
     if p.policy.partial:
         lines.append(f"              {c.latency_ms_estimate_best:,.2f} ms at lambda_min "
                      "(best case, ESTIMATE)")
+    peak = p.peak_summary()
+    live = ", ".join(f"{b['name']} {b['bytes']:,}" for b in peak["largest_live"])
+    lines.append(f"arena peak    step {peak['index']} ({peak['phase']} {peak['node']}): {live}")
     lines.append(f"verdict       {verdict} on {d.name}")
     return "\n".join(lines)
 
@@ -176,7 +186,8 @@ def print_shortfall(info: dict) -> None:
 
 def run_plan(args: argparse.Namespace, graph: Graph, device: devices.Device) -> int:
     config = PlanConfig(precision=args.precision, batch=args.batch,
-                        reorder=False if args.no_reorder else None, optimizer=args.optimizer)
+                        reorder=False if args.no_reorder else None, optimizer=args.optimizer,
+                        planner=args.planner, order=args.order)
     p = plan(graph, device, args.policy, lambda_min=args.lambda_min, config=config)
     info = None if p.fits else shortfall(p, graph)
     if args.json:

@@ -149,8 +149,23 @@ class Plan:
         raise KeyError(name)
 
     def live_at(self, step: int) -> list[Buffer]:
-        """Arena buffers live during ``step``."""
-        return [b for b in self.arena if b.first <= step <= b.last]
+        """Arena buffers live during ``step``, largest first."""
+        live = [b for b in self.arena if b.first <= step <= b.last]
+        return sorted(live, key=lambda b: (-b.bytes, b.name))
+
+    @property
+    def peak_step(self) -> int:
+        """The first step at which the most arena bytes are live (what to shrink first)."""
+        live = [sum(align(b.bytes, self.config.alignment) for b in self.live_at(i))
+                for i in range(len(self.schedule.steps))]
+        return live.index(max(live)) if live else 0
+
+    def peak_summary(self, top: int = 5) -> dict:
+        """The peak step and its largest live buffers."""
+        step = self.schedule.steps[self.peak_step]
+        return {"index": step.index, "phase": step.phase, "node": step.node,
+                "largest_live": [{"name": b.name, "bytes": b.bytes}
+                                 for b in self.live_at(step.index)[:top]]}
 
     def to_dict(self, detail: bool = True) -> dict:
         """JSON-ready summary (the keys of ``edgetrain plan --json``)."""
@@ -166,7 +181,8 @@ class Plan:
                "device_flash_bytes": self.device.flash_bytes,
                "flash_over_bytes": self.flash_over_bytes,
                "trainable_params": self.trainable_params, "planner": self.planner,
-               **self.cost.to_dict(), "notes": list(self.notes)}
+               **self.cost.to_dict(), "notes": list(self.notes),
+               "peak_step": self.peak_summary()}
         if detail:
             out["layers"] = [asdict(r) for r in self.layers]
             out["buffers"] = [asdict(b) for b in self.arena + self.state + self.flash]
