@@ -166,3 +166,19 @@ def test_random_graphs_and_policies_plan_soundly(data):
     p = plan(g, "imxrt1062", policy, config=config)
     check_plan(p)
     check_written_before_read(p)
+    check_backward_follows_policy(p, policy, g)
+
+
+def check_backward_follows_policy(p, policy, graph):
+    """Weight gradients exactly for the trained layers; bias-only reads no activation for
+    them; nothing runs backward upstream of the first trained parameter."""
+    steps = p.schedule.steps
+    trained = set(p.schedule.trained)
+    assert {s.node for s in steps if s.phase == "backward_weight"} == trained
+    if policy.bias_only:
+        assert not [b for s in steps if s.phase == "backward_weight" for b in s.reads
+                    if b.startswith("act:")]
+    order = [n.name for n in graph.nodes]
+    first = min(order.index(n) for n in trained)
+    backward = {s.node for s in steps if s.phase in ("backward_weight", "backward_error")}
+    assert all(order.index(n) >= first for n in backward)
