@@ -20,8 +20,9 @@ its input; nodes upstream of every trained parameter run no backward and keep no
 every layer, and the schedule says so in ``notes``.
 
 Buffer names say what they hold: ``act:<tensor>``, ``err:<tensor>``, ``grad:<param key>``,
-``param:<param key>``, ``init:<param key>`` (flash image of a trained parameter),
-``qparams:<node>``, ``optim:<param key>``, ``scratch:<what>:<node>``. Regions: ``arena``
+``param:<param key>``, ``init:<param key>`` (flash image of a trained parameter; of other
+state: ``init:qparams:<node>``...), ``qparams:<node>``, ``optim:<param key>``,
+``scratch:<what>:<node>``. Regions: ``arena``
 (planned, lifetimes), ``state`` (RAM for the whole run), ``flash``.
 
 >>> from edgetrain.ir import GraphBuilder, Policy
@@ -327,6 +328,14 @@ class _Builder:
             self.buffer("qparams:tensors", "qparams", "int32", 4 * len(tensors), "input",
                         "state")
 
+    def add_state_images(self) -> None:
+        """Range trackers, scales and optimizer statistics start from values stored in flash
+        (copied at boot, like trained parameters); accumulators start at zero."""
+        for spec in [b for b in self.buffers.values() if b.region == "state"]:
+            if spec.kind in ("qparams", "optim"):
+                self.buffer(f"init:{spec.name}", "init", spec.dtype, spec.elements, spec.node,
+                            "flash")
+
     # --- forward and loss --------------------------------------------------------------
     def forward(self) -> None:
         self.buffer(self.act[INPUT], "act", self.prec.act, elements(self.graph.input_shape),
@@ -553,6 +562,7 @@ def build_schedule(graph: Graph, policy: Policy, config: ScheduleConfig) -> Sche
         for node in trained_order:
             b.update(node)
     b.add_tensor_qparams()
+    b.add_state_images()
     b.describe()
     return Schedule(graph.name, policy, config, tuple(b.steps), dict(b.buffers),
                     dict(b.trained), tuple(b.notes), b.aliases())
