@@ -1,4 +1,5 @@
-"""Element-wise activations: ReLU, ReLU6."""
+"""Element-wise activations: ReLU (Nair & Hinton 2010) and ReLU6 (min(max(x, 0), 6), as in
+MobileNetV2, Sandler et al. 2018). Gradients follow PyTorch: 1 where 0 < x (< 6), else 0."""
 
 from __future__ import annotations
 
@@ -15,22 +16,29 @@ def _no_macs(attrs, in_shapes, out_shape):
     return 0
 
 
+# The output is the context; masks are made in the backward pass only (a frozen layer or
+# inference never pays for them). np.clip has a SIMD path (np.maximum is ~4x slower here);
+# masks multiply the error (np.where is far slower).
 def relu_forward(attrs, xs, p, training):
-    y = np.clip(xs[0], 0, np.inf)  # np.clip has a SIMD path; np.maximum is ~4x slower here
-    return y, y > 0  # bool mask: the backward multiplies by it (np.where is far slower)
+    y = np.clip(xs[0], 0, np.inf)
+    return y, y
 
 
-def relu_backward(attrs, mask, dy, p, want):
-    return [dy * mask if want.inputs[0] else None], {}
+def relu_backward(attrs, y, dy, p, want):
+    return [dy * (y > 0) if want.inputs[0] else None], {}
 
 
 def relu6_forward(attrs, xs, p, training):
-    x = xs[0]
-    return np.clip(x, 0, 6), (x > 0) & (x < 6)
+    y = np.clip(xs[0], 0, 6)
+    return y, y
+
+
+def relu6_backward(attrs, y, dy, p, want):
+    return [dy * ((y > 0) & (y < 6)) if want.inputs[0] else None], {}
 
 
 register(OpDef("relu", _same, relu_forward, relu_backward, _no_macs))
-register(OpDef("relu6", _same, relu6_forward, relu_backward, _no_macs))
+register(OpDef("relu6", _same, relu6_forward, relu6_backward, _no_macs))
 
 
 # --- int8 --- (same scale and zero point in and out: ReLU clamps at the zero point, ReLU6
