@@ -1,0 +1,202 @@
+"""Fully quantized training (Deutel et al. 2024) against its bars; writes the BENCHMARKS.md
+section "fqt".
+
+1. From scratch: mnist-cnn on mnist in float32, mixed and int8 (numerics 'default' and
+   'paper'); bars int8 >= float32 - 2 points, mixed >= float32 - 1 point.
+2. Transfer: float32 pre-training on mnist, then the drifted domain (rotated or inverted
+   digits); the last 2 layers adapted in int8 (quantized, calibration on the new domain's
+   training data) vs float32 fine-tuning of the same layers; bar: int8 gain >= 90 % of the
+   float32 gain.
+3. Dynamic partial updates at lambda_min = 0.1 vs full int8: backward MACs (error + weight)
+   >= 5x fewer with <= 1.5 points accuracy loss; the end-to-end ratio with the forward pass.
+4. Host speed: int8 training samples/s vs PyTorch float32 training of the same model, same
+   batches, interleaved repeats in the same run, one thread each; bar: within 3x.
+
+    .venv/bin/python bench/fqt.py [--epochs 10] [--transfer-epochs 3] [--pretrain-epochs 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from edgetrain import data, zoo
+from edgetrain.engine.int8 import Trainer
+from edgetrain.ir import Policy
+from edgetrain.numerics.quantize import quantize
+from edgetrain.report.benchmarks import machine_summary, update_section
+from edgetrain.train.fqt import FQTConfig, fit
+from edgetrain.train.pretrain import PretrainConfig, pretrain
+
+PAPER = """Quoted from Deutel et al. 2024 (Cortex-M7, *not measured here*): from scratch
+EMNIST-digits uint8 / mixed / float32 91.5 / 93.1 / 97.3 %, Fashion-MNIST 76.1 / 79.9 /
+84.0 %, KMNIST 63.4 / 69.9 / 83.4 %; transfer CIFAR-10 85.8 / 85.9 / 85.6 %; partial
+updates at lambda_min = 0.1: backward pass 4.0-8.7x faster with 0 to -1.3 points."""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def scratch(ds, epochs: int, lr: float) -> dict[str, object]:
+    g = zoo.build("mnist-cnn", seed=0)
+    runs = {"float32": FQTConfig("float32"), "mixed": FQTConfig("mixed"),
+            "int8 (default)": FQTConfig("int8"), "int8 (paper)": FQTConfig("int8", numerics="paper"),
+            "int8 partial 0.1": FQTConfig("int8", policy="partial", lambda_min=0.1)}
+    out = {}
+    for name, cfg in runs.items():
+        start = time.perf_counter()
+        out[name] = fit(g, ds, replace(cfg, epochs=epochs, lr=lr, batch=32))
+        log(f"scratch {name}: {pct(out[name].test_accuracy)} "
+            f"({time.perf_counter() - start:.0f} s)")
+    return out
+
+
+def backward_macs(r) -> float:
+    return r.macs_per_sample["backward_error"] + r.macs_per_sample["backward_weight"]
+
+
+def scratch_table(res, epochs: int) -> tuple[str, list[str]]:
+    f32 = res["float32"].test_accuracy
+    rows = ["| run | test accuracy | vs float32 | backward MACs/sample | total MACs/sample |",
+            "|---|---|---|---|---|"]
+    for name, r in res.items():
+        total = backward_macs(r) + r.macs_per_sample["forward"]
+        rows.append(f"| {name} | {pct(r.test_accuracy)} | "
+                    f"{100 * (r.test_accuracy - f32):+.1f} | {backward_macs(r):,.0f} | "
+                    f"{total:,.0f} |")
+    full, part = res["int8 (default)"], res["int8 partial 0.1"]
+    bwd_ratio = backward_macs(full) / backward_macs(part)
+    e2e = (backward_macs(full) + full.macs_per_sample["forward"]) / (
+        backward_macs(part) + part.macs_per_sample["forward"])
+    loss = 100 * (full.test_accuracy - part.test_accuracy)
+    bars = [
+        _bar("int8 >= float32 - 2 points", full.test_accuracy >= f32 - 0.02,
+             f"{pct(full.test_accuracy)} vs {pct(f32)}"),
+        _bar("mixed >= float32 - 1 point", res["mixed"].test_accuracy >= f32 - 0.01,
+             f"{pct(res['mixed'].test_accuracy)} vs {pct(f32)}"),
+        _bar("partial 0.1: backward MACs >= 5x fewer", bwd_ratio >= 5, f"{bwd_ratio:.1f}x "
+             f"(end-to-end incl. forward {e2e:.2f}x)"),
+        _bar("partial 0.1: <= 1.5 points lost", loss <= 1.5, f"{loss:+.1f} points"),
+    ]
+    title = f"From scratch: mnist-cnn on mnist, {epochs} epochs, batch 32, lr 0.01, seed 0"
+    return f"{title}\n\n" + "\n".join(rows), bars
+
+
+def _bar(name: str, ok: bool, detail: str) -> str:
+    return f"| {name} | {detail} | {'met' if ok else 'NOT met'} |"
+
+
+def transfer(ds, drift: str, pre_epochs: int, epochs: int, lr: float):
+    g = zoo.build("mnist-cnn", seed=0)
+    pretrain(g, ds, PretrainConfig(epochs=pre_epochs, batch=32, lr=0.05, schedule="cosine"))
+    target = data.drift.apply(ds, [drift], seed=0)
+    out = {}
+    for precision in ("float32", "int8"):
+        cfg = FQTConfig(precision, policy="last-2", epochs=epochs, lr=lr, batch=32)
+        out[precision] = fit(g, target, cfg)
+        log(f"transfer {drift} {precision}: {pct(out[precision].test_accuracy_before)} -> "
+            f"{pct(out[precision].test_accuracy)}")
+    return out
+
+
+def transfer_rows(drift: str, res) -> tuple[str, float]:
+    f, q = res["float32"], res["int8"]
+    gain_f = f.test_accuracy - f.test_accuracy_before
+    gain_q = q.test_accuracy - q.test_accuracy_before
+    ratio = gain_q / gain_f if gain_f > 0 else float("nan")
+    row = (f"| {drift} | {pct(f.test_accuracy_before)} -> {pct(f.test_accuracy)} | "
+           f"{pct(q.test_accuracy_before)} -> {pct(q.test_accuracy)} | {100 * ratio:.0f} % |")
+    return row, ratio
+
+
+def speed(batch: int, steps: int, repeats: int) -> tuple[float, float]:
+    """Median samples/s of int8 training and PyTorch float32 training (one thread each)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from edgetrain.io.torch_bridge import to_torch
+
+    g = zoo.build("mnist-cnn", seed=0)
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((batch, *g.input_shape)).astype(np.float32),
+                rng.integers(0, g.num_classes, batch)) for _ in range(steps)]
+    trainer = Trainer(quantize(g, batches[0][0]), Policy(), "int8", lr=0.01)
+    module = to_torch(g).train()
+    opt = torch.optim.SGD(module.parameters(), lr=0.01)
+    tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+    def run_int8():
+        for x, y in batches:
+            trainer.step(x, y)
+
+    def run_torch():
+        for x, y in tdata:
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(module(x), y).backward()
+            opt.step()
+
+    torch.set_num_threads(1)
+    times: dict[str, list[float]] = {"int8": [], "torch": []}
+    with threadpool_limits(limits=1):
+        for _ in range(repeats + 1):  # the first round warms up
+            for name, fn in (("int8", run_int8), ("torch", run_torch)):
+                start = time.perf_counter()
+                fn()
+                times[name].append(batch * steps / (time.perf_counter() - start))
+    return statistics.median(times["int8"][1:]), statistics.median(times["torch"][1:])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--pretrain-epochs", type=int, default=6)
+    p.add_argument("--transfer-epochs", type=int, default=3)
+    p.add_argument("--drifts", nargs="+", default=["rotate:45", "invert"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="BENCHMARKS.md")
+    args = p.parse_args(argv)
+    ds = data.load("mnist")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        res = scratch(ds, args.epochs, args.lr)
+        table, bars = scratch_table(res, args.epochs)
+        rows = []
+        for drift in args.drifts:
+            row, ratio = transfer_rows(drift, transfer(ds, drift, args.pretrain_epochs,
+                                                       args.transfer_epochs, args.lr))
+            rows.append(row)
+            bars.append(_bar(f"transfer ({drift}): int8 gain >= 90 % of float32 gain",
+                             ratio >= 0.9, f"{100 * ratio:.0f} %"))
+    int8_sps, torch_sps = speed(32, 10, args.repeats)
+    bars.append(_bar("host speed: int8 within 3x of PyTorch float32",
+                     torch_sps / int8_sps <= 3, f"int8 {int8_sps:.0f} samples/s, PyTorch "
+                     f"{torch_sps:.0f} samples/s ({torch_sps / int8_sps:.2f}x)"))
+    cmd = "    .venv/bin/python bench/fqt.py " + " ".join(argv or sys.argv[1:])
+    md = "\n\n".join([
+        "## fqt: fully quantized training (Deutel et al. 2024)", f"Command:\n\n{cmd}",
+        f"Machine: {machine_summary()}; one thread for numpy BLAS and PyTorch.", table,
+        f"Transfer: mnist-cnn pre-trained in float32 on mnist ({args.pretrain_epochs} epochs),"
+        f" then the last 2 layers adapted on the drifted domain for {args.transfer_epochs} "
+        "epochs (int8: quantized first, calibration on the new domain)\n\n"
+        "| drift | float32 fine-tuning | int8 adaptation | int8 gain / float32 gain |\n"
+        "|---|---|---|---|\n" + "\n".join(rows),
+        "Bars\n\n| bar | measured | |\n|---|---|---|\n" + "\n".join(bars), PAPER])
+    update_section("fqt", md, args.out)
+    log(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
