@@ -149,8 +149,7 @@ def compile_program(t: Target, sources: Sequence[str | Path], out: str | Path,
         cmd += [*CROSS_FLAGS, f"-T{linker_script}", *CROSS_LINK_FLAGS]
     cmd += [f"-I{d}" for d in include_dirs] + [f"-D{d}" for d in defines]
     cmd += [*extra_flags, *map(str, sources), "-o", str(out)]
-    if not t.cross:
-        cmd.append("-lm")
+    cmd.append("-lm")
     run_tool(cmd, f"building {Path(out).name} for {t.name}")
     return BuildResult(Path(out), tuple(cmd))
 

@@ -195,8 +195,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
             L->acc[o] = m;                          /* magnitudes (acc is free here) */
             total += m;
         }
-        float mean = ((float)total * s_e) / (float)O;
-        mean = mean / (float)P;
+        float mean = ((float)total * s_e) / (float)(O * P);
         if (mean > L->emax[0]) L->emax[0] = mean;
         float ratio = L->emax[0] > 0.0f ? mean / L->emax[0] : 0.0f;
         float frac = lmin + ratio * (lmax - lmin);
@@ -297,7 +296,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
  * g becomes the int8 gradient; returns its scale. Row r's moving statistics are
  * stats[r].lo (mean) and stats[r].hi (variance). */
 static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
-                                 float scale, et_range *stats)
+                                 float scale, et_range *stats, const uint8_t *kept_rows)
 {
     int32_t gmax = 0;
     for (int32_t i = 0; i < rows * k; i++) {
@@ -311,6 +310,7 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
         g[i] = et_requantize(g[i], m, 0, (et_round_mode)c->cfg->round_backward,
                              et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
     float n = (float)k;
+    int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
         int64_t s1 = 0, s2 = 0;
         for (int32_t i = 0; i < k; i++) {
@@ -321,10 +321,11 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
         float mean = mean_q * s_g, var = (var_q * s_g) * s_g;
         et_range *st = &stats[r];
-        if (!st->seen) {
+        st->seen = 1;
+        if (kept_rows && !kept_rows[r]) continue;   /* dropped rows keep their statistics */
+        if (!seen) {
             st->lo = mean;
             st->hi = var;
-            st->seen = 1;
         } else {
             st->lo = st->lo + c->cfg->rate_grad_mean * (mean - st->lo);
             st->hi = st->hi + c->cfg->rate_grad_var * (var - st->hi);
@@ -333,9 +334,11 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
     return s_g;
 }
 
-/* the standardized step of element i of row r: lr * ((g_q * s_g - mu) / sigma) */
-static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st)
+/* the standardized step of element i of row r: lr * ((g_q * s_g - mu) / sigma); rows
+ * dropped by a partial update get a zero step */
+static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st, int kept)
 {
+    if (!kept) return 0.0f;
     float sigma = sqrtf(st->hi) + c->cfg->grad_eps;
     float g_real = (float)gq * s_g;
     return c->cfg->lr * ((g_real - st->lo) / sigma);
@@ -343,14 +346,14 @@ static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st)
 
 /* the updated float weight j of row o (computed twice: for the range, then to quantize) */
 static float et_new_weight(const et_ctx *c, const et_wlayer *L, int32_t o, int32_t j,
-                           float s_g, float w_scale, int32_t w_zero)
+                           float s_g, float w_scale, int32_t w_zero, const uint8_t *rows)
 {
     float wf = (float)((int32_t)L->w[j] - w_zero) * w_scale;
-    return wf - et_step(c, L->gw[j], s_g, &L->g_stats[o]);
+    return wf - et_step(c, L->gw[j], s_g, &L->g_stats[o], !rows || rows[o]);
 }
 
 /* Trainer._apply_weight: dequantize, step, observe the new range, requantize in place */
-static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g)
+static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_k(L), old_zero = L->w_zero;
     int per_ch = c->cfg->weight_channels;
@@ -358,11 +361,12 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g)
     for (int32_t o = 0; o < O; o++) {
         float lo = 0.0f, hi = 0.0f;
         for (int32_t i = 0; i < K; i++) {
-            float wf = et_new_weight(c, L, o, o * K + i, s_g, L->w_scale[o], old_zero);
+            float wf = et_new_weight(c, L, o, o * K + i, s_g, L->w_scale[o], old_zero, rows);
             lo = i == 0 ? wf : et_minf(lo, wf);
             hi = i == 0 ? wf : et_maxf(hi, wf);
         }
-        if (per_ch) et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
+        if (per_ch && (!rows || rows[o]))         /* dropped rows keep scale and codes */
+            et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
         glo = o == 0 ? lo : et_minf(glo, lo);
         ghi = o == 0 ? hi : et_maxf(ghi, hi);
     }
@@ -371,9 +375,10 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g)
     for (int32_t o = 0; o < O; o++) {
         float old_scale = L->w_scale[o];
         et_qparams qp = et_range_qparams(&L->w_range[per_ch ? o : 0], per_ch, 0);
+        if (per_ch && rows && !rows[o]) continue;
         for (int32_t i = 0; i < K; i++) {
             uint32_t j = (uint32_t)(o * K + i);
-            float wf = et_new_weight(c, L, o, (int32_t)j, s_g, old_scale, old_zero);
+            float wf = et_new_weight(c, L, o, (int32_t)j, s_g, old_scale, old_zero, rows);
             L->w[j] = et_quantize(wf, qp, (et_round_mode)c->cfg->round_update,
                                   et_bits(base, j));
         }
@@ -385,13 +390,14 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g)
 }
 
 /* Trainer._apply_bias */
-static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g)
+static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, *g = L->gb;
     uint32_t base = et_call_base(c, c->cfg->round_update);
     for (int32_t o = 0; o < O; o++) {
+        if (rows && !rows[o]) continue;         /* dropped channels keep their bias */
         float s_b = L->b_scale[o];
-        float b_f = (float)L->b[o] * s_b - et_step(c, g[o], s_g, L->gb_stats);
+        float b_f = (float)L->b[o] * s_b - et_step(c, g[o], s_g, L->gb_stats, 1);
         float v = et_clipf(b_f / s_b, -2147483648.0f, 2147483520.0f);
         int64_t r = et_round_f32(v, (et_round_mode)c->cfg->round_update,
                                  et_bits(base, (uint32_t)o));
@@ -403,13 +409,20 @@ static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g)
 /* Trainer._update_layer: weight rows (filters) first, then the bias as one row */
 void et_update_weight(const et_ctx *c, et_wlayer *L)
 {
+    const uint8_t *rows = 0;
+    if (c->cfg->partial && L->train_w) {        /* rows kept for at least one sample */
+        for (int32_t b = 1; b < c->batch; b++)
+            for (int32_t o = 0; o < L->g.c_out; o++) L->kept[o] |= L->kept[b * L->g.c_out + o];
+        rows = L->kept;
+    }
     if (L->train_w) {
-        float s_g = et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats);
-        et_apply_weight(c, L, s_g);
+        float s_g = et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats,
+                                        rows);
+        et_apply_weight(c, L, s_g, rows);
     }
     if (L->train_b) {
-        float s_g = et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats);
-        et_apply_bias(c, L, s_g);
+        float s_g = et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0);
+        et_apply_bias(c, L, s_g, rows);
     }
 }
 
@@ -582,4 +595,14 @@ int64_t et_loss_error(const et_ctx *c, const et_tensor *logits, const int32_t *l
                                         (et_round_mode)c->cfg->round_backward,
                                         et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
     return loss;
+}
+
+void et_trace_as(const et_tensor *t, uint16_t id, int32_t batch)
+{
+    (void)t;
+    (void)id;
+    (void)batch;
+    ET_TRACE_T(id, t->q, (uint32_t)(t->n * batch));
+    ET_TRACE_T(id + 1, &t->qp.scale, 4);
+    ET_TRACE_T(id + 2, &t->qp.zero, 4);
 }

@@ -118,5 +118,6 @@ int64_t et_loss_error(const et_ctx *c, const et_tensor *logits, const int32_t *l
                       et_range *e_range, et_tensor *e, int64_t *grad, int64_t *exps);
 
 void et_trace_tensor(const et_tensor *t, int32_t batch);
+void et_trace_as(const et_tensor *t, uint16_t id, int32_t batch);
 
 #endif
