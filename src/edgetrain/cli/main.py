@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("edgetrain.cli.eval", "evaluate a model file on a dataset"),
     "quantize": ("edgetrain.cli.quantize", "post-training int8 quantization of a float model"),
     "train": ("edgetrain.cli.train", "on-device training: int8 (FQT), mixed or float32"),
+    "export": ("edgetrain.cli.export", "generate the C99 training project for a device"),
+    "verify": ("edgetrain.cli.verify", "check the generated C against the int8 engine, bit for bit"),
 }
 
 

@@ -62,7 +62,7 @@ def linker_script(device: str, ram_bytes: int, flash_bytes: int, core: str = "",
 
 def write_linker_script(dest: str | Path, device: str, ram_bytes: int, flash_bytes: int,
                         core: str = "", stack_bytes: int = DEFAULT_STACK_BYTES,
-                        heap_bytes: int = DEFAULT_HEAP_BYTES) -> Path:
-    return write_text(Path(dest) / LINKER_SCRIPT,
+                        heap_bytes: int = DEFAULT_HEAP_BYTES, name: str = LINKER_SCRIPT) -> Path:
+    return write_text(Path(dest) / name,
                       linker_script(device, ram_bytes, flash_bytes, core, stack_bytes,
                                     heap_bytes))

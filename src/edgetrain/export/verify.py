@@ -60,7 +60,8 @@ class VerifyResult:
     macs_per_sample: int | None = None
     ram_bytes: int | None = None
     flash_bytes: int | None = None
-    model_ram_bytes: int | None = None
+    fits: bool | None = None  # the model ELF links within the device's RAM and flash
+    fit_error: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,8 +109,9 @@ def write_inputs(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 # ------------------------------------------------------------------ C side
 
-def build(project: Path, t: Target, extra_cflags: str = "") -> None:
-    make = ["make", "-s", "-C", str(project), t.name]
+def build(project: Path, t: Target, what: str = "test", extra_cflags: str = "") -> None:
+    """``make <target>-test`` (verify + bench programs) or ``make <target>`` (all three)."""
+    make = ["make", "-s", "-C", str(project), f"{t.name}-test" if what == "test" else t.name]
     if extra_cflags:
         make.append(f"EXTRA_CFLAGS={extra_cflags}")
     run_tool(make, f"building the project for {t.name}", timeout=600)
@@ -233,5 +235,12 @@ def _measure(project: Path, t: Target, result: VerifyResult, timeout: float) -> 
         result.instructions_per_sample = res.measured_instructions / samples
         if result.macs_per_sample:
             result.instructions_per_mac = result.instructions_per_sample / result.macs_per_sample
+    try:
+        build(project, t, "all")
+    except EdgetrainError as e:  # the device's linker script refused it
+        result.fits = False
+        result.fit_error = str(e)
+        return
     size = elf_size(program(project, t, "et_deploy"))
     result.ram_bytes, result.flash_bytes = size.ram_bytes, size.flash_bytes
+    result.fits = True
