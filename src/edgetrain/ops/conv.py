@@ -11,7 +11,10 @@ Two kernels, chosen by the shape (not by a flag):
   convolution uses x itself as the columns. Backward: dW = dy . cols^T, dcols = W^T . dy
   and col2im accumulates dcols back per kernel offset with slicing (no np.add.at).
 * depthwise (groups == C_in == C_out, MobileNet, Howard et al. 2017): a per-offset
-  multiply-add over whole feature maps; a block-diagonal GEMM would waste C-fold work.
+  multiply-add; a block-diagonal GEMM would waste C-fold work. The padded input is laid out
+  channels first and split into its stride phases, so each kernel offset reads one long
+  contiguous run per channel across the whole batch (numpy's fast path) instead of many
+  short rows; the few slots past each row's end are computed and dropped.
 
 Arithmetic keeps the input dtype (float64 in, float64 math), so gradients can be checked
 by finite differences in float64.
@@ -388,6 +391,7 @@ def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
 
 def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None):
     saved, geo = ctx
+    saved = saved.astype(e.dtype, copy=False)  # one dtype: mixed-dtype matmul skips BLAS
     if sel is None or geo.groups > 1:
         return _KERNELS[geo.depthwise][1](saved, e, np.zeros(w_shape), geo, False, True)[1]
     rows = np.matmul(_kept_rows(sel, len(e)), saved.transpose(0, 2, 1))  # [B, k, K]
