@@ -72,10 +72,21 @@ def _channel_shape(a: np.ndarray, ndim: int) -> np.ndarray:
 
 def _channel_range(acc: np.ndarray, scale: np.ndarray) -> tuple[np.float32, np.float32]:
     """Real [min, max] of int64 acc[B, C, ...] with per-channel (or one) float32 scale."""
-    axes = (0, *range(2, acc.ndim))
-    lo = acc.min(axis=axes).astype(np.float32) * scale  # float32[C]
-    hi = acc.max(axis=axes).astype(np.float32) * scale
+    a3 = acc.reshape(acc.shape[0], acc.shape[1], -1)
+    lo = a3.min(axis=2).min(axis=0).astype(np.float32) * scale  # float32[C]
+    hi = a3.max(axis=2).max(axis=0).astype(np.float32) * scale
     return np.float32(lo.min()), np.float32(hi.max())
+
+
+def _max_centred(q: np.ndarray, zero) -> int:
+    """max |q - zero| over an int8 tensor (two reductions on the codes)."""
+    return max(abs(int(q.max()) - int(zero)), abs(int(q.min()) - int(zero)))
+
+
+def _exact_dtype(terms: int, a_max, b_max) -> type:
+    """float32 when every partial sum of `terms` products |a b| <= a_max b_max stays below
+    2^24 (exact in float32 BLAS), else float64 (exact below 2^53): same integers, faster."""
+    return np.float32 if terms * int(a_max) * int(b_max) < 2**24 else np.float64
 
 
 def _centred_weights(w: np.ndarray, qp: QParams) -> np.ndarray:
@@ -202,8 +213,11 @@ class Trainer:
     def _fwd_weight_q(self, node, inputs, observe):
         ((x, x_qp),) = inputs
         w, w_qp = self._weights(node)
-        xc = x.astype(np.float64) - float(x_qp.zero)  # centred input (exact in float64)
-        acc, saved = self.kernels[node.name].forward(node.attrs, xc, _centred_weights(w, w_qp))
+        wc = _centred_weights(w, w_qp)
+        x_max = _max_centred(x, x_qp.zero)
+        dtype = _exact_dtype(w[0].size, x_max, np.abs(wc).max())
+        xc = x.astype(dtype) - dtype(x_qp.zero)  # centred input, exact
+        acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
         acc = acc.astype(np.int64)  # int64[B, O, ...] exact integers
         s_acc = x_qp.scale * w_qp.scale  # float32[] or [O]
         bias = requantize(self.model.state[f"{node.name}:b"],
@@ -214,13 +228,13 @@ class Trainer:
                          *self.clamps[node.name]).astype(np.float32)
         qp = self._tracked_qparams(f"{node.name}:a", lo, hi, self.num.rate_activation, observe)
         y = requantize(acc, s_acc / qp.scale, qp.zero, self.num.round_forward, self.rng)
-        return (y, qp), (saved, x_qp.scale)
+        return (y, qp), (saved, x_qp.scale, x_max)
 
     def _fwd_weight_f(self, node, inputs, observe):
         (x,) = inputs
         p = self.graph.node_params(node)
         acc, saved = self.kernels[node.name].forward(node.attrs, x, p["weight"])
-        return acc + _channel_shape(p["bias"], acc.ndim), (saved, np.float32(1))
+        return acc + _channel_shape(p["bias"], acc.ndim), (saved, np.float32(1), 0)
 
     def _fwd_int_q(self, node, inputs, observe):
         ((q, qp),) = inputs
@@ -319,7 +333,7 @@ class Trainer:
     def _bwd_int_q(self, node, fwd, e):
         q, qp = e
         kernel: IntKernel = self.kernels[node.name]
-        e_in = kernel.backward(node.attrs, fwd.ctxs[node.name], q.astype(np.int64) - qp.zero)
+        e_in = kernel.backward(node.attrs, fwd.ctxs[node.name], q.astype(np.int32) - qp.zero)
         n = kernel.divisor(node.attrs, self.graph.shapes[node.inputs[0]])
         scale = qp.scale / np.float32(n) if n != 1 else qp.scale
         return [(saturate(e_in + qp.zero), QParams(scale, qp.zero))], None
@@ -334,10 +348,11 @@ class Trainer:
 
     def _bwd_weight_q(self, node, fwd, e):
         q, e_qp = e
-        (saved, x_scale) = fwd.ctxs[node.name]
+        (saved, x_scale, x_max) = fwd.ctxs[node.name]
         ec = q.astype(np.int64) - e_qp.zero  # int64[B, O, ...] centred errors
         ec, mask, sel = self._select(node, ec, e_qp.scale)
-        g = self._weight_grads(node, saved, ec, mask, sel, e_qp.scale * x_scale, e_qp.scale)
+        g = self._weight_grads(node, saved, ec, mask, sel, e_qp.scale * x_scale, e_qp.scale,
+                               x_max)
         if not self._wants_input_error(node):
             return [None], g
         self._count(node, "backward_error", mask, len(q))
@@ -363,7 +378,7 @@ class Trainer:
         return src, (s_e * s_max) / CHANNEL_FRACTION
 
     def _bwd_weight_f(self, node, fwd, e):
-        (saved, x_scale) = fwd.ctxs[node.name]
+        (saved, x_scale, _) = fwd.ctxs[node.name]
         e, mask, sel = self._select(node, e, np.float32(1))
         g = self._weight_grads(node, saved, e, mask, sel, x_scale, np.float32(1))
         if not self._wants_input_error(node):
@@ -376,7 +391,7 @@ class Trainer:
             w_real = self.graph.param(node, "weight")
         return [self.kernels[node.name].backward_input(node.attrs, saved, e, w_real, sel)], g
 
-    def _weight_grads(self, node, saved, ec, mask, sel, s_w_grad, s_b_grad):
+    def _weight_grads(self, node, saved, ec, mask, sel, s_w_grad, s_b_grad, x_max=0):
         """(weight gradient, bias gradient, their scales, kept rows or None) of a trained
         layer, or None: int64 sums in int8 mode (real = scale * value), float otherwise."""
         roles = self.trainable.get(node.name, frozenset())
@@ -386,8 +401,9 @@ class Trainer:
         if "weight" in roles:
             self._count(node, "backward_weight", mask, len(ec))
             w_shape = self.graph.param(node, "weight").shape
-            g_w = self.kernels[node.name].backward_weight(node.attrs, saved,
-                                                          ec.astype(np.float64), w_shape, sel)
+            bound = x_max * int(np.abs(ec).max()) if self.integer_errors else None
+            g_w = self.kernels[node.name].backward_weight(node.attrs, saved, ec, w_shape, sel,
+                                                          bound)
             g_w = g_w.astype(np.int64) if self.integer_errors else g_w * np.float64(s_w_grad)
         if "bias" in roles:
             g_b = _sum_spatial(ec)  # [O]

@@ -10,6 +10,8 @@ Two kinds, chosen by what the op does to quantization parameters:
   channels kept per sample (dynamic partial updates, Deutel et al. 2024) or None; kernels
   that can, compute only those rows (the errors of dropped channels are zero anyway, so a
   kernel that ignores ``sel`` gives the same numbers, it just does the dropped work).
+  ``backward_weight`` also takes ``bound`` = max |e| * max |x| (or None): a kernel may use
+  float32 where that bound proves its partial sums stay below 2^24 (same integers).
 * :class:`IntKernel` (relu, relu6, pools, flatten): ``forward(attrs, q, zero, qmax, mode,
   rng) -> (q_out, ctx)`` keeps the input's scale; ``backward(attrs, ctx, e) -> e_in``
   maps centred integer errors (int64) to the input's centred errors; the input error's
@@ -45,7 +47,7 @@ class Selection:
 class WeightKernel:
     forward: Callable  # (attrs, x, w) -> (acc[B, O, ...], saved)
     backward_input: Callable  # (attrs, saved, e, w, sel) -> dx
-    backward_weight: Callable  # (attrs, saved, e, w_shape, sel) -> dw
+    backward_weight: Callable  # (attrs, saved, e, w_shape, sel, bound) -> dw (exact)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetrain.numerics.qparams import QMAX, QMIN, saturate
-from edgetrain.numerics.rounding import Stream, round_shift
+from edgetrain.numerics.qparams import QMAX, QMIN
+from edgetrain.numerics.rounding import Stream, round_shift_inplace
 
 ACC_LIMIT = 2**38
 M_MAX = np.array(0x42FFFFFF, np.uint32).view(np.float32)  # largest float32 below 128
@@ -46,14 +46,18 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
                lo: int = QMIN, hi: int = QMAX, axis: int = 1) -> np.ndarray:
     """saturate(round(acc * M) + zero, lo, hi); M and zero may be per-channel along `axis`."""
     acc = np.asarray(acc, np.int64)
-    if acc.size and int(np.max(np.abs(acc))) >= ACC_LIMIT:
+    if acc.size and (int(acc.max()) >= ACC_LIMIT or int(acc.min()) <= -ACC_LIMIT):
         raise OverflowError(f"accumulator out of range |acc| < 2^38 (max {np.max(np.abs(acc))})")
-    m, shift = multiplier(M)
-    if m.ndim:
-        shape = [1] * acc.ndim
-        shape[axis] = m.size
-        m, shift = m.reshape(shape), shift.reshape(shape)
     zero = np.asarray(zero, np.int64)
+    M = np.broadcast_to(np.asarray(M, np.float32), zero.shape) if zero.ndim else M
+    m, shift = multiplier(M)
+    shape = acc.shape
+    if m.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
+        acc = acc.reshape(int(np.prod(shape[:axis])), m.size, -1)
+        m, shift = m.reshape(1, -1, 1), shift.reshape(1, -1, 1)
     if zero.ndim:
-        zero = zero.reshape([zero.size if i == axis else 1 for i in range(acc.ndim)])
-    return saturate(round_shift(acc * m, shift, mode, rng) + zero, lo, hi)
+        zero = zero.reshape(1, -1, 1)
+    q = round_shift_inplace(acc * m, shift, mode, rng)  # int64, |acc * m| < 2^62
+    q += zero
+    np.clip(q, lo, hi, out=q)
+    return q.astype(np.int8 if QMIN <= lo and hi <= QMAX else np.int32).reshape(shape)

@@ -106,20 +106,34 @@ def _f32_stochastic(v, rng):
     return fl.astype(np.int64) + (u < frac).astype(np.int64)
 
 
+# The shift modes work IN PLACE on p (a fresh int64 array owned by the caller).
 def _shift_floor(p, shift, rng):
-    return p >> shift
+    p >>= shift
+    return p
 
 
 def _shift_nearest(p, shift, rng):
-    half = np.where(shift > 0, np.int64(1) << np.maximum(shift - 1, 0), 0)
-    mag = (np.abs(p) + half) >> shift
-    return np.where(p < 0, -mag, mag)
+    # ties away from zero: (p + 2^(s-1) - (p < 0)) >> s equals sign(p) (|p| + 2^(s-1)) >> s
+    neg = p < 0
+    if shift.ndim == 0:
+        if int(shift) == 0:
+            return p
+        p += np.int64(1) << (shift - 1)
+        p -= neg
+    else:
+        on = (shift > 0).astype(np.int64)  # small (per channel): shift 0 means divide by 1
+        p += on << np.maximum(shift - 1, 0)
+        p -= neg * on
+    p >>= shift
+    return p
 
 
 def _shift_stochastic(p, shift, rng):
     bits = rng.bits(np.shape(p)).astype(np.int64)  # [0, 2^32)
-    r = np.where(shift <= 32, bits >> np.maximum(32 - shift, 0), bits << np.maximum(shift - 32, 0))
-    return (p + r) >> shift
+    p += np.where(shift <= 32, bits >> np.maximum(32 - shift, 0),
+                  bits << np.maximum(shift - 32, 0))
+    p >>= shift
+    return p
 
 
 ROUND_F32: dict[str, Callable] = {"floor": _f32_floor, "nearest": _f32_nearest,
@@ -139,8 +153,12 @@ def round_f32(v: np.ndarray, mode: str, rng: Stream | None = None) -> np.ndarray
 def round_shift(p: np.ndarray, shift: np.ndarray | int, mode: str,
                 rng: Stream | None = None) -> np.ndarray:
     """int64 rounding of ``p / 2**shift`` (``0 <= shift <= 62``, |p| < 2^62)."""
+    return round_shift_inplace(np.array(p, np.int64), np.asarray(shift, np.int64), mode, rng)
+
+
+def round_shift_inplace(p: np.ndarray, shift: np.ndarray, mode: str,
+                        rng: Stream | None = None) -> np.ndarray:
+    """round_shift on an int64 array the caller owns (it is overwritten and returned)."""
     if mode not in ROUND_SHIFT:
         raise unknown("rounding mode", mode, ROUND_SHIFT)
-    p = np.asarray(p, np.int64)
-    shift = np.asarray(shift, np.int64)
     return ROUND_SHIFT[mode](p, shift, rng)

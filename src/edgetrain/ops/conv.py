@@ -389,15 +389,29 @@ def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
     return col2im(dcols, geo)  # [B, C, H, W]
 
 
-def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None):
+def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
+    """dW, exact. `bound` = max |e| * max |x|: when a sample's sum over positions stays
+    below 2^24, per-sample GEMMs run in float32 and the batch is summed in int64."""
     saved, geo = ctx
-    saved = saved.astype(e.dtype, copy=False)  # one dtype: mixed-dtype matmul skips BLAS
-    if sel is None or geo.groups > 1:
-        return _KERNELS[geo.depthwise][1](saved, e, np.zeros(w_shape), geo, False, True)[1]
-    rows = np.matmul(_kept_rows(sel, len(e)), saved.transpose(0, 2, 1))  # [B, k, K]
-    dw = np.zeros((w_shape[0], rows.shape[2]), rows.dtype)
-    np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, rows.shape[2]))
-    return dw.reshape(w_shape)
+    if sel is not None and geo.groups == 1:
+        saved = saved.astype(np.float64, copy=False)
+        rows = np.matmul(_kept_rows(sel, len(e)), saved.transpose(0, 2, 1))  # [B, k, K]
+        dw = np.zeros((w_shape[0], rows.shape[2]), rows.dtype)
+        np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, rows.shape[2]))
+        return dw.reshape(w_shape)
+    positions = e[0, 0].size
+    if geo.depthwise:
+        return _depthwise_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
+                                   True)[1]
+    if bound is None or positions * bound >= 2**24:
+        saved = saved.astype(np.float64, copy=False)  # one dtype: mixed matmul skips BLAS
+        return _gemm_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
+                              True)[1]
+    b, g = len(e), geo.groups
+    eg = e.astype(np.float32).reshape(b, g, geo.c_out // g, -1)  # [B, g, O/g, P]
+    cols = saved.astype(np.float32, copy=False).reshape(b, g, -1, saved.shape[-1])
+    per_sample = np.matmul(eg, cols.transpose(0, 1, 3, 2))  # [B, g, O/g, K], exact
+    return per_sample.astype(np.int64).sum(axis=0).reshape(w_shape)
 
 
 def _as_2d(attrs):
@@ -422,10 +436,10 @@ def int_conv1d_backward_input(attrs, ctx, e, w, sel=None):
     return dx[:, :, 0, :]  # [B, C, L]
 
 
-def int_conv1d_backward_weight(attrs, ctx, e, w_shape, sel=None):
+def int_conv1d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
     o, c, k = w_shape
     dw = int_conv2d_backward_weight(_as_2d(attrs), ctx, e[:, :, None, :], (o, c, 1, k),
-                                    _sel_2d(sel))
+                                    _sel_2d(sel), bound)
     return dw[:, :, 0, :]
 
 

@@ -53,12 +53,15 @@ def int_backward_input(attrs, x, e, w, sel=None):
     return (sel.e[:, None, :] @ w[sel.idx])[:, 0]  # only the k kept rows per sample
 
 
-def int_backward_weight(attrs, x, e, w_shape, sel=None):
+def int_backward_weight(attrs, x, e, w_shape, sel=None, bound=None):
+    """dW, exact; float32 when the batch sum of |e x| <= B * bound stays below 2^24."""
     import numpy as np
 
+    dtype = np.float32 if bound is not None and len(e) * bound < 2**24 else np.float64
+    x, e = x.astype(dtype, copy=False), e.astype(dtype, copy=False)
     if sel is None:
-        return e.T @ x  # float64[out, in]
-    rows = sel.e[:, :, None] * x[:, None, :]  # float64[B, k, in]
+        return e.T @ x  # [out, in]
+    rows = sel.e[:, :, None] * x[:, None, :]  # [B, k, in]
     dw = np.zeros(w_shape, rows.dtype)
     np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, w_shape[1]))
     return dw

@@ -161,15 +161,24 @@ register(OpDef("global_avg_pool", _infer_gap, global_avg_pool_forward,
 # codes exactly and requantizes by 1/n into the input's scale; backward returns the summed
 # centred errors, whose scale is the output error's scale / n)
 def int_maxpool2d_forward(attrs, q, zero, qmax, mode, rng):
-    y, ctx = maxpool2d_forward(attrs, [q.astype(np.float64)], {}, False)
-    return y.astype(np.int8), ctx  # int8[B, C, Ho, Wo]
+    (kh, kw), stride, padding, out_hw = pool_geometry(attrs, q.shape[1:], "maxpool2d")
+    xp = pad_hw(q.astype(np.int16), padding, -32768) if any(padding) else q  # below any code
+    y = window(xp, 0, 0, stride, out_hw).copy()  # int[B, C, Ho, Wo]
+    arg = np.zeros(y.shape, np.int32)  # offset index of the first maximum (as the float op)
+    for k in range(1, kh * kw):
+        win = window(xp, k // kw, k % kw, stride, out_hw)
+        better = win > y
+        np.copyto(y, win, where=better)
+        arg[better] = k
+    return y.astype(np.int8), (arg, q.shape, (kh, kw), stride, padding)
 
 
 def int_maxpool2d_backward(attrs, ctx, e):
-    from edgetrain.ir.registry import Want
-
-    dx = maxpool2d_backward(attrs, ctx, e.astype(np.float64), {}, Want((True,)))[0][0]
-    return dx.astype(np.int64)  # exact: sums of integers
+    arg, shape, (kh, kw), stride, (ph, pw) = ctx
+    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), e.dtype)
+    for k in range(kh * kw):
+        window(dxp, k // kw, k % kw, stride, arg.shape[2:])[...] += np.where(arg == k, e, 0)
+    return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]  # centred errors, summed
 
 
 def _window_sum(xc, attrs):
