@@ -5,11 +5,14 @@ Used to check the float engine against PyTorch autograd (outputs and every gradi
 compare training throughput. torch is optional: it is imported inside these functions and
 its absence is a clear error naming the ``torch`` extra.
 
+>>> import pytest; torch = pytest.importorskip("torch")  # the example needs torch
 >>> from edgetrain import zoo
 >>> g = zoo.build("mlp", input_shape=(8,), num_classes=3)
->>> m = to_torch(g)  # doctest: +SKIP
->>> m(torch.zeros(2, 8)).shape  # doctest: +SKIP
+>>> m = to_torch(g)
+>>> m(torch.zeros(2, 8)).shape
 torch.Size([2, 3])
+>>> sorted(params_from_torch(g, m)) == sorted(g.params)
+True
 """
 
 from __future__ import annotations
