@@ -2,7 +2,8 @@
 weights, and gradients/weights read back keyed like ``Graph.params``.
 
 Used to check the float engine against PyTorch autograd (outputs and every gradient) and to
-compare training throughput. torch is optional: it is imported inside these functions and
+compare training throughput. The other direction, a PyTorch model as a Graph, is
+``edgetrain.io.torch_import.from_torch``. torch is optional: it is imported inside these functions and
 its absence is a clear error naming the ``torch`` extra.
 
 >>> import pytest; torch = pytest.importorskip("torch")  # the example needs torch
