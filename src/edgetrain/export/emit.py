@@ -207,14 +207,16 @@ class Emitter:
         return (geo.c_in, *geo.in_hw, geo.c_out, *geo.out_hw, *geo.kernel, *geo.stride,
                 *geo.padding, geo.groups)
 
-    def check_ranges(self, node: Node, geo, per_channel: bool) -> None:
+    def check_ranges(self, node: Node, geo, per_channel: bool, train_w: bool,
+                     want_dx: bool) -> None:
         """Refuse a layer whose int32 sums could overflow (the C keeps int32 accumulators)."""
         c_in, _, _, c_out, ho, wo, kh, kw, *_rest, groups = geo
         k = c_in // groups * kh * kw
         fan_out = c_out // groups * kh * kw
         src, wmax = (16320, 128) if per_channel else (255, 255)
-        limits = {"forward sum": k * 255 * 255, "backward error sum": fan_out * src * wmax,
-                  "weight gradient sum": self.B * ho * wo * 255 * 255}
+        limits = {"forward sum": k * 255 * 255,
+                  "backward error sum": fan_out * src * wmax if want_dx else 0,
+                  "weight gradient sum": self.B * ho * wo * 255 * 255 if train_w else 0}
         for what, bound in limits.items():
             if bound >= I32:
                 raise EdgetrainError(f"layer '{node.name}': its {what} can reach {bound}, "
@@ -225,12 +227,12 @@ class Emitter:
         st, n, B = self.m.state, node.name, self.B
         geo = self.geometry(node)
         per_ch = bool(self.num.weight_channels)
-        self.check_ranges(node, geo, per_ch)
         c_in, h, w, c_out, ho, wo, kh, kw = geo[:8]
         k = c_in // geo[-1] * kh * kw
         roles = self.trainable.get(n, frozenset())
         train_w, train_b = "weight" in roles, "bias" in roles
         want_dx = node.inputs[0] != INPUT and node.inputs[0] in self.needed
+        self.check_ranges(node, geo, per_ch, train_w, want_dx)
         ident = c_ident(n)
         wq = self.state_array("int8_t", f"w_{ident}", st[f"{n}:w"], train_w)
         bq = self.state_array("int32_t", f"b_{ident}", st[f"{n}:b"], train_b)

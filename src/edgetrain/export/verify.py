@@ -109,9 +109,16 @@ def write_inputs(path: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 # ------------------------------------------------------------------ C side
 
+BUILDS = {  # what -> make goal
+    "verify": lambda t: str(Path("build") / t.name / (f"et_verify{'.elf' if t.cross else ''}")),
+    "test": lambda t: f"{t.name}-test",  # verify + bench programs
+    "all": lambda t: t.name,  # + the model ELF linked for the device
+}
+
+
 def build(project: Path, t: Target, what: str = "test", extra_cflags: str = "") -> None:
-    """``make <target>-test`` (verify + bench programs) or ``make <target>`` (all three)."""
-    make = ["make", "-s", "-C", str(project), f"{t.name}-test" if what == "test" else t.name]
+    """Run make for one goal of :data:`BUILDS`."""
+    make = ["make", "-s", "-C", str(project), BUILDS[what](t)]
     if extra_cflags:
         make.append(f"EXTRA_CFLAGS={extra_cflags}")
     run_tool(make, f"building the project for {t.name}", timeout=600)
@@ -215,7 +222,7 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
     model = load_int8(project / MODEL_FILE)
     x, y = step_data(manifest, model, steps)
     write_inputs(project / "verify_in.bin", x, y)
-    build(project, t)
+    build(project, t, "test" if t.cross else "verify")
     run_program(project, t, "et_verify", timeout)
     records = read_records(project / "verify_out.bin", manifest["trace_names"])
     traces, macs = python_traces(model, manifest, x, y, on_step)
