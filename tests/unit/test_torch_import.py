@@ -102,6 +102,24 @@ def test_unsupported_or_mismatched_models(module, shape, match):
         from_torch(module, shape)
 
 
+class Flat(nn.Module):
+    def __init__(self, *dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return torch.flatten(x, *self.dims)
+
+
+@pytest.mark.parametrize("dims,ok", [((1,), True), ((1, -1), True), ((), False), ((1, 2), False)])
+def test_functional_flatten_dims(dims, ok):
+    if ok:
+        assert from_torch(Flat(*dims), (2, 3, 4)).shapes["flatten"] == (24,)
+    else:
+        with pytest.raises(EdgetrainError, match="flatten must be"):
+            from_torch(Flat(*dims), (2, 3, 4))
+
+
 def test_not_a_module():
     with pytest.raises(EdgetrainError, match="torch.nn.Module"):
         from_torch(lambda x: x, (3,))

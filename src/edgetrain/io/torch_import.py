@@ -133,9 +133,18 @@ def _function_op(torch, node) -> str:
         raise EdgetrainError(f"'{node.name}' calls {getattr(target, '__name__', target)}, which "
                              "has no edgetrain op (supported: +, flatten, relu, relu6)")
     op = table[target]
-    if op == "flatten" and tuple(node.args[1:2]) + tuple(node.kwargs.values()) not in ((1,),):
-        raise EdgetrainError(f"'{node.name}': flatten must start at dim 1 (keep the batch dim)")
+    if op == "flatten" and _flatten_dims(node) != (1, -1):
+        raise EdgetrainError(f"'{node.name}': flatten must be flatten(x, 1) (keep the batch "
+                             f"dim, flatten the rest), got dims {_flatten_dims(node)}")
     return op
+
+
+def _flatten_dims(node) -> tuple[int, int]:
+    """(start_dim, end_dim) of an fx flatten call, with torch's defaults (0, -1)."""
+    args = list(node.args[1:3])
+    start = node.kwargs.get("start_dim", args[0] if args else 0)
+    end = node.kwargs.get("end_dim", args[1] if len(args) > 1 else -1)
+    return int(start), int(end)
 
 
 def _trace(module, torch):
