@@ -96,9 +96,13 @@ def _bar(name: str, ok: bool, detail: str) -> str:
     return f"| {name} | {detail} | {'met' if ok else 'NOT met'} |"
 
 
-def transfer(ds, drift: str, pre_epochs: int, epochs: int, lr: float):
+def pretrained(ds, epochs: int):
     g = zoo.build("mnist-cnn", seed=0)
-    pretrain(g, ds, PretrainConfig(epochs=pre_epochs, batch=32, lr=0.05, schedule="cosine"))
+    pretrain(g, ds, PretrainConfig(epochs=epochs, batch=32, lr=0.05, schedule="cosine"))
+    return g
+
+
+def transfer(g, ds, drift: str, epochs: int, lr: float):
     target = data.drift.apply(ds, [drift], seed=0)
     out = {}
     for precision in ("float32", "int8"):
@@ -119,7 +123,8 @@ def transfer_rows(drift: str, res) -> tuple[str, float]:
     return row, ratio
 
 
-def speed(batch: int, steps: int, repeats: int) -> tuple[float, float]:
+def speed(batch: int, steps: int, repeats: int,
+          numerics: str = "default") -> tuple[float, float]:
     """Median samples/s of int8 training and PyTorch float32 training (one thread each)."""
     import torch
     from threadpoolctl import threadpool_limits
@@ -130,7 +135,7 @@ def speed(batch: int, steps: int, repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     batches = [(rng.random((batch, *g.input_shape)).astype(np.float32),
                 rng.integers(0, g.num_classes, batch)) for _ in range(steps)]
-    trainer = Trainer(quantize(g, batches[0][0]), Policy(), "int8", lr=0.01)
+    trainer = Trainer(quantize(g, batches[0][0], numerics), Policy(), "int8", lr=0.01)
     module = to_torch(g).train()
     opt = torch.optim.SGD(module.parameters(), lr=0.01)
     tdata = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
@@ -173,9 +178,10 @@ def main(argv=None) -> int:
         res = scratch(ds, args.epochs, args.lr)
         table, bars = scratch_table(res, args.epochs)
         rows = []
+        source = pretrained(ds, args.pretrain_epochs)
         for drift in args.drifts:
-            row, ratio = transfer_rows(drift, transfer(ds, drift, args.pretrain_epochs,
-                                                       args.transfer_epochs, args.lr))
+            row, ratio = transfer_rows(drift, transfer(source, ds, drift, args.transfer_epochs,
+                                                       args.lr))
             rows.append(row)
             bars.append(_bar(f"transfer ({drift}): int8 gain >= 90 % of float32 gain",
                              ratio >= 0.9, f"{100 * ratio:.0f} %"))

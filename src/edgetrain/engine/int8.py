@@ -359,9 +359,12 @@ class Trainer:
         w, w_qp = self._weights(node)
         wc = _centred_weights(w, w_qp)
         src, s_src = self._error_source(ec, e_qp.scale, w_qp.scale)
+        terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * int(np.prod(w.shape[2:]))
+        dtype = _exact_dtype(terms, np.abs(src).max(), np.abs(wc).max())
+        src = src.astype(dtype)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
-        acc = self.kernels[node.name].backward_input(node.attrs, saved, src.astype(np.float64),
-                                                     wc, sel_src).astype(np.int64)
+        acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
+                                                     sel_src).astype(np.int64)
         lo, hi = np.float32(acc.min()) * s_src, np.float32(acc.max()) * s_src
         qp = self._tracked_qparams(f"{node.name}:dx", lo, hi, self.num.rate_error, True)
         e_in = requantize(acc, s_src / qp.scale, qp.zero, self.num.round_backward, self.rng)
@@ -553,10 +556,11 @@ class Trainer:
 
 
 def _gather(e: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """float64 e[b, idx[b, j], ...]. Padding slots name dropped channels, whose errors are
+    """e[b, idx[b, j], ...] (float). Padding slots name dropped channels, whose errors are
     already zero, so they add nothing."""
     shape = idx.shape + (1,) * (e.ndim - 2)
-    return np.take_along_axis(e, idx.reshape(shape), axis=1).astype(np.float64)
+    kept = np.take_along_axis(e, idx.reshape(shape), axis=1)
+    return kept if kept.dtype.kind == "f" else kept.astype(np.float64)
 
 
 def _int_row_stats(g_q: np.ndarray, s_g: np.float32) -> tuple[np.ndarray, np.ndarray]:
