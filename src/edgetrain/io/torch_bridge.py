@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,8 +42,14 @@ def import_torch():
     return torch
 
 
+class TorchClasses(NamedTuple):
+    add: type  # residual sum of two inputs
+    global_avg_pool: type  # mean over all spatial dims -> (B, C)
+    graph: type  # runs a Graph's layers in order
+
+
 @functools.cache
-def _classes():
+def torch_classes() -> TorchClasses:
     """Small torch modules for ops PyTorch has no single layer for, and the graph module."""
     torch = import_torch()
 
@@ -69,7 +76,7 @@ def _classes():
                 values[name] = self.layers[name](*(values[t] for t in inputs))
             return values[self.output]
 
-    return Add, GlobalAvgPool, GraphModule
+    return TorchClasses(Add, GlobalAvgPool, GraphModule)
 
 
 def _conv2d(nn, node, in_shape):
@@ -107,9 +114,9 @@ _LAYERS = {
     "relu6": lambda nn, node, s: nn.ReLU6(),
     "maxpool2d": _pool("MaxPool2d"),
     "avgpool2d": _pool("AvgPool2d"),
-    "global_avg_pool": lambda nn, node, s: _classes()[1](),
+    "global_avg_pool": lambda nn, node, s: torch_classes().global_avg_pool(),
     "flatten": lambda nn, node, s: nn.Flatten(),
-    "add": lambda nn, node, s: _classes()[0](),
+    "add": lambda nn, node, s: torch_classes().add(),
     "batchnorm": _batchnorm,
 }
 
@@ -130,7 +137,8 @@ def to_torch(graph: Graph):
     and BatchNorm statistics (float32; call ``.double()`` for float64)."""
     torch = import_torch()
     layers = {node.name: _layer(torch.nn, graph, node) for node in graph.nodes}
-    module = _classes()[2](layers, [(n.name, n.inputs) for n in graph.nodes], graph.output)
+    wiring = [(n.name, n.inputs) for n in graph.nodes]
+    module = torch_classes().graph(layers, wiring, graph.output)
     with torch.no_grad():
         for node in graph.nodes:
             for role, key in node.params.items():

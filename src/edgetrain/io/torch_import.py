@@ -24,7 +24,7 @@ import operator
 import numpy as np
 
 from edgetrain.errors import EdgetrainError
-from edgetrain.io.torch_bridge import _classes, import_torch
+from edgetrain.io.torch_bridge import import_torch, torch_classes
 from edgetrain.ir.graph import INPUT, Graph, GraphBuilder
 
 
@@ -107,15 +107,15 @@ def _flatten_module(m, name):
 def _module_table(torch) -> dict:
     """torch module type -> (module, name) -> (op, attrs, params)."""
     nn = torch.nn
-    add_cls, gap_cls, _ = _classes()
+    own = torch_classes()
     return {nn.Conv2d: _conv, nn.Conv1d: _conv, nn.Linear: _linear,
             nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
             nn.ReLU: lambda m, n: ("relu", {}, {}), nn.ReLU6: lambda m, n: ("relu6", {}, {}),
             nn.MaxPool2d: _pool("maxpool2d"), nn.AvgPool2d: _pool("avgpool2d"),
             nn.AdaptiveAvgPool2d: _adaptive, nn.AdaptiveAvgPool1d: _adaptive,
             nn.Flatten: _flatten_module, nn.Identity: lambda m, n: (None, {}, {}),
-            add_cls: lambda m, n: ("add", {}, {}),
-            gap_cls: lambda m, n: ("global_avg_pool", {}, {})}
+            own.add: lambda m, n: ("add", {}, {}),
+            own.global_avg_pool: lambda m, n: ("global_avg_pool", {}, {})}
 
 
 def _function_table(torch) -> dict:
@@ -149,7 +149,7 @@ def _flatten_dims(node) -> tuple[int, int]:
 
 def _trace(module, torch):
     """fx GraphModule of `module`; to_torch's own Add/GlobalAvgPool stay single calls."""
-    leaves = tuple(_classes()[:2])
+    leaves = (torch_classes().add, torch_classes().global_avg_pool)
 
     class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
