@@ -214,3 +214,24 @@ def test_cli_quantize(tmp_path, pretrained, capsys):
                  str(tmp_path / "q.npz")]) == 0
     summary = json.loads((tmp_path / "q.json").read_text())
     assert summary["int8_accuracy"] >= summary["float_accuracy"] - 0.02
+
+
+def test_short_bars_from_scratch_and_transfer(digits, pretrained):
+    """Short versions of the bench bars (bench/fqt.py has the full ones): from scratch int8
+    close to float32 and better than the paper's numerics; transfer gain kept."""
+    g = small_cnn(seed=1)
+    acc = {name: fit(g, digits, FQTConfig(precision, numerics=numerics, epochs=3,
+                                          lr=0.01)).test_accuracy
+           for name, precision, numerics in (("float32", "float32", "default"),
+                                             ("int8", "int8", "default"),
+                                             ("paper", "int8", "paper"))}
+    assert acc["float32"] > 0.85
+    assert acc["int8"] >= acc["float32"] - 0.03, acc
+    assert acc["int8"] >= acc["paper"], acc
+    target = data.drift.apply(digits, ["invert"], seed=0)
+    gains = {}
+    for precision in ("float32", "int8"):
+        r = fit(pretrained, target, FQTConfig(precision, policy="last-2", epochs=2, lr=0.01))
+        gains[precision] = r.test_accuracy - r.test_accuracy_before
+    assert gains["float32"] > 0.2
+    assert gains["int8"] >= 0.8 * gains["float32"], gains

@@ -120,9 +120,8 @@ class Trainer:
         self.macs = {"forward": 0, "backward_error": 0, "backward_weight": 0}
         self.samples = 0
         self.trace: dict[str, np.ndarray] | None = None
-        model.state.setdefault("rng", Stream(seed).state)
-        self.rng = Stream(0)
-        self.rng.state = model.state["rng"]
+        self.rng = Stream(seed)  # seeded per run; its state is saved with the model
+        model.state["rng"] = self.rng.state
         self._deferred: list[tuple[str, np.float32, np.float32, float]] = []
         self._check_learning_rate()
 
@@ -339,6 +338,10 @@ class Trainer:
         return [(saturate(e_in + qp.zero), QParams(scale, qp.zero))], None
 
     def _bwd_op_f(self, node, fwd, e):
+        if self.quantized:  # mixed: the forward ran the integer kernel, use its context
+            kernel: IntKernel = self.kernels[node.name]
+            n = kernel.divisor(node.attrs, self.graph.shapes[node.inputs[0]])
+            return [kernel.backward(node.attrs, fwd.ctxs[node.name], e) / n], None
         want = Want(tuple(True for _ in node.inputs))
         dxs, _ = get_op(node.op).backward(node.attrs, fwd.ctxs[node.name], e, {}, want)
         return dxs, None
