@@ -235,3 +235,25 @@ def test_short_bars_from_scratch_and_transfer(digits, pretrained):
         gains[precision] = r.test_accuracy - r.test_accuracy_before
     assert gains["float32"] > 0.2
     assert gains["int8"] >= 0.8 * gains["float32"], gains
+
+
+def test_fit_is_deterministic(digits):
+    g = small_cnn()
+    config = FQTConfig(epochs=1, lr=0.01, seed=3)
+    a, b = fit(g, digits, config), fit(g, digits, config)
+    assert a.loss == b.loss
+    for key, value in a.model.state.items():
+        np.testing.assert_array_equal(value, b.model.state[key])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--policy", "layers:fc9"], "unknown trainable layer 'fc9'"),
+    (["--policy", "partial", "--lambda-min", "1.5"], "lambda_min must be in"),
+    (["--precision", "mixed", "--policy", "last-9"], "has only 4 weight layers"),
+])
+def test_cli_train_bad_input_writes_nothing(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mnist-cnn", "--data", "digits", "--quiet", "--out",
+                 str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
