@@ -1,0 +1,158 @@
+"""Generated C vs the Python int8 engine on every zoo model x policy, on the host and on an
+emulated Cortex-M4: bit-exactness over N training steps (every traced tensor of every step),
+instructions per sample and per MAC measured in QEMU (with and without the DSP inner
+loops), and the RAM of the model ELF against the memory planner's prediction.
+Writes the BENCHMARKS.md section "export".
+
+Bars (issue 5): every zoo model x {full, last-N, bias-only, partial} bit-exact for 100 steps
+on host and cortex-m4; ELF RAM (.data + .bss) within 5 % of the planner's prediction;
+instructions per MAC of a whole training step on cortex-m4 (target <= 3).
+
+    .venv/bin/python bench/export.py [--steps 100] [--device imxrt1062] [--models a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetrain import data, zoo
+from edgetrain.export.exporter import export_project
+from edgetrain.export.toolchains import available, target
+from edgetrain.export.verify import build, run_program, verify
+from edgetrain.memory.plan import plan
+from edgetrain.report.benchmarks import machine_summary, update_section
+
+POLICIES = ("full", "last-2", "bias-only", "partial")
+RAM_BAR = 0.05
+IPM_BAR = 3.0
+
+
+@dataclass
+class Row:
+    model: str
+    policy: str
+    host_exact: bool
+    m4_exact: bool | None
+    tensors: int
+    ipm: float | None
+    ipm_plain: float | None
+    ips: float | None
+    macs: int
+    elf_ram: int | None
+    model_ram: int
+    plan_ram: int
+    flash: int | None
+    fits: bool | None
+    seconds: float
+
+    @property
+    def gap(self) -> float:
+        """(model RAM - planner's peak RAM) / planner's peak RAM."""
+        return (self.model_ram - self.plan_ram) / self.plan_ram
+
+
+def run_case(model: str, policy: str, device: str, steps: int, cross: bool) -> Row:
+    t0 = time.time()
+    info = zoo.info(model)
+    ds = data.load(info.default_dataset)
+    graph = zoo.build(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export_project(graph, device, Path(tmp) / "p", policy=policy,
+                             calibration=ds.x_train, dataset=info.default_dataset)
+        host = verify(out.path, "host", steps)
+        m4 = plain = None
+        if cross:
+            m4 = verify(out.path, "cortex-m4", steps)
+            plain = _plain_ipm(out.path, steps, m4.macs_per_sample)
+        p = plan(graph, device, policy, "int8", batch=1)
+        m = out.manifest
+        return Row(model, policy, host.bit_exact, m4.bit_exact if m4 else None,
+                   host.compared_tensors, m4.instructions_per_mac if m4 else None, plain,
+                   m4.instructions_per_sample if m4 else None, host.macs_per_sample,
+                   m4.ram_bytes if m4 else None, m["arena_bytes"] + m["state_bytes"],
+                   p.peak_ram_bytes, m4.flash_bytes if m4 else None, m4.fits if m4 else None,
+                   time.time() - t0)
+
+
+def _plain_ipm(project: Path, steps: int, macs: int | None) -> float | None:
+    """Instructions per MAC of the same steps built with -DET_NO_SIMD (plain C loops)."""
+    t = target("cortex-m4")
+    shutil.rmtree(project / "build" / t.name, ignore_errors=True)
+    build(project, t, "test", "-DET_NO_SIMD")
+    res = run_program(project, t, "et_bench", 1200, count=True)
+    shutil.rmtree(project / "build" / t.name, ignore_errors=True)
+    if res.measured_instructions is None or not macs:
+        return None
+    return res.measured_instructions / steps / macs
+
+
+def fmt(v, spec="{:.2f}") -> str:
+    return "-" if v is None else spec.format(v)
+
+
+def markdown(rows: list[Row], args, cross: bool) -> str:
+    lines = [(f"Command: `.venv/bin/python bench/export.py --steps {args.steps} --device "
+             f"{args.device}`  "), f"Machine: {machine_summary()}", "",
+             (f"Each case: the zoo model quantized (numerics `default`), exported for "
+             f"`{args.device}`, then {args.steps} training steps (batch 1) of the C program "
+             "compared with `engine.int8.Trainer` tensor by tensor at every step (outputs, "
+             "errors, updated weights and biases, all scales and zero points). Instructions "
+             "are *measured* by the project's QEMU plugin over whole training steps "
+             "(`et_bench`, no trace); MACs are those the Python engine executed "
+             "(forward + backward error + weight gradient). RAM: the model's static RAM "
+             "(arena + parameters + trackers, from the generated code) against the planner's "
+             "`peak_ram_bytes`; ELF RAM is .data + .bss of the model-only program (adds "
+             "newlib's few hundred bytes; stack reserved apart)."), "",
+             ("| model | policy | host | cortex-m4 | tensors | insn/MAC M4 (DSP) | insn/MAC "
+             "plain C | insn/sample | model RAM | planner RAM | gap | ELF RAM | flash | fits |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.policy} | {'exact' if r.host_exact else 'MISMATCH'} | "
+            f"{'-' if r.m4_exact is None else ('exact' if r.m4_exact else 'MISMATCH')} | "
+            f"{r.tensors} | {fmt(r.ipm)} | {fmt(r.ipm_plain)} | {fmt(r.ips, '{:,.0f}')} | "
+            f"{r.model_ram:,} | {r.plan_ram:,} | {100 * r.gap:+.1f} % | "
+            f"{fmt(r.elf_ram, '{:,}')} | {fmt(r.flash, '{:,}')} | {fmt(r.fits, '{}')} |")
+    exact = all(r.host_exact and r.m4_exact is not False for r in rows)
+    ram_ok = sum(abs(r.gap) <= RAM_BAR for r in rows)
+    ipm = [r.ipm for r in rows if r.ipm is not None]
+    lines += ["", (f"- Bit-exact: {'all' if exact else 'NOT all'} {len(rows)} cases "
+              f"({'host and cortex-m4' if cross else 'host only: cross toolchain missing'})."),
+              f"- RAM within {RAM_BAR:.0%} of the planner: {ram_ok} of {len(rows)} cases.",
+              (f"- Instructions per MAC on cortex-m4: {min(ipm):.2f} to {max(ipm):.2f} "
+               f"(target <= {IPM_BAR:g})." if ipm else "- Instructions per MAC: not measured.")]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--device", default="imxrt1062")
+    ap.add_argument("--models", default=",".join(zoo.names()))
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    cross = available("cortex-m4")[0]
+    rows = []
+    for model in args.models.split(","):
+        for policy in args.policies.split(","):
+            rows.append(run_case(model, policy, args.device, args.steps, cross))
+            r = rows[-1]
+            print(f"{model:14s} {policy:10s} host {r.host_exact} m4 {r.m4_exact} "
+                  f"ipm {fmt(r.ipm)} plain {fmt(r.ipm_plain)} ram {r.model_ram} plan "
+                  f"{r.plan_ram} ({100 * r.gap:+.1f} %) {r.seconds:.0f}s", flush=True)
+    text = markdown(rows, args, cross)
+    print(text)
+    if not args.no_write:
+        update_section("export", text)
+    return 0 if all(r.host_exact and r.m4_exact is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
