@@ -280,7 +280,8 @@ def conv_forward_2d(x, weight, bias, geo: Geometry):
     """y float[B, O, Ho, Wo] and the context the backward pass needs."""
     fwd, _ = _KERNELS[geo.depthwise]
     y, saved = fwd(x, weight, geo)
-    y += bias[:, None, None]
+    y3 = y.reshape(len(x), geo.c_out, -1)  # view [B, O, P]; per-channel rows: long inner loops
+    y3 += np.repeat(bias.astype(y.dtype, copy=False)[:, None], y3.shape[2], axis=1)
     return y, (saved, geo)
 
 
@@ -291,7 +292,7 @@ def conv_backward_2d(ctx, dy, weight, want_dx: bool, want_params: frozenset):
     dx, dw = bwd(saved, dy, weight, geo, want_dx, "weight" in want_params)
     grads = {"weight": dw} if dw is not None else {}
     if "bias" in want_params:
-        grads["bias"] = dy.sum(axis=(0, 2, 3))  # float[O]
+        grads["bias"] = np.einsum("bchw->c", dy)  # float[O]
     return dx, grads
 
 
