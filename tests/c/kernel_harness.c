@@ -31,6 +31,8 @@ int main(void)
     fclose(f);
     int32_t *acc = calloc(ny, 4), *dx = calloc(nx, 4), *dw = calloc(nw, 4);
     int16_t *ec = calloc(ny, 2);
+    size_t ncol = nw + nx + ny + 16;   /* generous: >= max(K, O/g*kh*kw, ho*wo) */
+    et_conv_scratch sc = {calloc(ncol, 2), calloc(nw + 1, 1), calloc((size_t)g.c_out + 1, 4)};
     for (size_t i = 0; i < ny; i++) ec[i] = (int16_t)(e[i] - z[2]);
     const uint8_t *s = hd[14] ? sel : NULL;
     for (int32_t r = 0; r < (hd[15] > 0 ? hd[15] : 1); r++) {
@@ -41,9 +43,9 @@ int main(void)
             et_linear_bwd_in(ec, s, w, z[1], g.c_in, g.c_out, dx);
             et_linear_bwd_w(ec, s, x, z[0], g.c_in, g.c_out, dw);
         } else {
-            et_conv_fwd(&g, x, z[0], w, z[1], acc);
-            et_conv_bwd_in(&g, ec, s, w, z[1], dx);
-            et_conv_bwd_w(&g, ec, s, x, z[0], dw);
+            et_conv_fwd(&g, x, z[0], w, z[1], acc, &sc);
+            et_conv_bwd_in(&g, ec, s, w, z[1], dx, &sc);
+            et_conv_bwd_w(&g, ec, s, x, z[0], dw, &sc);
         }
         et_mark_end();
     }

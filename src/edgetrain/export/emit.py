@@ -127,6 +127,10 @@ class Emitter:
         self.flash_bytes = 0
 
     # ---- bookkeeping
+    def scratch_use(self, kind: str, node: str) -> str | None:
+        name = f"{kind}:{node}"
+        return name if name in self.buffers else None
+
     def buf(self, name: str, ctype: str, count: int) -> str:
         self.buffers.setdefault(name, (ctype, max(int(count), 1)))
         return name
@@ -253,6 +257,7 @@ class Emitter:
         gw = self.buf(f"gw:{n}", "int32_t", c_out * k) if train_w else None
         gb = self.buf(f"gb:{n}", "int32_t", c_out) if train_b else None
         kept = self.buf(f"kept:{n}", "uint8_t", B * c_out) if self.cfg.policy.partial else None
+        sc_fwd, sc_bwd = self.conv_scratch(node, geo)
         lo, hi = output_clamp(self.g, node)
         trace = self.trace_id(f"w/{n}", f"w_scale/{n}", f"w_zero/{n}", f"b/{n}")
         fields = [f".conv = {int(node.op != 'linear')}",
@@ -266,12 +271,29 @@ class Emitter:
                   f".gw = {'(int32_t *)' + addr(gw) if gw else '0'}",
                   f".gb = {'(int32_t *)' + addr(gb) if gb else '0'}",
                   f".kept = {'(uint8_t *)' + addr(kept) if kept else '0'}",
-                  f".w_scale = ws_{ident}", f".g_stats = {g_stats}",
+                  f".w_scale = ws_{ident}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
+                  f".g_stats = {g_stats}",
                   f".gb_stats = {gb_stats}", f".trace_gw = {trace}"]
         self.decls.append(f"static et_wlayer L_{ident} = {{\n    " + ",\n    ".join(fields)
                           + "\n};")
         self.layers[n] = f"L_{ident}"
         return f"L_{ident}"
+
+    def conv_scratch(self, node: Node, geo) -> tuple[str, str]:
+        """Initialisers of the forward and backward et_conv_scratch (see et_kernels.h)."""
+        if node.op == "linear":
+            return "{0, 0, 0}", "{0, 0, 0}"
+        c_in, _, _, c_out, ho, wo, kh, kw, *_rest, groups = geo
+        cg, og = c_in // groups, c_out // groups
+        if cg == 1 and og == 1:  # depthwise: direct loops, no scratch
+            return "{0, 0, 0}", "{0, 0, 0}"
+        n = node.name
+        colf = self.buf(f"colf:{n}", "int16_t", cg * kh * kw)
+        colb = self.buf(f"colb:{n}", "int16_t", max(og * kh * kw, ho * wo))
+        wt = self.buf(f"wt:{n}", "int8_t", c_out * cg * kh * kw)
+        kept = self.buf(f"kb:{n}", "int32_t", c_out)
+        return (f"{{(int16_t *){addr(colf)}, 0, 0}}",
+                f"{{(int16_t *){addr(colb)}, (int8_t *){addr(wt)}, (int32_t *){addr(kept)}}}")
 
     def int_op(self, node: Node) -> str:
         ident = c_ident(node.name)
@@ -319,7 +341,7 @@ class Emitter:
         if isinstance(kernel, WeightKernel):
             L = self.weight_layer(node)
             self.call(f"    et_fwd_weight(&c, &{L}, &{ins[0][0]}, &{var}, observe);",
-                      ins[0][1], f"acc:{node.name}", buf)
+                      ins[0][1], f"acc:{node.name}", buf, self.scratch_use("colf", node.name))
         elif isinstance(kernel, IntKernel):
             op = self.int_op(node)
             self.call(f"    et_fwd_int(&c, &{op}, &{ins[0][0]}, &{var});", ins[0][1], buf)
@@ -401,6 +423,7 @@ class Emitter:
                     # acc: dx sums, and the error magnitudes of a partial update's selection
                     f"acc:{n}" if want or (self.cfg.policy.partial and "weight" in roles)
                     else None, d_buf]
+            uses += [self.scratch_use(k, n) for k in ("colb", "wt", "kb")]
             self.call(f"    et_bwd_weight(&c, &{L}, &{x_var}, &{e}, {dx});", *uses)
             return [dx[1:] if want else None]
         if not want:

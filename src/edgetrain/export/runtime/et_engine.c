@@ -132,7 +132,7 @@ static void et_weight_qparams(const et_ctx *c, et_wlayer *L)
 static void et_forward_acc(const et_wlayer *L, const int8_t *x, int32_t zx, int32_t *acc)
 {
     if (L->conv)
-        et_conv_fwd(&L->g, x, zx, L->w, L->w_zero, acc);
+        et_conv_fwd(&L->g, x, zx, L->w, L->w_zero, acc, &L->sc_fwd);
     else
         et_linear_fwd(x, zx, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
 }
@@ -226,7 +226,7 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
             const int16_t *ec = L->ec + b * O * P;
             const int8_t *xb = x->q + b * x->n;
             if (L->conv)
-                et_conv_bwd_w(&L->g, ec, sel, xb, x->qp.zero, L->gw);
+                et_conv_bwd_w(&L->g, ec, sel, xb, x->qp.zero, L->gw, &L->sc_bwd);
             else
                 et_linear_bwd_w(ec, sel, xb, x->qp.zero, L->g.c_in, O, L->gw);
         }
@@ -272,7 +272,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
         const uint8_t *sel = c->cfg->partial && L->train_w ? L->kept + b * L->g.c_out : 0;
         int32_t *acc = L->acc + b * nx;
         if (L->conv)
-            et_conv_bwd_in(&L->g, L->ec + b * ny, sel, L->w, L->w_zero, acc);
+            et_conv_bwd_in(&L->g, L->ec + b * ny, sel, L->w, L->w_zero, acc, &L->sc_bwd);
         else
             et_linear_bwd_in(L->ec + b * ny, sel, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
         for (int32_t i = 0; i < nx; i++) {

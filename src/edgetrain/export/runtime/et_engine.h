@@ -76,6 +76,7 @@ typedef struct {
     int32_t *gb;                  /* int32[O] bias gradient */
     uint8_t *kept;                /* uint8[B * O] kept output channels (partial) */
     float *w_scale;               /* float32[O] this step's weight scales (scratch) */
+    et_conv_scratch sc_fwd, sc_bwd;  /* gathered-convolution scratch of each pass */
     /* update state */
     et_range *g_stats;            /* per row: lo = moving mean, hi = moving variance */
     et_range *gb_stats;           /* bias row */

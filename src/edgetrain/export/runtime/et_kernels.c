@@ -46,6 +46,74 @@ static int32_t et_sum_centred(const int8_t *x, int32_t zx, int32_t n)
     return s;
 }
 
+/* Columns of 16-bit operands for the dual-MAC loops. With DSP, each full group of four
+ * entries is stored in the order 0, 2, 1, 3: the order SXTB16 / SXTB16 ROR 8 unpack four int8
+ * weights in, so one 32-bit load of the column meets one unpacked weight pair. */
+static inline int32_t et_perm(int32_t k, int32_t n)
+{
+#if ET_SIMD
+    return k < (n & ~3) ? ((k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1)) : k;
+#else
+    (void)n;
+    return k;
+#endif
+}
+
+#if ET_SIMD
+static inline uint32_t et_ld32h(const int16_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+#endif
+
+/* a0 = sum col[perm(i)] * w0[i], a1 the same with w1 (two output rows share the column loads) */
+static void et_dot2_col(const int16_t *col, const int8_t *w0, const int8_t *w1, int32_t n,
+                        int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = 0, s1 = 0, i = 0;
+#if ET_SIMD
+    for (; i + 4 <= n; i += 4) {
+        uint32_t c02 = et_ld32h(col + i), c13 = et_ld32h(col + i + 2);
+        uint32_t u = et_ld32(w0 + i), v = et_ld32(w1 + i);
+        s0 = et_smlad(et_sxtb16(u), c02, s0);
+        s0 = et_smlad(et_sxtb16_ror8(u), c13, s0);
+        s1 = et_smlad(et_sxtb16(v), c02, s1);
+        s1 = et_smlad(et_sxtb16_ror8(v), c13, s1);
+    }
+#endif
+    for (; i < n; i++) {
+        s0 += (int32_t)col[i] * w0[i];
+        s1 += (int32_t)col[i] * w1[i];
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
+static int32_t et_dot_col(const int16_t *col, const int8_t *w, int32_t n)
+{
+    int32_t s = 0, i = 0;
+#if ET_SIMD
+    for (; i + 4 <= n; i += 4) {
+        uint32_t u = et_ld32(w + i);
+        s = et_smlad(et_sxtb16(u), et_ld32h(col + i), s);
+        s = et_smlad(et_sxtb16_ror8(u), et_ld32h(col + i + 2), s);
+    }
+#endif
+    for (; i < n; i++) s += (int32_t)col[i] * w[i];
+    return s;
+}
+
+/* sum a[i] * b[i] over int16 vectors (natural order) */
+static int32_t et_dot_q15(const int16_t *a, const int16_t *b, int32_t n)
+{
+    int32_t s = 0, i = 0;
+#if ET_SIMD
+    for (; i + 4 <= n; i += 4) {
+        s = et_smlad(et_ld32h(a + i), et_ld32h(b + i), s);
+        s = et_smlad(et_ld32h(a + i + 2), et_ld32h(b + i + 2), s);
+    }
+#endif
+    for (; i < n; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+
 /* ------------------------------------------------------------------ linear */
 
 void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
@@ -106,8 +174,8 @@ static int32_t et_end_valid(int32_t k, int32_t s, int32_t pad, int32_t n, int32_
     return p;
 }
 
-void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
-                 int32_t zw, int32_t *acc)
+static void et_conv_fwd_direct(const et_conv_geo *g, const int8_t *x, int32_t zx,
+                               const int8_t *w, int32_t zw, int32_t *acc)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups;
     int32_t hw = g->h * g->w, howo = g->ho * g->wo;
@@ -137,8 +205,8 @@ void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t
     }
 }
 
-void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
-                    const int8_t *w, int32_t zw, int32_t *dx)
+static void et_conv_bwd_in_direct(const et_conv_geo *g, const int16_t *ec,
+                                  const uint8_t *sel, const int8_t *w, int32_t zw, int32_t *dx)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups;
     int32_t hw = g->h * g->w, howo = g->ho * g->wo;
@@ -169,8 +237,8 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
     }
 }
 
-void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
-                   const int8_t *x, int32_t zx, int32_t *dw)
+static void et_conv_bwd_w_direct(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                                 const int8_t *x, int32_t zx, int32_t *dw)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups;
     int32_t hw = g->h * g->w, howo = g->ho * g->wo;
@@ -198,6 +266,143 @@ void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
             }
         }
     }
+}
+
+/* ---- gathered convolutions: a column of 16-bit operands per position, then dual-MAC
+ * dot products against whole weight rows (CMSIS-NN style). Used unless every group has one
+ * input and one output channel (depthwise), where the direct loops do less work. */
+
+static int et_conv_direct(const et_conv_geo *g)
+{
+    return g->c_in / g->groups == 1 && g->c_out / g->groups == 1;
+}
+
+/* column of centred inputs read by output position (oy, ox) of group gi; returns its sum */
+static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
+                           int32_t oy, int32_t ox, int16_t *col)
+{
+    int32_t cg = g->c_in / g->groups, K = cg * g->kh * g->kw, k = 0, sum = 0;
+    for (int32_t c = 0; c < cg; c++) {
+        const int8_t *xc = x + (c0 + c) * g->h * g->w;
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+            int32_t iy = oy * g->sh + ky - g->ph;
+            int row_ok = iy >= 0 && iy < g->h;
+            for (int32_t kx = 0; kx < g->kw; kx++, k++) {
+                int32_t ix = ox * g->sw + kx - g->pw;
+                int32_t v = row_ok && ix >= 0 && ix < g->w ? (int32_t)xc[iy * g->w + ix] - zx : 0;
+                col[et_perm(k, K)] = (int16_t)v;
+                sum += v;
+            }
+        }
+    }
+    return sum;
+}
+
+void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
+                 int32_t zw, int32_t *acc, const et_conv_scratch *sc)
+{
+    if (et_conv_direct(g)) {
+        et_conv_fwd_direct(g, x, zx, w, zw, acc);
+        return;
+    }
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
+    int32_t P = g->ho * g->wo;
+    for (int32_t gi = 0; gi < g->groups; gi++)
+        for (int32_t oy = 0; oy < g->ho; oy++)
+            for (int32_t ox = 0; ox < g->wo; ox++) {
+                int32_t p = oy * g->wo + ox, a0, a1;
+                int32_t corr = zw * et_gather_x(g, x, zx, gi * cg, oy, ox, sc->col);
+                int32_t o = gi * og, end = o + og;
+                for (; o + 1 < end; o += 2) {
+                    et_dot2_col(sc->col, w + o * K, w + (o + 1) * K, K, &a0, &a1);
+                    acc[o * P + p] = a0 - corr;
+                    acc[(o + 1) * P + p] = a1 - corr;
+                }
+                if (o < end) acc[o * P + p] = et_dot_col(sc->col, w + o * K, K) - corr;
+            }
+}
+
+/* backward error: dx[c][iy][ix] = sum over kept outputs o and offsets (ky, kx) of
+ * ec[o][oy][ox] * w[o][c][ky][kx]: a gathered convolution with transposed weights, built
+ * per call for the kept outputs only (dropped structures cost nothing). */
+void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                    const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc)
+{
+    if (et_conv_direct(g)) {
+        et_conv_bwd_in_direct(g, ec, sel, w, zw, dx);
+        return;
+    }
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
+    int32_t P = g->ho * g->wo;
+    for (int32_t gi = 0; gi < g->groups; gi++) {
+        int32_t n = 0;                                  /* kept outputs of the group */
+        for (int32_t ol = 0; ol < og; ol++) {
+            int32_t o = gi * og + ol;
+            if (sel && !sel[o]) continue;
+            for (int32_t c = 0; c < cg; c++)
+                for (int32_t k = 0; k < kk; k++)
+                    sc->wt[c * og * kk + n * kk + k] = w[(o * cg + c) * kk + k];
+            sc->kept[n++] = o;
+        }
+        int32_t KT = n * kk;
+        for (int32_t iy = 0; iy < g->h; iy++)
+            for (int32_t ix = 0; ix < g->w; ix++) {
+                int32_t k = 0, sum = 0;
+                for (int32_t j = 0; j < n; j++) {
+                    const int16_t *eo = ec + sc->kept[j] * P;
+                    for (int32_t ky = 0; ky < g->kh; ky++) {
+                        int32_t ty = iy + g->ph - ky, oy = ty / g->sh;
+                        int row_ok = ty >= 0 && ty % g->sh == 0 && oy < g->ho;
+                        for (int32_t kx = 0; kx < g->kw; kx++, k++) {
+                            int32_t tx = ix + g->pw - kx, ox = tx / g->sw;
+                            int32_t v = row_ok && tx >= 0 && tx % g->sw == 0 && ox < g->wo
+                                        ? eo[oy * g->wo + ox] : 0;
+                            sc->col[et_perm(k, KT)] = (int16_t)v;
+                            sum += v;
+                        }
+                    }
+                }
+                for (int32_t c = 0; c < cg; c++)
+                    dx[((gi * cg + c) * g->h + iy) * g->w + ix] =
+                        (KT ? et_dot_col(sc->col, sc->wt + c * og * kk, KT) : 0) - zw * sum;
+            }
+    }
+}
+
+/* weight gradient: per kernel entry (c, ky, kx) the centred inputs it met at every output
+ * position, then one int16 dot product per kept output channel */
+void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                   const int8_t *x, int32_t zx, int32_t *dw, const et_conv_scratch *sc)
+{
+    if (et_conv_direct(g)) {
+        et_conv_bwd_w_direct(g, ec, sel, x, zx, dw);
+        return;
+    }
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
+    int32_t P = g->ho * g->wo;
+    for (int32_t gi = 0; gi < g->groups; gi++)
+        for (int32_t c = 0; c < cg; c++) {
+            const int8_t *xc = x + (gi * cg + c) * g->h * g->w;
+            for (int32_t ky = 0; ky < g->kh; ky++)
+                for (int32_t kx = 0; kx < g->kw; kx++) {
+                    for (int32_t oy = 0; oy < g->ho; oy++) {
+                        int32_t iy = oy * g->sh + ky - g->ph;
+                        int row_ok = iy >= 0 && iy < g->h;
+                        for (int32_t ox = 0; ox < g->wo; ox++) {
+                            int32_t ix = ox * g->sw + kx - g->pw;
+                            sc->col[oy * g->wo + ox] = (int16_t)(
+                                row_ok && ix >= 0 && ix < g->w ? (int32_t)xc[iy * g->w + ix] - zx
+                                                               : 0);
+                        }
+                    }
+                    for (int32_t ol = 0; ol < og; ol++) {
+                        int32_t o = gi * og + ol;
+                        if (sel && !sel[o]) continue;
+                        dw[(o * cg + c) * kk + ky * g->kw + kx] += et_dot_q15(ec + o * P,
+                                                                             sc->col, P);
+                    }
+                }
+        }
 }
 
 /* ------------------------------------------------------------------ pooling */

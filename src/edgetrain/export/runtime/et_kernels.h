@@ -36,13 +36,16 @@ void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, in
 void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
                      int32_t n_in, int32_t n_out, int32_t *dw);
 
-/* conv2d, per sample, channels first; w[c_out][c_in/groups][kh][kw] */
+/* conv2d, per sample, channels first; w[c_out][c_in/groups][kh][kw]. Scratch (see
+ * et_conv_scratch_sizes): col int16[max(K, c_out/groups * kh * kw, ho * wo)] with
+ * K = c_in/groups * kh * kw, wt int8[weight count], kept int32[c_out]. */
+typedef struct { int16_t *col; int8_t *wt; int32_t *kept; } et_conv_scratch;
 void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
-                 int32_t zw, int32_t *acc);
+                 int32_t zw, int32_t *acc, const et_conv_scratch *sc);
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
-                    const int8_t *w, int32_t zw, int32_t *dx);
+                    const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc);
 void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
-                   const int8_t *x, int32_t zx, int32_t *dw);
+                   const int8_t *x, int32_t zx, int32_t *dw, const et_conv_scratch *sc);
 
 
 /* ---- pooling (integer side of edgetrain.ops.pool), per sample, channels first ----
