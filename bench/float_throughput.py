@@ -3,8 +3,10 @@
 Each zoo model is trained with SGD (momentum 0.9) on the same random batches, same batch
 size, in the same process; repeats are interleaved (edgetrain, torch, edgetrain, ...) so
 machine noise hits both alike, and the medians are reported. Before timing, both sides must
-give the same loss on the first batch. Writes the section
-"float-throughput" of BENCHMARKS.md.
+give the same loss on the first batch. Everything is measured twice in one process: first
+with the default glibc allocator, then after ``engine.heap.keep_freed_memory()`` (which the
+CLI can call at start-up; it helps both libraries). Writes the section "float-throughput"
+of BENCHMARKS.md.
 
     .venv/bin/python bench/float_throughput.py [--batch 32] [--steps 10] [--repeats 5]
 """
@@ -22,6 +24,7 @@ import numpy as np
 
 from edgetrain import zoo
 from edgetrain.engine.float32 import loss_and_grads
+from edgetrain.engine.heap import keep_freed_memory
 from edgetrain.ir import Policy
 from edgetrain.report.benchmarks import machine_summary, update_section
 from edgetrain.train.optim import SGD
@@ -130,18 +133,20 @@ def _load() -> str:
         return "unknown"
 
 
-def markdown(results: list[Result], args, command: str, load: str) -> str:
+def markdown(runs: dict[str, list[Result]], args, command: str, load: str) -> str:
     lines = ["## Float32 training throughput: edgetrain vs PyTorch", "",
              (f"SGD (momentum {MOMENTUM}), batch {args.batch}, random data, {args.steps} steps "
               f"per repeat, median of {args.repeats} interleaved repeats, {args.threads} "
               "thread(s) for both (numpy BLAS and torch; one thread keeps the comparison stable "
-              "on a shared machine). Target: edgetrain within 2x of PyTorch."), "",
-             "| model | input | edgetrain samples/s | PyTorch samples/s | PyTorch / edgetrain |",
-             "|---|---|---:|---:|---:|"]
-    for r in results:
-        shape = "x".join(map(str, r.input_shape))
-        lines.append(f"| {r.model} | {shape} | {r.edgetrain:,.0f} | {r.torch:,.0f} | "
-                     f"{r.ratio:.2f}x |")
+              "on a shared machine). Target: edgetrain within 2x of PyTorch. The last column is "
+              "time per step relative to PyTorch (edgetrain slower when above 1)."), "",
+             ("| allocator | model | input | edgetrain samples/s | PyTorch samples/s | "
+              "edgetrain / PyTorch time |"), "|---|---|---|---:|---:|---:|"]
+    for mode, results in runs.items():
+        for r in results:
+            shape = "x".join(map(str, r.input_shape))
+            lines.append(f"| {mode} | {r.model} | {shape} | {r.edgetrain:,.0f} | "
+                         f"{r.torch:,.0f} | {r.ratio:.2f}x |")
     lines += ["", f"Command: `{command}`", "",
               f"Machine: {machine_summary()}; load average {load} when the run started"]
     return "\n".join(lines)
@@ -166,21 +171,31 @@ def parse(argv):
     p.add_argument("--no-extra", action="store_true",
                    help=f"skip the extra shapes {EXTRA_SHAPES} beside the defaults")
     p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    p.add_argument("--default-heap-only", action="store_true",
+                   help="skip the second pass with keep_freed_memory()")
     return p.parse_args(argv)
+
+
+def measure_all(args, mode: str) -> list[Result]:
+    results = []
+    for name, shape in cases(args):
+        r = measure(name, shape, args.batch, args.steps, args.repeats)
+        results.append(r)
+        shape = "x".join(map(str, r.input_shape))
+        print(f"{mode:9s} {name:14s} {shape:9s} edgetrain {r.edgetrain:9.0f}/s  "
+              f"torch {r.torch:9.0f}/s  ratio {r.ratio:.2f}x", flush=True)
+    return results
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    results, load = [], _load()
+    runs, load = {}, _load()
     with limit_threads(args.threads):
-        for name, shape in cases(args):
-            results.append(measure(name, shape, args.batch, args.steps, args.repeats))
-            r = results[-1]
-            shape = "x".join(map(str, r.input_shape))
-            print(f"{name:14s} {shape:9s} edgetrain {r.edgetrain:9.0f}/s  "
-                  f"torch {r.torch:9.0f}/s  ratio {r.ratio:.2f}x", flush=True)
-    text = markdown(results, args, " ".join(["python bench/float_throughput.py", *argv]), load)
+        runs["default"] = measure_all(args, "default")
+        if not args.default_heap_only and keep_freed_memory():
+            runs["kept heap"] = measure_all(args, "kept heap")
+    text = markdown(runs, args, " ".join(["python bench/float_throughput.py", *argv]), load)
     if not args.no_write:
         update_section("float-throughput", text)
     return 0

@@ -95,3 +95,12 @@ def test_input_dtypes(dtype, expected):
     g = zoo.build("mlp", input_shape=(5,), num_classes=3)
     g.params = {k: v.astype(expected) for k, v in g.params.items()}
     assert forward(g, np.ones((2, 5), dtype)).values[g.output].dtype == expected
+
+
+def test_keep_freed_memory_takes_effect_on_glibc():
+    import platform
+
+    from edgetrain.engine.heap import keep_freed_memory
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
