@@ -14,14 +14,13 @@ from edgetrain.numerics import (
     from_range,
     log2_q30,
     multiplier,
-    quantize,
     requantize,
     round_f32,
     round_shift,
     softmax_ce_q30,
 )
 from edgetrain.numerics.config import get
-from edgetrain.numerics.qparams import pow2_ceil
+from edgetrain.numerics.qparams import pow2_ceil, quantize
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, width=32)
 

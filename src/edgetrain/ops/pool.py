@@ -203,7 +203,7 @@ def int_avgpool2d_forward(attrs, q, zero, qmax, mode, rng):
 
 def int_avgpool2d_backward(attrs, ctx, e):
     shape, (kh, kw), stride, (ph, pw) = ctx
-    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), np.int64)
+    dxp = np.zeros((*shape[:2], shape[2] + 2 * ph, shape[3] + 2 * pw), e.dtype)
     for k in range(kh * kw):
         window(dxp, k // kw, k % kw, stride, e.shape[2:])[...] += e
     return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]
