@@ -257,3 +257,19 @@ def test_cli_train_bad_input_writes_nothing(tmp_path, capsys, extra, message):
                  str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_float32_precision_gradients_match_the_float_engine(digits):
+    from edgetrain.engine.float32 import loss_and_grads
+
+    g = every_op_net()
+    pretrain(g, digits, PretrainConfig(epochs=1, batch=32, lr=0.01))
+    folded = fold_batchnorm(g)
+    x, y = digits.x_train[:16], digits.y_train[:16]
+    _, _, ref = loss_and_grads(folded, x, y, Policy().trainable_params(folded))
+    t = Trainer(quantize(g, x), Policy(), "float32")
+    fwd = t._forward(x, observe=False)
+    _, e = t._loss_error(fwd.values[folded.output], y)
+    for name, (g_w, g_b, _, _) in t._backward(fwd, e).items():  # per-sample sums
+        np.testing.assert_allclose(g_w, 16 * ref[f"{name}.weight"], rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(g_b, 16 * ref[f"{name}.bias"], rtol=1e-3, atol=1e-4)
