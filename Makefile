@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# one BLAS thread per process: faster than two competing on a small machine
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench lint clean

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# The models here are small: one BLAS thread per process is faster than two fighting over a
+# 2-core machine (10x on mnist-cnn, BENCHMARKS.md). Set before numpy loads; a user's own
+# setting wins. Integer results do not depend on it.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from edgetrain.errors import EdgetrainError
 
@@ -22,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgetrain.cli.train", "on-device training: int8 (FQT), mixed or float32"),
     "export": ("edgetrain.cli.export", "generate the C99 training project for a device"),
     "verify": ("edgetrain.cli.verify", "check the generated C against the int8 engine, bit for bit"),
+    "demo": ("edgetrain.cli.demo", "the whole pipeline end to end, with a report (start here)"),
+    "bench": ("edgetrain.cli.bench", "datasets x precisions x policies vs PyTorch -> BENCHMARKS.md"),
 }
 
 
@@ -42,6 +51,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    from edgetrain.engine.heap import keep_freed_memory
+
+    keep_freed_memory()  # the CLI owns its process: reuse freed pages between steps
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
