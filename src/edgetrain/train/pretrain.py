@@ -121,8 +121,8 @@ class Progress:
 class PretrainResult:
     train_loss: tuple[float, ...]  # mean per epoch
     test_accuracy: tuple[float, ...]  # after each epoch
-    seconds: float
-    samples_per_second: float
+    seconds: float  # wall time, per-epoch test evaluation included
+    samples_per_second: float  # training samples / seconds
 
     @property
     def final_accuracy(self) -> float:
