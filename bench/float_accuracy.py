@@ -80,12 +80,12 @@ def markdown(rows: list[Row], argv: list[str]) -> str:
         ok = {None: "-", True: "yes", False: "**no**"}[r.passed]
         lines.append(f"| {r.case.model} | {r.case.dataset} | {accs} | "
                      f"{100 * min(r.accuracies):.1f} | {bar} | {ok} | {r.seconds:.1f} |")
-    lines += ["", "Each run is the model's default recipe (`train.pretrain.RECIPES`), so "
+    lines += ["", ("Each run is the model's default recipe (`train.pretrain.RECIPES`), so "
               "`edgetrain pretrain --model M --data D --out DIR` trains the same way; spelled "
-              "out (seed 0):", ""]
+              "out (seed 0):"), ""]
     lines += [f"    {command(r.case)}" for r in rows]
-    lines += ["", "Times are wall seconds per run including per-epoch evaluation, on a machine "
-              "shared with other jobs: compare accuracies, not times."]
+    lines += ["", ("Times are wall seconds per run including per-epoch evaluation, on a machine "
+              "shared with other jobs: compare accuracies, not times.")]
     return "\n".join(lines)
 
 
