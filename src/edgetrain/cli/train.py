@@ -9,6 +9,7 @@ model.npz and DIR/results.json are written (atomically) only when training has f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -16,6 +17,7 @@ from edgetrain.cli.common import add_data_args, is_model_file, out_dir, percent,
 from edgetrain.cli.common import resolve_model as resolve_zoo_model
 from edgetrain.cli.progress import ProgressBar
 from edgetrain.engine.int8 import PRECISIONS
+from edgetrain.errors import EdgetrainError
 from edgetrain.io.atomic import write_json
 from edgetrain.io.model_file import save_graph
 from edgetrain.numerics.config import names as numerics_names
@@ -47,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="learning rate of the standardized SGD update (default 0.01)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for model.npz and results.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for the host simulation (default 1: the small GEMMs "
+                             "of on-device models run fastest on one thread)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -54,7 +59,24 @@ def _model(text: str, ds, seed: int):
     return load_model(text) if is_model_file(text) else resolve_zoo_model(text, ds, seed)
 
 
+def blas_threads(n: int):
+    """A context limiting numpy's BLAS to n threads (threadpoolctl, installed with
+    scikit-learn); without it, a context that changes nothing."""
+    if n < 1:
+        raise EdgetrainError(f"--threads must be >= 1, got {n}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n)
+
+
 def run(args: argparse.Namespace) -> int:
+    with blas_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     out = out_dir(args.out)
     config = FQTConfig(args.precision, args.policy, args.lambda_min, args.lambda_max,
                        args.numerics, args.epochs, args.batch, args.lr, args.seed)
