@@ -40,7 +40,7 @@ from edgetrain.ops.pool import pool_geometry
 ROUND = {"floor": 0, "nearest": 1, "stochastic": 2}
 INT_OPS = {"relu": "ET_RELU", "relu6": "ET_RELU6", "maxpool2d": "ET_MAXPOOL",
            "avgpool2d": "ET_AVGPOOL", "global_avg_pool": "ET_GAP", "flatten": "ET_FLATTEN"}
-CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
 ALIGN = 8
 I32 = 2**31
 
@@ -258,6 +258,7 @@ class Emitter:
         gb = self.buf(f"gb:{n}", "int32_t", c_out) if train_b else None
         kept = self.buf(f"kept:{n}", "uint8_t", B * c_out) if self.cfg.policy.partial else None
         sc_fwd, sc_bwd = self.conv_scratch(node, geo)
+        wrow = self.buf(f"wrow:{n}", "float", k) if train_w and per_ch else None
         lo, hi = output_clamp(self.g, node)
         trace = self.trace_id(f"w/{n}", f"w_scale/{n}", f"w_zero/{n}", f"b/{n}")
         fields = [f".conv = {int(node.op != 'linear')}",
@@ -272,6 +273,7 @@ class Emitter:
                   f".gb = {'(int32_t *)' + addr(gb) if gb else '0'}",
                   f".kept = {'(uint8_t *)' + addr(kept) if kept else '0'}",
                   f".w_scale = ws_{ident}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
+                  f".wrow = {'(float *)' + addr(wrow) if wrow else '0'}",
                   f".g_stats = {g_stats}",
                   f".gb_stats = {gb_stats}", f".trace_gw = {trace}"]
         self.decls.append(f"static et_wlayer L_{ident} = {{\n    " + ",\n    ".join(fields)
@@ -445,7 +447,8 @@ class Emitter:
             partial = self.cfg.policy.partial and "weight" in roles
             self.call(f"    et_update_weight(&c, &{self.layers[n]});",
                       f"gw:{n}" if "weight" in roles else None,
-                      f"gb:{n}" if "bias" in roles else None, f"kept:{n}" if partial else None)
+                      f"gb:{n}" if "bias" in roles else None, f"kept:{n}" if partial else None,
+                      self.scratch_use("wrow", n))
 
     # ---- arena and text
     def arena(self) -> tuple[dict[str, int], int, int]:

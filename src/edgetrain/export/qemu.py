@@ -8,6 +8,8 @@ QEMU counts instructions, not cycles (it has no Cortex-M timing model): the coun
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ class RunResult:
     instructions: int | None = None  # whole run
     measured_instructions: int | None = None  # inside et_mark_begin/et_mark_end regions
     regions: int | None = None
+    profile: tuple[tuple[int, int], ...] = ()  # (instruction address, executions)
 
 
 class QemuTimeout(EdgetrainError):
@@ -44,12 +47,14 @@ class QemuTimeout(EdgetrainError):
 
 
 def plugin_path(build_dir: str | Path) -> Path:
-    """The instruction-count plugin, compiled into ``build_dir`` if not there yet."""
-    out = Path(build_dir) / "libetinsn.so"
+    """The instruction-count plugin, compiled into ``build_dir`` if not there yet (the file
+    name carries a hash of the source, so an edited plugin is rebuilt)."""
+    src = resources.files("edgetrain.export").joinpath("plugin/insncount.c")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
+    out = Path(build_dir) / f"libetinsn-{digest}.so"
     if out.exists():
         return out
     cc = find_tool(TARGETS["host"].compiler, HOST_INSTALL_HINT)
-    src = resources.files("edgetrain.export").joinpath("plugin/insncount.c")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.so")
     with resources.as_file(src) as path:
@@ -69,7 +74,8 @@ def qemu_command(elf: Path, board: str, plugin: str | None = None) -> list[str]:
 
 
 def run_elf(elf: str | Path, board: str, timeout: float = 120.0, cwd: str | Path | None = None,
-            count_instructions: bool = False, build_dir: str | Path | None = None) -> RunResult:
+            count_instructions: bool = False, build_dir: str | Path | None = None,
+            profile: bool = False) -> RunResult:
     """Run ``elf`` on QEMU ``board``; files the guest opens are relative to ``cwd``.
 
     With ``count_instructions`` the run uses the plugin and reports the whole-run count and
@@ -80,6 +86,7 @@ def run_elf(elf: str | Path, board: str, timeout: float = 120.0, cwd: str | Path
     if count_instructions:
         lib = plugin_path(build_dir or elf.parent)
         plugin = f"{lib},{_marker_args(elf)}" if _has_markers(elf) else str(lib)
+        plugin += ",profile=1" if profile else ""
     cmd = qemu_command(elf, board, plugin)
     try:
         proc = subprocess.run(cmd, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -103,12 +110,31 @@ def _marker_args(elf: Path) -> str:
 
 
 _COUNTS = re.compile(r"et_insns total=(\d+) measured=(\d+) regions=(\d+)")
+_PROFILE = re.compile(r"et_prof ([0-9a-f]+) (\d+)\n?")
+
+
+def function_profile(elf: str | Path, result: RunResult) -> list[tuple[str, int]]:
+    """(function, executed instructions) from a run with ``profile=True``, largest first."""
+    tool = find_tool("arm-none-eabi-nm", CROSS_INSTALL_HINT)
+    out = run_tool([tool, "-n", str(elf)], "reading symbols").stdout
+    funcs = sorted((int(a, 16) & ~1, name) for a, kind, name in
+                   (ln.split() for ln in out.splitlines() if len(ln.split()) == 3)
+                   if kind in "Tt")
+    starts = [a for a, _ in funcs]
+    totals: dict[str, int] = {}
+    for addr, count in result.profile:
+        i = bisect.bisect_right(starts, addr) - 1
+        name = funcs[i][1] if i >= 0 else "?"
+        totals[name] = totals.get(name, 0) + count
+    return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
 def _result(proc: subprocess.CompletedProcess) -> RunResult:
-    m = _COUNTS.search(proc.stderr)
-    stderr = _COUNTS.sub("", proc.stderr).strip()
+    prof = tuple((int(a, 16), int(c)) for a, c in _PROFILE.findall(proc.stderr))
+    stderr = _PROFILE.sub("", proc.stderr)
+    m = _COUNTS.search(stderr)
+    stderr = _COUNTS.sub("", stderr).strip()
     if m is None:
         return RunResult(proc.returncode, proc.stdout, stderr)
     total, measured, regions = (int(v) for v in m.groups())
-    return RunResult(proc.returncode, proc.stdout, stderr, total, measured, regions)
+    return RunResult(proc.returncode, proc.stdout, stderr, total, measured, regions, prof)

@@ -44,6 +44,10 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 static uint64_t total, measured, regions, region_start;
 static uint64_t begin_addr, end_addr;
 static int in_region;
+/* profile=1: executions per instruction address in the code region [0, 4 MiB) (Thumb:
+ * 2-byte steps), printed at exit as "et_prof ADDR COUNT" lines */
+#define ET_PROF_SLOTS (4u * 1024u * 1024u / 2u)
+static uint64_t *prof;
 
 static void on_begin(unsigned int vcpu, void *udata)
 {
@@ -74,6 +78,9 @@ static void on_tb(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (end_addr && pc == end_addr)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_end, QEMU_PLUGIN_CB_NO_REGS, NULL);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &total, 1);
+        if (prof && pc / 2 < ET_PROF_SLOTS)
+            qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                       &prof[pc / 2], 1);
     }
 }
 
@@ -85,6 +92,12 @@ static void on_exit_cb(qemu_plugin_id_t id, void *p)
              (unsigned long long)total, (unsigned long long)measured,
              (unsigned long long)regions);
     qemu_plugin_outs(buf);
+    for (uint64_t i = 0; prof && i < ET_PROF_SLOTS; i++)
+        if (prof[i]) {
+            snprintf(buf, sizeof buf, "et_prof %llx %llu\n", (unsigned long long)(2 * i),
+                     (unsigned long long)prof[i]);
+            qemu_plugin_outs(buf);
+        }
 }
 
 __attribute__((visibility("default")))
@@ -94,6 +107,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const void *info, int argc, char **
     for (int i = 0; i < argc; i++) {
         if (!strncmp(argv[i], "begin=", 6)) begin_addr = strtoull(argv[i] + 6, NULL, 0);
         if (!strncmp(argv[i], "end=", 4)) end_addr = strtoull(argv[i] + 4, NULL, 0);
+        if (!strcmp(argv[i], "profile=1")) prof = calloc(ET_PROF_SLOTS, sizeof *prof);
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb);
     qemu_plugin_register_atexit_cb(id, on_exit_cb, NULL);

@@ -173,7 +173,8 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
                 uint32_t i = (uint32_t)(b * ny + o * P + p);
                 y->q[i] = (int8_t)et_requantize(L->acc[i], m, y->qp.zero,
                                                 (et_round_mode)c->cfg->round_forward,
-                                                et_bits(base, i), ET_QMIN, ET_QMAX);
+                                                et_bits_for(c->cfg->round_forward, base, i),
+                                                ET_QMIN, ET_QMAX);
             }
     }
     L->s_x = x->qp.scale;
@@ -287,7 +288,8 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     for (int32_t i = 0; i < B * nx; i++)
         dx->q[i] = (int8_t)et_requantize(L->acc[i], m, dx->qp.zero,
                                          (et_round_mode)c->cfg->round_backward,
-                                         et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+                                         et_bits_for(c->cfg->round_backward, base,
+                                                     (uint32_t)i), ET_QMIN, ET_QMAX);
 }
 
 /* ------------------------------------------------------------------- update */
@@ -308,7 +310,8 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
     uint32_t base = et_call_base(c, c->cfg->round_backward);
     for (int32_t i = 0; i < rows * k; i++)
         g[i] = et_requantize(g[i], m, 0, (et_round_mode)c->cfg->round_backward,
-                             et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+                             et_bits_for(c->cfg->round_backward, base, (uint32_t)i), ET_QMIN,
+                             ET_QMAX);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
@@ -334,14 +337,54 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
     return s_g;
 }
 
-/* the standardized step of element i of row r: lr * ((g_q * s_g - mu) / sigma); rows
- * dropped by a partial update get a zero step */
-static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st, int kept)
+/* sigma of a row: sqrt(moving variance) + eps */
+static float et_sigma(const et_ctx *c, const et_range *st) { return sqrtf(st->hi) + c->cfg->grad_eps; }
+
+/* the standardized step of an element: lr * ((g_q * s_g - mu) / sigma); rows dropped by a
+ * partial update get a zero step */
+static float et_step_s(const et_ctx *c, int32_t gq, float s_g, float mu, float sigma, int kept)
 {
     if (!kept) return 0.0f;
-    float sigma = sqrtf(st->hi) + c->cfg->grad_eps;
     float g_real = (float)gq * s_g;
-    return c->cfg->lr * ((g_real - st->lo) / sigma);
+    return c->cfg->lr * ((g_real - mu) / sigma);
+}
+
+static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st, int kept)
+{
+    return kept ? et_step_s(c, gq, s_g, st->lo, et_sigma(c, st), 1) : 0.0f;
+}
+
+/* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
+ * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form */
+static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
+{
+    int32_t O = L->g.c_out, K = et_k(L);
+    uint32_t base = et_call_base(c, c->cfg->round_update);
+    for (int32_t o = 0; o < O; o++) {
+        int kept = !rows || rows[o];
+        const et_range *st = &L->g_stats[o];
+        float mu = st->lo, sigma = et_sigma(c, st), scale = L->w_scale[o], lo = 0.0f, hi = 0.0f;
+        for (int32_t i = 0; i < K; i++) {
+            int32_t j = o * K + i;
+            float wf = (float)((int32_t)L->w[j] - L->w_zero) * scale;
+            wf = wf - et_step_s(c, L->gw[j], s_g, mu, sigma, kept);
+            L->wrow[i] = wf;
+            lo = i == 0 ? wf : et_minf(lo, wf);
+            hi = i == 0 ? wf : et_maxf(hi, wf);
+        }
+        if (!kept) continue;                    /* dropped rows keep scale and codes */
+        et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
+        et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
+        for (int32_t i = 0; i < K; i++) {
+            uint32_t j = (uint32_t)(o * K + i);
+            L->w[j] = et_quantize(L->wrow[i], qp, (et_round_mode)c->cfg->round_update,
+                                  et_bits_for(c->cfg->round_update, base, j));
+        }
+    }
+    et_weight_qparams(c, L);
+    ET_TRACE_T(L->trace_gw, L->w, O * K);
+    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * O);
+    ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
 }
 
 /* the updated float weight j of row o (computed twice: for the range, then to quantize) */
@@ -380,7 +423,7 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g, const uint
             uint32_t j = (uint32_t)(o * K + i);
             float wf = et_new_weight(c, L, o, (int32_t)j, s_g, old_scale, old_zero, rows);
             L->w[j] = et_quantize(wf, qp, (et_round_mode)c->cfg->round_update,
-                                  et_bits(base, j));
+                                  et_bits_for(c->cfg->round_update, base, j));
         }
     }
     et_weight_qparams(c, L);
@@ -400,7 +443,7 @@ static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g, const uint8_
         float b_f = (float)L->b[o] * s_b - et_step(c, g[o], s_g, L->gb_stats, 1);
         float v = et_clipf(b_f / s_b, -2147483648.0f, 2147483520.0f);
         int64_t r = et_round_f32(v, (et_round_mode)c->cfg->round_update,
-                                 et_bits(base, (uint32_t)o));
+                                 et_bits_for(c->cfg->round_update, base, (uint32_t)o));
         L->b[o] = et_sat(r, ET_I32_MIN, ET_I32_MAX);
     }
     ET_TRACE_T(L->trace_gw + 3, L->b, 4 * O);
@@ -418,7 +461,10 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
     if (L->train_w) {
         float s_g = et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats,
                                         rows);
-        et_apply_weight(c, L, s_g, rows);
+        if (c->cfg->weight_channels)
+            et_apply_weight_rows(c, L, s_g, rows);
+        else
+            et_apply_weight(c, L, s_g, rows);
     }
     if (L->train_b) {
         float s_g = et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0);
@@ -521,7 +567,8 @@ static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, i
         for (int32_t i = 0; i < count; i++) {
             int64_t v = (int64_t)r[i] + et_requantize((int64_t)t->q[i] - t->qp.zero, m, 0,
                                                       (et_round_mode)mode,
-                                                      et_bits(base, (uint32_t)i), ET_I32_MIN,
+                                                      et_bits_for(mode, base, (uint32_t)i),
+                                                      ET_I32_MIN,
                                                       ET_I32_MAX);
             r[i] = et_sat(v, ET_I32_MIN, ET_I32_MAX);
         }
@@ -593,7 +640,8 @@ int64_t et_loss_error(const et_ctx *c, const et_tensor *logits, const int32_t *l
     for (int32_t i = 0; i < B * K; i++)
         e->q[i] = (int8_t)et_requantize(grad[i], m, e->qp.zero,
                                         (et_round_mode)c->cfg->round_backward,
-                                        et_bits(base, (uint32_t)i), ET_QMIN, ET_QMAX);
+                                        et_bits_for(c->cfg->round_backward, base,
+                                                    (uint32_t)i), ET_QMIN, ET_QMAX);
     return loss;
 }
 

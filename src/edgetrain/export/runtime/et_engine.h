@@ -77,6 +77,7 @@ typedef struct {
     uint8_t *kept;                /* uint8[B * O] kept output channels (partial) */
     float *w_scale;               /* float32[O] this step's weight scales (scratch) */
     et_conv_scratch sc_fwd, sc_bwd;  /* gathered-convolution scratch of each pass */
+    float *wrow;                  /* float32[K] one updated row (per-channel update) */
     /* update state */
     et_range *g_stats;            /* per row: lo = moving mean, hi = moving variance */
     et_range *gb_stats;           /* bias row */

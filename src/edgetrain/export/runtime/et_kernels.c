@@ -47,17 +47,8 @@ static int32_t et_sum_centred(const int8_t *x, int32_t zx, int32_t n)
 }
 
 /* Columns of 16-bit operands for the dual-MAC loops. With DSP, each full group of four
- * entries is stored in the order 0, 2, 1, 3: the order SXTB16 / SXTB16 ROR 8 unpack four int8
- * weights in, so one 32-bit load of the column meets one unpacked weight pair. */
-static inline int32_t et_perm(int32_t k, int32_t n)
-{
-#if ET_SIMD
-    return k < (n & ~3) ? ((k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1)) : k;
-#else
-    (void)n;
-    return k;
-#endif
-}
+ * entries is stored in the order 0, 2, 1, 3 (et_perm_col): the order SXTB16 / SXTB16 ROR 8
+ * unpack four int8 weights in, so one 32-bit load of the column meets one weight pair. */
 
 #if ET_SIMD
 static inline uint32_t et_ld32h(const int16_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -277,24 +268,51 @@ static int et_conv_direct(const et_conv_geo *g)
     return g->c_in / g->groups == 1 && g->c_out / g->groups == 1;
 }
 
+/* reorder a natural-order column into the dual-MAC order (0, 2, 1, 3 per group of four) */
+static void et_perm_col(int16_t *col, int32_t n)
+{
+#if ET_SIMD
+    for (int32_t i = 0; i + 4 <= n; i += 4) {
+        int16_t c1 = col[i + 1];
+        col[i + 1] = col[i + 2];
+        col[i + 2] = c1;
+    }
+#else
+    (void)col;
+    (void)n;
+#endif
+}
+
 /* column of centred inputs read by output position (oy, ox) of group gi; returns its sum */
 static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
                            int32_t oy, int32_t ox, int16_t *col)
 {
-    int32_t cg = g->c_in / g->groups, K = cg * g->kh * g->kw, k = 0, sum = 0;
+    int32_t cg = g->c_in / g->groups, k = 0, sum = 0;
+    int32_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
+    int inside = y0 >= 0 && y0 + g->kh <= g->h && x0 >= 0 && x0 + g->kw <= g->w;
     for (int32_t c = 0; c < cg; c++) {
         const int8_t *xc = x + (c0 + c) * g->h * g->w;
         for (int32_t ky = 0; ky < g->kh; ky++) {
-            int32_t iy = oy * g->sh + ky - g->ph;
+            int32_t iy = y0 + ky;
+            if (inside) {                           /* no padding: copy the row */
+                const int8_t *r = xc + iy * g->w + x0;
+                for (int32_t kx = 0; kx < g->kw; kx++, k++) {
+                    int32_t v = (int32_t)r[kx] - zx;
+                    col[k] = (int16_t)v;
+                    sum += v;
+                }
+                continue;
+            }
             int row_ok = iy >= 0 && iy < g->h;
             for (int32_t kx = 0; kx < g->kw; kx++, k++) {
-                int32_t ix = ox * g->sw + kx - g->pw;
+                int32_t ix = x0 + kx;
                 int32_t v = row_ok && ix >= 0 && ix < g->w ? (int32_t)xc[iy * g->w + ix] - zx : 0;
-                col[et_perm(k, K)] = (int16_t)v;
+                col[k] = (int16_t)v;
                 sum += v;
             }
         }
     }
+    et_perm_col(col, k);
     return sum;
 }
 
@@ -357,11 +375,12 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                             int32_t tx = ix + g->pw - kx, ox = tx / g->sw;
                             int32_t v = row_ok && tx >= 0 && tx % g->sw == 0 && ox < g->wo
                                         ? eo[oy * g->wo + ox] : 0;
-                            sc->col[et_perm(k, KT)] = (int16_t)v;
+                            sc->col[k] = (int16_t)v;
                             sum += v;
                         }
                     }
                 }
+                et_perm_col(sc->col, KT);
                 for (int32_t c = 0; c < cg; c++)
                     dx[((gi * cg + c) * g->h + iy) * g->w + ix] =
                         (KT ? et_dot_col(sc->col, sc->wt + c * og * kk, KT) : 0) - zw * sum;
@@ -478,7 +497,7 @@ void et_avgpool_fwd(const et_pool_geo *g, const int8_t *x, int32_t zero, int mod
                     }
                 }
                 uint32_t o = (uint32_t)((c * g->ho + oy) * g->wo + ox);
-                y[o] = et_mean_q(s, m, zero, mode, et_bits(base, off + o));
+                y[o] = et_mean_q(s, m, zero, mode, et_bits_for(mode, base, off + o));
             }
     }
 }
@@ -508,7 +527,7 @@ void et_gap_fwd(const int8_t *x, int32_t c, int32_t n, int32_t zero, int mode, u
     for (int32_t i = 0; i < c; i++) {
         int32_t s = 0;
         for (int32_t j = 0; j < n; j++) s += (int32_t)x[i * n + j] - zero;
-        y[i] = et_mean_q(s, m, zero, mode, et_bits(base, off + (uint32_t)i));
+        y[i] = et_mean_q(s, m, zero, mode, et_bits_for(mode, base, off + (uint32_t)i));
     }
 }
 

@@ -24,15 +24,6 @@ uint32_t et_xorshift32(uint32_t x)
     return x;
 }
 
-uint32_t et_fmix32(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    return h;
-}
 
 void et_stream_seed(et_stream *s, uint32_t seed)
 {
@@ -61,8 +52,17 @@ int64_t et_floor_f32(float v)
 
 int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
 {
-    int64_t fl = et_floor_f32(v);
-    float frac = v - (float)fl;             /* exact for |v| < 2^23; 0 above */
+    int64_t fl;
+    float frac;
+    if (v < 2147483520.0f && v > -2147483520.0f) {   /* int32 fast path: no int64 <-> float */
+        int32_t i = (int32_t)v;
+        if ((float)i > v) i -= 1;           /* |v| >= 2^24 is integral: never decremented */
+        fl = i;
+        frac = v - (float)i;                /* exact for |v| < 2^23; 0 above */
+    } else {
+        fl = et_floor_f32(v);
+        frac = v - (float)fl;
+    }
     switch (mode) {
     case ET_ROUND_FLOOR:
         return fl;
@@ -76,28 +76,6 @@ int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
     return fl;
 }
 
-int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits)
-{
-    if (shift < 0 || shift > 62) {
-        et_fail(ET_ERR_SHIFT_RANGE);
-        return 0;
-    }
-    switch (mode) {
-    case ET_ROUND_FLOOR:
-        return et_asr64(p, shift);
-    case ET_ROUND_NEAREST: {                /* ties away from zero */
-        int64_t half = shift > 0 ? (int64_t)1 << (shift - 1) : 0;
-        int64_t mag = ((p < 0 ? -p : p) + half) >> shift;
-        return p < 0 ? -mag : mag;
-    }
-    case ET_ROUND_STOCHASTIC: {
-        int64_t r = shift <= 32 ? (int64_t)((uint64_t)bits >> (32 - shift))
-                                : (int64_t)((uint64_t)bits << (shift - 32));   /* [0, 2^shift) */
-        return et_asr64(p + r, shift);
-    }
-    }
-    return et_asr64(p, shift);
-}
 
 /* ------------------------------------------------------------------ qparams */
 
@@ -147,7 +125,6 @@ float et_dequantize(int32_t q, et_qparams qp)
 
 /* ------------------------------------------------------------ requantization */
 
-#define ET_ACC_LIMIT ((int64_t)1 << 38)
 #define ET_M_MAX_BITS 0x42FFFFFFu   /* largest float32 below 128 */
 
 et_multiplier et_multiplier_from(float M)
@@ -168,15 +145,6 @@ et_multiplier et_multiplier_from(float M)
     return out;
 }
 
-int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero, et_round_mode mode,
-                      uint32_t bits, int32_t lo, int32_t hi)
-{
-    if (acc >= ET_ACC_LIMIT || acc <= -ET_ACC_LIMIT) {
-        et_fail(ET_ERR_ACC_RANGE);
-        return 0;
-    }
-    return et_sat(et_round_shift(acc * mul.m, mul.shift, mode, bits) + zero, lo, hi);
-}
 
 /* --------------------------------------------------------------- fixed point */
 

@@ -51,16 +51,28 @@ static inline int32_t et_sat(int64_t v, int32_t lo, int32_t hi)
 
 /* ---- the run's random stream: xorshift32 state, murmur3 fmix32 per element ---- */
 uint32_t et_xorshift32(uint32_t x);
-uint32_t et_fmix32(uint32_t h);
+static inline uint32_t et_fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
 typedef struct { uint32_t state; } et_stream;
 void et_stream_seed(et_stream *s, uint32_t seed);
 uint32_t et_stream_next(et_stream *s);   /* advance once per rounding call: the call's base */
 static inline uint32_t et_bits(uint32_t base, uint32_t i) { return et_fmix32(base + i * ET_GOLDEN); }
+/* the bits of element i, drawn only when the mode is stochastic (they are unused otherwise) */
+static inline uint32_t et_bits_for(int mode, uint32_t base, uint32_t i)
+{
+    return mode == ET_ROUND_STOCHASTIC ? et_bits(base, i) : 0u;
+}
 
 /* ---- rounding: float32 values and exact int64 / 2^shift ---- */
 int64_t et_floor_f32(float v);                        /* |v| <= 2^40 */
 int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits);
-int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits);
 
 /* ---- quantization parameters ---- */
 typedef struct { float scale; int32_t zero; } et_qparams;
@@ -72,8 +84,42 @@ float et_dequantize(int32_t q, et_qparams qp);
 /* ---- requantization: float32 M == m * 2^-shift exactly ---- */
 typedef struct { int64_t m; int shift; } et_multiplier;
 et_multiplier et_multiplier_from(float M);
-int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero, et_round_mode mode,
-                      uint32_t bits, int32_t lo, int32_t hi);
+
+/* inline: called once per tensor element in every kernel epilogue */
+static inline int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits)
+{
+    if (shift < 0 || shift > 62) {
+        et_fail(ET_ERR_SHIFT_RANGE);
+        return 0;
+    }
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        return et_asr64(p, shift);
+    case ET_ROUND_NEAREST: {                /* ties away from zero */
+        int64_t half = shift > 0 ? (int64_t)1 << (shift - 1) : 0;
+        int64_t mag = ((p < 0 ? -p : p) + half) >> shift;
+        return p < 0 ? -mag : mag;
+    }
+    case ET_ROUND_STOCHASTIC: {
+        int64_t r = shift <= 32 ? (int64_t)((uint64_t)bits >> (32 - shift))
+                                : (int64_t)((uint64_t)bits << (shift - 32));   /* [0, 2^shift) */
+        return et_asr64(p + r, shift);
+    }
+    }
+    return et_asr64(p, shift);
+}
+
+#define ET_ACC_LIMIT ((int64_t)1 << 38)
+
+static inline int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero, et_round_mode mode,
+                      uint32_t bits, int32_t lo, int32_t hi)
+{
+    if (acc >= ET_ACC_LIMIT || acc <= -ET_ACC_LIMIT) {
+        et_fail(ET_ERR_ACC_RANGE);
+        return 0;
+    }
+    return et_sat(et_round_shift(acc * mul.m, mul.shift, mode, bits) + zero, lo, hi);
+}
 
 /* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
 int64_t et_exp_q30(int64_t t);                        /* t <= 0, Q30 -> Q30 */
