@@ -220,7 +220,8 @@ class Emitter:
         src, wmax = (16320, 128) if per_channel else (255, 255)
         limits = {"forward sum": k * 255 * 255,
                   "backward error sum": fan_out * src * wmax if want_dx else 0,
-                  "weight gradient sum": self.B * ho * wo * 255 * 255 if train_w else 0}
+                  "weight gradient sum": self.B * ho * wo * 255 * 255 if train_w else 0,
+                  "gradient row sum of squares": max(k, c_out) * 128 * 128 if train_w else 0}
         for what, bound in limits.items():
             if bound >= I32:
                 raise EdgetrainError(f"layer '{node.name}': its {what} can reach {bound}, "

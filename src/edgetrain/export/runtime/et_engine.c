@@ -307,18 +307,19 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
     }
     float s_g = et_maxf(((float)gmax * scale) / 127.0f, ET_S_MIN_F);
     et_multiplier m = et_multiplier_from(scale / s_g);
-    uint32_t base = et_call_base(c, c->cfg->round_backward);
-    for (int32_t i = 0; i < rows * k; i++)
-        g[i] = et_requantize(g[i], m, 0, (et_round_mode)c->cfg->round_backward,
-                             et_bits_for(c->cfg->round_backward, base, (uint32_t)i), ET_QMIN,
-                             ET_QMAX);
+    const int mode = c->cfg->round_backward;
+    uint32_t base = et_call_base(c, mode);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
-        int64_t s1 = 0, s2 = 0;
+        int32_t *gr = g + r * k, s1 = 0, s2 = 0;  /* |g_q| <= 128: int32 sums are exact */
         for (int32_t i = 0; i < k; i++) {
-            s1 += g[r * k + i];
-            s2 += (int64_t)g[r * k + i] * g[r * k + i];
+            int32_t q = et_requantize(gr[i], m, 0, (et_round_mode)mode,
+                                      et_bits_for(mode, base, (uint32_t)(r * k + i)), ET_QMIN,
+                                      ET_QMAX);
+            gr[i] = q;
+            s1 += q;
+            s2 += q * q;
         }
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);

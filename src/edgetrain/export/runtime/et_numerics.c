@@ -50,31 +50,6 @@ int64_t et_floor_f32(float v)
     return ((float)i > v) ? i - 1 : i;
 }
 
-int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
-{
-    int64_t fl;
-    float frac;
-    if (v < 2147483520.0f && v > -2147483520.0f) {   /* int32 fast path: no int64 <-> float */
-        int32_t i = (int32_t)v;
-        if ((float)i > v) i -= 1;           /* |v| >= 2^24 is integral: never decremented */
-        fl = i;
-        frac = v - (float)i;                /* exact for |v| < 2^23; 0 above */
-    } else {
-        fl = et_floor_f32(v);
-        frac = v - (float)fl;
-    }
-    switch (mode) {
-    case ET_ROUND_FLOOR:
-        return fl;
-    case ET_ROUND_NEAREST:                  /* ties away from zero */
-        return fl + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
-    case ET_ROUND_STOCHASTIC: {
-        float u = (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24: [0, 1) */
-        return fl + (u < frac);
-    }
-    }
-    return fl;
-}
 
 
 /* ------------------------------------------------------------------ qparams */
@@ -110,13 +85,6 @@ et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2)
     return qp;
 }
 
-int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
-{
-    float v = x / qp.scale;
-    if (v < -1048576.0f) v = -1048576.0f;    /* clip to +-2^20 */
-    if (v > 1048576.0f) v = 1048576.0f;
-    return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
-}
 
 float et_dequantize(int32_t q, et_qparams qp)
 {
