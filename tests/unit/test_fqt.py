@@ -273,3 +273,19 @@ def test_float32_precision_gradients_match_the_float_engine(digits):
     for name, (g_w, g_b, _, _) in t._backward(fwd, e).items():  # per-sample sums
         np.testing.assert_allclose(g_w, 16 * ref[f"{name}.weight"], rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(g_b, 16 * ref[f"{name}.bias"], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("op, attrs, shape", [
+    ("maxpool2d", {"kernel": 2}, (2, 3, 7, 7)),
+    ("maxpool2d", {"kernel": 3, "stride": 2, "padding": 1}, (2, 3, 9, 9)),
+    ("relu", {}, (2, 3, 5, 5)), ("relu6", {}, (2, 3, 5, 5)), ("flatten", {}, (2, 3, 4, 4)),
+])
+def test_code_shortcuts_equal_the_centred_backward(op, attrs, shape):
+    kernel = int8_kernel(op)
+    rng = np.random.default_rng(1)
+    q = rng.integers(-128, 128, shape).astype(np.int8)
+    y, ctx = kernel.forward(attrs, q, -5, 90, "nearest", None)
+    e = rng.integers(-128, 128, y.shape).astype(np.int8)
+    centred = kernel.backward(attrs, ctx, e.astype(np.int32) + 3) - 3  # zero point -3
+    expected = np.clip(centred, -128, 127).astype(np.int8)
+    np.testing.assert_array_equal(kernel.backward_codes(attrs, ctx, e, -3), expected)

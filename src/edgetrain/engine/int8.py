@@ -70,12 +70,14 @@ def _channel_shape(a: np.ndarray, ndim: int) -> np.ndarray:
     return a.reshape((1, -1) + (1,) * (ndim - 2)) if np.ndim(a) else a
 
 
-def _channel_range(acc: np.ndarray, scale: np.ndarray) -> tuple[np.float32, np.float32]:
-    """Real [min, max] of int64 acc[B, C, ...] with per-channel (or one) float32 scale."""
+def _channel_range(acc: np.ndarray, scale: np.ndarray):
+    """Real [min, max] of int64 acc[B, C, ...] with per-channel (or one) float32 scale,
+    and the integer extremes of acc."""
     a3 = acc.reshape(acc.shape[0], acc.shape[1], -1)
-    lo = a3.min(axis=2).min(axis=0).astype(np.float32) * scale  # float32[C]
-    hi = a3.max(axis=2).max(axis=0).astype(np.float32) * scale
-    return np.float32(lo.min()), np.float32(hi.max())
+    lo_c, hi_c = a3.min(axis=2).min(axis=0), a3.max(axis=2).max(axis=0)  # int64[C]
+    lo = lo_c.astype(np.float32) * scale  # float32[C]
+    hi = hi_c.astype(np.float32) * scale
+    return (np.float32(lo.min()), np.float32(hi.max())), (lo_c.min(), hi_c.max())
 
 
 def _max_centred(q: np.ndarray, zero) -> int:
@@ -215,7 +217,7 @@ class Trainer:
         wc = _centred_weights(w, w_qp)
         x_max = _max_centred(x, x_qp.zero)
         dtype = _exact_dtype(w[0].size, x_max, np.abs(wc).max())
-        xc = x.astype(dtype) - dtype(x_qp.zero)  # centred input, exact
+        xc = np.subtract(x, x_qp.zero, dtype=dtype)  # centred input, exact
         acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
         acc = acc.astype(np.int64)  # int64[B, O, ...] exact integers
         s_acc = x_qp.scale * w_qp.scale  # float32[] or [O]
@@ -223,10 +225,11 @@ class Trainer:
                           self.model.state[f"{node.name}:b_scale"] / s_acc, 0, "nearest",
                           lo=I32[0], hi=I32[1], axis=0)  # int32[O] at the accumulator scale
         acc += _channel_shape(bias.astype(np.int64), acc.ndim)
-        lo, hi = np.clip(_channel_range(acc, np.broadcast_to(s_acc, bias.shape)),
-                         *self.clamps[node.name]).astype(np.float32)
+        real, ints = _channel_range(acc, np.broadcast_to(s_acc, bias.shape))
+        lo, hi = np.clip(real, *self.clamps[node.name]).astype(np.float32)
         qp = self._tracked_qparams(f"{node.name}:a", lo, hi, self.num.rate_activation, observe)
-        y = requantize(acc, s_acc / qp.scale, qp.zero, self.num.round_forward, self.rng)
+        y = requantize(acc, s_acc / qp.scale, qp.zero, self.num.round_forward, self.rng,
+                       extremes=ints)
         return (y, qp), (saved, x_qp.scale, x_max)
 
     def _fwd_weight_f(self, node, inputs, observe):
@@ -332,6 +335,9 @@ class Trainer:
     def _bwd_int_q(self, node, fwd, e):
         q, qp = e
         kernel: IntKernel = self.kernels[node.name]
+        if kernel.backward_codes is not None:  # exact pass-through: no arithmetic on codes
+            return [(kernel.backward_codes(node.attrs, fwd.ctxs[node.name], q, qp.zero),
+                     qp)], None
         e_in = kernel.backward(node.attrs, fwd.ctxs[node.name], q.astype(np.int32) - qp.zero)
         n = kernel.divisor(node.attrs, self.graph.shapes[node.inputs[0]])
         scale = qp.scale / np.float32(n) if n != 1 else qp.scale

@@ -55,6 +55,9 @@ class IntKernel:
     forward: Callable  # (attrs, q, zero, qmax, mode, rng) -> (q_out, ctx)
     backward: Callable  # (attrs, ctx, e_centred) -> e_in_centred (int64)
     divisor: Callable = one  # input error scale = output error scale / divisor
+    # optional shortcut for ops that only move or zero error codes (same integers as
+    # `backward` + zero point): (attrs, ctx, codes int8, zero) -> input error codes int8
+    backward_codes: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,15 @@ def multiplier(M) -> tuple[np.ndarray, np.ndarray]:
 
 
 def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
-               lo: int = QMIN, hi: int = QMAX, axis: int = 1) -> np.ndarray:
-    """saturate(round(acc * M) + zero, lo, hi); M and zero may be per-channel along `axis`."""
+               lo: int = QMIN, hi: int = QMAX, axis: int = 1,
+               extremes: tuple[int, int] | None = None) -> np.ndarray:
+    """saturate(round(acc * M) + zero, lo, hi); M and zero may be per-channel along `axis`.
+    `extremes`: (min, max) of acc when the caller has them already (checked instead)."""
     acc = np.asarray(acc, np.int64)
-    if acc.size and (int(acc.max()) >= ACC_LIMIT or int(acc.min()) <= -ACC_LIMIT):
-        raise OverflowError(f"accumulator out of range |acc| < 2^38 (max {np.max(np.abs(acc))})")
+    if acc.size:
+        a_min, a_max = extremes if extremes is not None else (acc.min(), acc.max())
+        if int(a_max) >= ACC_LIMIT or int(a_min) <= -ACC_LIMIT:
+            raise OverflowError(f"accumulator out of range |acc| < 2^38 ({a_min}, {a_max})")
     zero = np.asarray(zero, np.int64)
     M = np.broadcast_to(np.asarray(M, np.float32), zero.shape) if zero.ndim else M
     m, shift = multiplier(M)

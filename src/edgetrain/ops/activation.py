@@ -57,11 +57,17 @@ def int_mask_backward(attrs, mask, e):
     return np.where(mask, e, 0)  # int64[B, ...] centred errors
 
 
+def int_mask_backward_codes(attrs, mask, q, zero):
+    return np.where(mask, q, np.int8(zero))  # int8: kept codes, else the zero code
+
+
 def _register_int8():
     from edgetrain.numerics.kernels import IntKernel, register_int8
 
-    register_int8("relu", IntKernel(int_relu_forward, int_mask_backward))
-    register_int8("relu6", IntKernel(int_relu6_forward, int_mask_backward))
+    register_int8("relu", IntKernel(int_relu_forward, int_mask_backward,
+                                    backward_codes=int_mask_backward_codes))
+    register_int8("relu6", IntKernel(int_relu6_forward, int_mask_backward,
+                                     backward_codes=int_mask_backward_codes))
 
 
 _register_int8()

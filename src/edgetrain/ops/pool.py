@@ -181,6 +181,21 @@ def int_maxpool2d_backward(attrs, ctx, e):
     return dxp[:, :, ph:ph + shape[2], pw:pw + shape[3]]  # centred errors, summed
 
 
+def int_maxpool2d_backward_codes(attrs, ctx, q, zero):
+    """Error codes routed to each window's first maximum, the zero code elsewhere (the same
+    integers as the centred backward; overlapping windows sum, so they take that path)."""
+    arg, shape, (kh, kw), stride, padding = ctx
+    if tuple(stride) != (kh, kw) or any(padding):
+        e = int_maxpool2d_backward(attrs, ctx, q.astype(np.int32) - zero) + zero
+        return np.clip(e, -128, 127).astype(np.int8)
+    dx = np.full(shape, zero, np.int8)
+    ho, wo = arg.shape[2:]
+    for k in range(kh * kw):
+        view = dx[:, :, k // kw:k // kw + kh * ho:kh, k % kw:k % kw + kw * wo:kw]
+        np.copyto(view, q, where=arg == k)
+    return dx
+
+
 def _window_sum(xc, attrs):
     kernel, stride, padding, out_hw = pool_geometry(attrs, xc.shape[1:], "avgpool2d")
     xp = pad_hw(xc, padding)
@@ -229,7 +244,8 @@ def _gap_divisor(attrs, in_shape):
 def _register_int8():
     from edgetrain.numerics.kernels import IntKernel, register_int8
 
-    register_int8("maxpool2d", IntKernel(int_maxpool2d_forward, int_maxpool2d_backward))
+    register_int8("maxpool2d", IntKernel(int_maxpool2d_forward, int_maxpool2d_backward,
+                                         backward_codes=int_maxpool2d_backward_codes))
     register_int8("avgpool2d", IntKernel(int_avgpool2d_forward, int_avgpool2d_backward,
                                          _avg_divisor))
     register_int8("global_avg_pool", IntKernel(int_gap_forward, int_gap_backward, _gap_divisor))

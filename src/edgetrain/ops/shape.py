@@ -65,7 +65,9 @@ def int_flatten_backward(attrs, shape, e):
 def _register_int8():
     from edgetrain.numerics.kernels import AddKernel, IntKernel, register_int8
 
-    register_int8("flatten", IntKernel(int_flatten_forward, int_flatten_backward))
+    register_int8("flatten", IntKernel(int_flatten_forward, int_flatten_backward,
+                                       backward_codes=lambda attrs, shape, q, zero:
+                                       q.reshape(shape)))
     register_int8("add", AddKernel())
 
 
