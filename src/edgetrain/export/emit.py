@@ -253,7 +253,8 @@ class Emitter:
             emax = "&" + self.ranges(f"em_{ident}", [value], [0.0], True) + "[0].lo"
         g_stats = self.grad_stats(f"{n}:g", c_out) if train_w else "0"
         gb_stats = self.grad_stats(f"{n}:gb", 1) if train_b else "0"
-        acc = self.buf(f"acc:{n}", "int32_t", B * max(c_out * ho * wo, c_in * h * w, c_out))
+        acc = self.buf(f"acc:{n}", "int32_t", B * c_out * ho * wo)
+        dxacc = self.buf(f"dxacc:{n}", "int32_t", B * max(c_in * h * w, c_out))
         ec = self.buf(f"ec:{n}", "int16_t", B * c_out * ho * wo)
         gw = self.buf(f"gw:{n}", "int32_t", c_out * k) if train_w else None
         gb = self.buf(f"gb:{n}", "int32_t", c_out) if train_b else None
@@ -269,7 +270,8 @@ class Emitter:
                   f".clamp_lo = {f32(lo)}", f".clamp_hi = {f32(hi)}",
                   f".train_w = {int(train_w)}", f".train_b = {int(train_b)}",
                   f".want_dx = {int(want_dx)}", f".emax = {emax}",
-                  f".acc = (int32_t *){addr(acc)}", f".ec = (int16_t *){addr(ec)}",
+                  f".acc = (int32_t *){addr(acc)}", f".dxacc = (int32_t *){addr(dxacc)}",
+                  f".ec = (int16_t *){addr(ec)}",
                   f".gw = {'(int32_t *)' + addr(gw) if gw else '0'}",
                   f".gb = {'(int32_t *)' + addr(gb) if gb else '0'}",
                   f".kept = {'(uint8_t *)' + addr(kept) if kept else '0'}",
@@ -384,9 +386,19 @@ class Emitter:
             for t, e_in in zip(node.inputs, self.backward_node(node, e)):
                 if e_in is not None and t in self.needed:
                     pending.setdefault(t, []).append(e_in)
-            if self.trainable.get(node.name):
+            if self.trainable.get(node.name) and self.update_early:
+                self.update([node.name])
+            elif self.trainable.get(node.name):
                 updates.append(node.name)
         return updates
+
+    @property
+    def update_early(self) -> bool:
+        """Apply each layer's update right after its backward pass (operator reordering, Lin
+        et al. 2022), so its gradient buffer dies at once. The engine updates after the whole
+        backward pass; both give the same numbers unless the backward pass draws from the
+        random stream (stochastic backward rounding), which would change the draw order."""
+        return self.num.round_backward != "stochastic"
 
     def merge(self, tensor: str, parts: list[str]) -> str:
         if len(parts) == 1:
@@ -424,7 +436,7 @@ class Emitter:
                     f"gb:{n}" if "bias" in roles else None,
                     x_buf if "weight" in roles else None,
                     # acc: dx sums, and the error magnitudes of a partial update's selection
-                    f"acc:{n}" if want or (self.cfg.policy.partial and "weight" in roles)
+                    f"dxacc:{n}" if want or (self.cfg.policy.partial and "weight" in roles)
                     else None, d_buf]
             uses += [self.scratch_use(k, n) for k in ("colb", "wt", "kb")]
             self.call(f"    et_bwd_weight(&c, &{L}, &{x_var}, &{e}, {dx});", *uses)

@@ -193,7 +193,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
         for (int32_t o = 0; o < O; o++) {
             int32_t m = 0;
             for (int32_t p = 0; p < P; p++) m += ec[o * P + p] < 0 ? -ec[o * P + p] : ec[o * P + p];
-            L->acc[o] = m;                          /* magnitudes (acc is free here) */
+            L->dxacc[o] = m;                          /* magnitudes (acc is free here) */
             total += m;
         }
         float mean = ((float)total * s_e) / (float)(O * P);
@@ -206,7 +206,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
         for (int32_t o = 0; o < O; o++) {          /* rank = channels ahead in the stable order */
             int32_t rank = 0;
             for (int32_t j = 0; j < O; j++)
-                rank += L->acc[j] > L->acc[o] || (L->acc[j] == L->acc[o] && j < o);
+                rank += L->dxacc[j] > L->dxacc[o] || (L->dxacc[j] == L->dxacc[o] && j < o);
             kept[o] = rank < k;
             if (!kept[o])
                 for (int32_t p = 0; p < P; p++) ec[o * P + p] = 0;
@@ -271,7 +271,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     int32_t mn = ET_I32_MAX, mx = ET_I32_MIN;
     for (int32_t b = 0; b < B; b++) {
         const uint8_t *sel = c->cfg->partial && L->train_w ? L->kept + b * L->g.c_out : 0;
-        int32_t *acc = L->acc + b * nx;
+        int32_t *acc = L->dxacc + b * nx;
         if (L->conv)
             et_conv_bwd_in(&L->g, L->ec + b * ny, sel, L->w, L->w_zero, acc, &L->sc_bwd);
         else
@@ -286,7 +286,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     et_multiplier m = et_multiplier_from(s_src / dx->qp.scale);
     uint32_t base = et_call_base(c, c->cfg->round_backward);
     for (int32_t i = 0; i < B * nx; i++)
-        dx->q[i] = (int8_t)et_requantize(L->acc[i], m, dx->qp.zero,
+        dx->q[i] = (int8_t)et_requantize(L->dxacc[i], m, dx->qp.zero,
                                          (et_round_mode)c->cfg->round_backward,
                                          et_bits_for(c->cfg->round_backward, base,
                                                      (uint32_t)i), ET_QMIN, ET_QMAX);

@@ -70,7 +70,8 @@ typedef struct {
     uint8_t train_w, train_b, want_dx;
     float *emax;                  /* partial updates: largest mean error seen (1 float) */
     /* arena scratch */
-    int32_t *acc;                 /* int32[B * O * P] accumulators (forward) / dx (backward) */
+    int32_t *acc;                 /* int32[B * O * P] forward accumulators */
+    int32_t *dxacc;               /* int32[B * max(in, O)] dx sums / partial-update magnitudes */
     int16_t *ec;                  /* int16[B * O * P] centred (selected) errors */
     int32_t *gw;                  /* int32[O * K] weight gradient (batch sum), then int8 g */
     int32_t *gb;                  /* int32[O] bias gradient */
