@@ -98,3 +98,18 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nothing")]) == 2
     with pytest.raises(EdgetrainError, match="calibration"):
         export_project(tiny_mlp(), "nrf52840", tmp_path)
+
+
+def test_stochastic_rounding_everywhere_keeps_the_engine_order(tmp_path):
+    """All three roundings stochastic: every pass draws from the stream, so the C must
+    consume it in exactly the engine's order (updates after the whole backward pass)."""
+    from edgetrain.numerics.config import Numerics
+
+    num = Numerics("all-stochastic", round_forward="stochastic", round_backward="stochastic",
+                   round_update="stochastic", weight_channels=True)
+    g = graphs.image_graph(np.random.default_rng(7), "img7")
+    export_project(g, "imxrt1062", tmp_path, policy="partial", batch=2, calibration=calib(g),
+                   numerics=num, seed=5)
+    assert "et_update_weight" in (tmp_path / "model.c").read_text()
+    r = verify(tmp_path, "host", steps=6)
+    assert r.bit_exact, r.mismatches[0].describe()
