@@ -115,9 +115,9 @@ def _shift_floor(p, shift, rng):
 def _shift_nearest(p, shift, rng):
     # ties away from zero: (p + 2^(s-1) - (p < 0)) >> s equals sign(p) (|p| + 2^(s-1)) >> s
     neg = p < 0
-    if shift.ndim == 0:
-        if int(shift) == 0:
-            return p
+    if shift.ndim == 0 and int(shift) == 0:
+        return p
+    if shift.ndim == 0 or bool(np.all(shift > 0)):
         p += np.int64(1) << (shift - 1)
         p -= neg
     else:
