@@ -3,7 +3,9 @@ build the project for a target, run N training steps on the same data in C (nati
 an emulated Cortex-M under QEMU) and in :class:`edgetrain.engine.int8.Trainer`, and compare
 every traced tensor of every step, integer for integer and float bit for bit: outputs
 (``act/*``), errors (``err/*``), updated weights and biases (``w/*``, ``b/*``) and every scale
-and zero point. The first mismatch is named by step, layer, tensor and index.
+and zero point; after the last step, ``et_predict`` against ``Trainer.logits`` (reported as
+step N, layer ``logits``, tensor ``predict``). The first mismatch is named by step, layer,
+tensor and index.
 
 For a cross target the same steps also run without the trace, bracketed by instruction-count
 markers (QEMU plugin: *measured* instructions per sample), and the ELF of the model alone
@@ -196,8 +198,10 @@ def compare_step(step: int, trace: dict, records: dict[str, bytes]) -> list[Mism
 # ---------------------------------------------------------------- main entry
 
 def python_traces(model: Int8Model, manifest: dict, x: np.ndarray, y: np.ndarray,
-                  on_step: Callable[[int], None] | None = None) -> tuple[list[dict], float]:
-    """The engine's trace of every step and the MACs it executed per sample (all phases)."""
+                  on_step: Callable[[int], None] | None = None
+                  ) -> tuple[list[dict], float, np.ndarray]:
+    """The engine's trace of every step, the MACs it executed per sample (all phases) and
+    its inference logits for the last step's first sample after training."""
     policy = parse_policy(manifest["policy"], manifest.get("lambda_min"),
                           manifest.get("lambda_max", 1.0))
     trainer = Trainer(model.copy(), policy, "int8", lr=manifest["lr"], seed=manifest["seed"])
@@ -207,7 +211,9 @@ def python_traces(model: Int8Model, manifest: dict, x: np.ndarray, y: np.ndarray
         traces.append(trainer.trace)
         if on_step:
             on_step(s)
-    return traces, sum(trainer.macs.values()) / max(trainer.samples, 1)
+    macs = sum(trainer.macs.values()) / max(trainer.samples, 1)
+    trainer.trace = None  # inference records nothing into the last step's trace
+    return traces, macs, trainer.logits(x[-1][:1])[0]  # et_predict after the last step
 
 
 def verify(project: str | Path, target_name: str = "host", steps: int = 10,
@@ -225,8 +231,12 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
     build(project, t, "test" if t.cross else "verify")
     run_program(project, t, "et_verify", timeout)
     records = read_records(project / "verify_out.bin", manifest["trace_names"])
-    traces, macs = python_traces(model, manifest, x, y, on_step)
+    traces, macs, logits = python_traces(model, manifest, x, y, on_step)
     mismatches = [m for s, tr in enumerate(traces) for m in compare_step(s, tr, records.get(s, {}))]
+    got = project / "predict_out.bin"
+    m = compare_tensor(steps, "predict/logits", logits,
+                       got.read_bytes() if got.exists() else None)
+    mismatches += [m] if m else []
     result = VerifyResult(t.name, steps, manifest["batch"], not mismatches,
                           sum(len(tr) for tr in traces), mismatches, macs_per_sample=round(macs))
     if t.cross:

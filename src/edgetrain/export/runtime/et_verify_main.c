@@ -6,6 +6,8 @@
  * et_train_batch() per step, each bracketed by the instruction-count markers.
  * Built with -DET_TRACE=1, every tensor the model traces is appended to verify_out.bin as a
  * record: uint16 id (index into model.h's trace names), uint16 step, uint32 bytes, data.
+ * After the steps, et_predict's logits for the last step's first sample go to
+ * predict_out.bin (float32[ET_NUM_CLASSES]).
  * Exit code: 0, or 10 + et_error when a numeric range check failed, 2/3 on file errors. */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ static uint16_t et_trace_step;
 
 void et_trace(uint16_t id, const void *data, uint32_t bytes)
 {
+    if (!et_trace_file) return;     /* inference after training traces nothing */
     uint16_t head16[2] = {id, et_trace_step};
     fwrite(head16, 2, 2, et_trace_file);
     fwrite(&bytes, 4, 1, et_trace_file);
@@ -64,6 +67,15 @@ int main(void)
     }
 #if ET_TRACE
     fclose(et_trace_file);
+    et_trace_file = 0;
+    if (!et_error) {            /* inference after training: the last step's first sample */
+        float logits[ET_NUM_CLASSES];
+        FILE *p = fopen("predict_out.bin", "wb");
+        if (!p) return 2;
+        et_predict(x, logits);
+        fwrite(logits, sizeof logits[0], ET_NUM_CLASSES, p);
+        fclose(p);
+    }
 #endif
     fclose(f);
     if (et_error) printf("edgetrain: numeric range error %d\n", et_error);
