@@ -118,7 +118,6 @@ class Trainer:
         self.needed = error_needed(self.graph, self.trainable)
         self.kernels = {n.name: int8_kernel(n.op) for n in self.graph.nodes}
         self.clamps = {n.name: output_clamp(self.graph, n) for n in self.graph.nodes}
-        self.fanout = {t: len(c) for t, c in self.graph.consumers().items()}
         self.macs = {"forward": 0, "backward_error": 0, "backward_weight": 0}
         self.samples = 0
         self.trace: dict[str, np.ndarray] | None = None
