@@ -165,16 +165,17 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     lo = et_clipf(lo, L->clamp_lo, L->clamp_hi);
     hi = et_clipf(hi, L->clamp_lo, L->clamp_hi);
     y->qp = et_tracked_qparams(c, L->a_range, lo, hi, c->cfg->rate_activation, observe);
-    uint32_t base = et_call_base(c, c->cfg->round_forward);
+    const int mode = c->cfg->round_forward;     /* locals: int8 stores alias everything */
+    const int32_t *acc = L->acc, zero = y->qp.zero;
+    int8_t *yq = y->q;
+    uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
         et_multiplier m = et_multiplier_from((x->qp.scale * L->w_scale[o]) / y->qp.scale);
         for (int32_t b = 0; b < B; b++)
             for (int32_t p = 0; p < P; p++) {
                 uint32_t i = (uint32_t)(b * ny + o * P + p);
-                y->q[i] = (int8_t)et_requantize(L->acc[i], m, y->qp.zero,
-                                                (et_round_mode)c->cfg->round_forward,
-                                                et_bits_for(c->cfg->round_forward, base, i),
-                                                ET_QMIN, ET_QMAX);
+                yq[i] = (int8_t)et_requantize(acc[i], m, zero, (et_round_mode)mode,
+                                              et_bits_for(mode, base, i), ET_QMIN, ET_QMAX);
             }
     }
     L->s_x = x->qp.scale;
@@ -249,11 +250,15 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
         return s_e * L->w_scale[0];
     float s_max = L->w_scale[0];
     for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
-    for (int32_t i = 0; i < n; i++) {
-        int32_t o = (i / P) % O;
+    for (int32_t o = 0; o < O; o++) {
         et_multiplier m = et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION);
-        L->ec[i] = (int16_t)et_requantize(L->ec[i], m, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN,
-                                          ET_I32_MAX);
+        for (int32_t b = 0; b < n / (O * P); b++) {
+            int16_t *ec = L->ec + (b * O + o) * P;
+            for (int32_t p = 0; p < P; p++)
+                if (ec[p])
+                    ec[p] = (int16_t)et_requantize(ec[p], m, 0, ET_ROUND_NEAREST, 0,
+                                                   ET_I32_MIN, ET_I32_MAX);
+        }
     }
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
 }
@@ -263,7 +268,12 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
                    et_tensor *dx)
 {
     int32_t B = c->batch, ny = et_out_per_sample(L), nx = et_in_per_sample(L);
-    for (int32_t i = 0; i < B * ny; i++) L->ec[i] = (int16_t)(e->q[i] - e->qp.zero);
+    {
+        const int8_t *eq = e->q;
+        int16_t *ec = L->ec;
+        const int32_t ze = e->qp.zero;
+        for (int32_t i = 0; i < B * ny; i++) ec[i] = (int16_t)(eq[i] - ze);
+    }
     if (c->cfg->partial && L->train_w) et_select(c, L, e->qp.scale);
     if (L->train_w || L->train_b) et_weight_grads(c, L, x, e->qp.scale);
     if (!L->want_dx) return;
@@ -277,19 +287,20 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
         else
             et_linear_bwd_in(L->ec + b * ny, sel, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
         for (int32_t i = 0; i < nx; i++) {
-            if (acc[i] < mn) mn = acc[i];
-            if (acc[i] > mx) mx = acc[i];
+            mn = acc[i] < mn ? acc[i] : mn;
+            mx = acc[i] > mx ? acc[i] : mx;
         }
     }
     dx->qp = et_tracked_qparams(c, L->dx_range, (float)mn * s_src, (float)mx * s_src,
                                 c->cfg->rate_error, 1);
     et_multiplier m = et_multiplier_from(s_src / dx->qp.scale);
-    uint32_t base = et_call_base(c, c->cfg->round_backward);
+    const int mode = c->cfg->round_backward;
+    const int32_t *acc = L->dxacc, zero = dx->qp.zero;
+    int8_t *dq = dx->q;
+    uint32_t base = et_call_base(c, mode);
     for (int32_t i = 0; i < B * nx; i++)
-        dx->q[i] = (int8_t)et_requantize(L->dxacc[i], m, dx->qp.zero,
-                                         (et_round_mode)c->cfg->round_backward,
-                                         et_bits_for(c->cfg->round_backward, base,
-                                                     (uint32_t)i), ET_QMIN, ET_QMAX);
+        dq[i] = (int8_t)et_requantize(acc[i], m, zero, (et_round_mode)mode,
+                                      et_bits_for(mode, base, (uint32_t)i), ET_QMIN, ET_QMAX);
 }
 
 /* ------------------------------------------------------------------- update */

@@ -369,12 +369,12 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                 for (int32_t j = 0; j < n; j++) {
                     const int16_t *eo = ec + sc->kept[j] * P;
                     for (int32_t ky = 0; ky < g->kh; ky++) {
-                        int32_t ty = iy + g->ph - ky, oy = ty / g->sh;
-                        int row_ok = ty >= 0 && ty % g->sh == 0 && oy < g->ho;
+                        int32_t ty = iy + g->ph - ky, oy = g->sh == 1 ? ty : ty / g->sh;
+                        int row_ok = ty >= 0 && (g->sh == 1 || ty % g->sh == 0) && oy < g->ho;
                         for (int32_t kx = 0; kx < g->kw; kx++, k++) {
-                            int32_t tx = ix + g->pw - kx, ox = tx / g->sw;
-                            int32_t v = row_ok && tx >= 0 && tx % g->sw == 0 && ox < g->wo
-                                        ? eo[oy * g->wo + ox] : 0;
+                            int32_t tx = ix + g->pw - kx, ox = g->sw == 1 ? tx : tx / g->sw;
+                            int32_t v = row_ok && tx >= 0 && (g->sw == 1 || tx % g->sw == 0) &&
+                                        ox < g->wo ? eo[oy * g->wo + ox] : 0;
                             sc->col[k] = (int16_t)v;
                             sum += v;
                         }
