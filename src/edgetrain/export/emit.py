@@ -163,9 +163,15 @@ class Emitter:
         self.flash_bytes += size
         return name
 
-    def ranges(self, name: str, lo, hi, seen) -> str:
+    def ranges(self, name: str, lo, hi, seen, mutable: bool = True) -> str:
+        """Range trackers (or gradient statistics); immutable ones stay in flash."""
         lo, hi = np.atleast_1d(np.float32(lo)), np.atleast_1d(np.float32(hi))
         items = [f"{{{f32(a)}, {f32(b)}, {int(bool(seen))}}}" for a, b in zip(lo, hi)]
+        if not mutable:
+            self.decls.append(f"static const et_range {name}[{len(items)}] = "
+                              f"{{{', '.join(items)}}};")
+            self.flash_bytes += 12 * len(items)
+            return f"(et_range *){name}"
         self.decls.append(f"static et_range {name}[{len(items)}];")
         self.decls.append(f"static const et_range {name}_init[{len(items)}] = "
                           f"{{{', '.join(items)}}};")
@@ -174,14 +180,14 @@ class Emitter:
         self.flash_bytes += 12 * len(items)
         return name
 
-    def tracker(self, key: str, n: int = 1) -> str:
+    def tracker(self, key: str, n: int = 1, mutable: bool = True) -> str:
         st = self.m.state
         if f"{key}_lo" in st:
             lo, hi, seen = st[f"{key}_lo"], st[f"{key}_hi"], bool(st[f"{key}_seen"])
         else:
             lo, hi, seen = np.zeros(n, np.float32), np.zeros(n, np.float32), False
         return self.ranges("r_" + c_ident(key), np.broadcast_to(lo, (n,)),
-                           np.broadcast_to(hi, (n,)), seen)
+                           np.broadcast_to(hi, (n,)), seen, mutable)
 
     def grad_stats(self, key: str, rows: int) -> str:
         st = self.m.state
@@ -242,11 +248,19 @@ class Emitter:
         wq = self.state_array("int8_t", f"w_{ident}", st[f"{n}:w"], train_w)
         bq = self.state_array("int32_t", f"b_{ident}", st[f"{n}:b"], train_b)
         bs = self.state_array("float", f"bs_{ident}", st[f"{n}:b_scale"], False)
-        w_range = self.tracker(f"{n}:w", c_out if per_ch else 1)
+        w_range = self.tracker(f"{n}:w", c_out if per_ch else 1, mutable=train_w)
         a_range = self.tracker(f"{n}:a")
         dx_range = self.tracker(f"{n}:dx") if want_dx else "0"
-        self.decls.append(f"static float ws_{ident}[{c_out}];")
-        self.state_bytes += 4 * c_out
+        w_zero = 0
+        if train_w:  # recomputed from the tracker every step
+            self.decls.append(f"static float ws_{ident}[{c_out}];")
+            self.state_bytes += 4 * c_out
+        else:  # frozen weights: their qparams never change, computed once, in flash
+            qp = self.m.weight_qparams(n)
+            w_zero = int(np.asarray(qp.zero).ravel()[0])
+            self.decls.append(f"static const float ws_{ident}[{c_out}] = "
+                              f"{c_values(np.broadcast_to(qp.scale, (c_out,)), f32)};")
+            self.flash_bytes += 4 * c_out
         emax = "0"
         if self.cfg.policy.partial and train_w:
             value = np.float32(np.asarray(st.get(f"{n}:emax", np.zeros(1))).ravel()[0])
@@ -275,7 +289,8 @@ class Emitter:
                   f".gw = {'(int32_t *)' + addr(gw) if gw else '0'}",
                   f".gb = {'(int32_t *)' + addr(gb) if gb else '0'}",
                   f".kept = {'(uint8_t *)' + addr(kept) if kept else '0'}",
-                  f".w_scale = ws_{ident}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
+                  f".w_scale = (float *)ws_{ident}", f".w_fixed = {int(not train_w)}",
+                  f".w_zero = {w_zero}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
                   f".wrow = {'(float *)' + addr(wrow) if wrow else '0'}",
                   f".g_stats = {g_stats}",
                   f".gb_stats = {gb_stats}", f".trace_gw = {trace}"]

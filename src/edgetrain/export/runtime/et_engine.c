@@ -118,6 +118,7 @@ static int32_t et_k(const et_wlayer *L)
 static void et_weight_qparams(const et_ctx *c, et_wlayer *L)
 {
     int32_t O = L->g.c_out;
+    if (L->w_fixed) return;                     /* computed at export time (flash) */
     if (c->cfg->weight_channels) {
         for (int32_t o = 0; o < O; o++)
             L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;

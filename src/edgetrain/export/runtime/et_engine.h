@@ -68,6 +68,7 @@ typedef struct {
     et_range *dx_range;           /* input-error tracker (NULL when no input error) */
     float clamp_lo, clamp_hi;     /* fused ReLU/ReLU6 output range */
     uint8_t train_w, train_b, want_dx;
+    uint8_t w_fixed;              /* frozen weights: w_scale / w_zero are constants */
     float *emax;                  /* partial updates: largest mean error seen (1 float) */
     /* arena scratch */
     int32_t *acc;                 /* int32[B * O * P] forward accumulators */
