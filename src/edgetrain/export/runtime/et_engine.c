@@ -10,7 +10,6 @@
 #define ET_Q30 9.313225746154785e-10f          /* 2^-30 */
 #define ET_S_MIN_F 9.094947017729282e-13f      /* 2^-40, numerics.qparams.S_MIN */
 #define ET_CHANNEL_FRACTION 64.0f
-#define ET_MAX_DEFERRED 256
 
 static uint32_t et_call_base(const et_ctx *c, int mode)
 {
@@ -23,10 +22,15 @@ static float et_clipf(float v, float lo, float hi) { return et_minf(et_maxf(v, l
 
 /* ------------------------------------------------------------ range trackers */
 
-static struct { et_range *r; float lo, hi, rate; } et_deferred[ET_MAX_DEFERRED];
-static int32_t et_n_deferred;
+static et_observation *et_deferred;
+static int32_t et_n_deferred, et_max_deferred;
 
-void et_deferred_reset(void) { et_n_deferred = 0; }
+void et_deferred_reset(et_observation *queue, int32_t capacity)
+{
+    et_deferred = queue;
+    et_max_deferred = capacity;
+    et_n_deferred = 0;
+}
 
 void et_range_observe(et_range *r, float lo, float hi, float rate)   /* RangeTracker.observe */
 {
@@ -54,7 +58,7 @@ void et_deferred_commit(void)   /* Trainer._commit_observations */
 
 static void et_defer(et_range *r, float lo, float hi, float rate)
 {
-    if (et_n_deferred >= ET_MAX_DEFERRED) {
+    if (et_n_deferred >= et_max_deferred) {
         et_fail(ET_ERR_SHIFT_RANGE);
         return;
     }

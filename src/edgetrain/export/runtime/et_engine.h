@@ -49,7 +49,9 @@ typedef struct {                  /* engine state shared by every call of one mo
 } et_ctx;
 
 /* ---- range trackers: first observation taken at once, later ones deferred ---- */
-void et_deferred_reset(void);
+typedef struct { et_range *r; float lo, hi, rate; } et_observation;
+/* the step's queue of deferred observations: storage and capacity come from model.c */
+void et_deferred_reset(et_observation *queue, int32_t capacity);
 void et_deferred_commit(void);
 et_qparams et_tracked_qparams(const et_ctx *c, et_range *r, float lo, float hi, float rate,
                               int observe);
