@@ -119,6 +119,7 @@ def test_too_small_a_budget_is_refused_before_any_training():
 
 @pytest.mark.parametrize("argv, message", [
     (["--device", "nrf52"], "unknown device 'nrf52'"),
+    (["--out", __file__], "is a file; give a folder"),
     (["--data", "mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
     (["--ram-budget", "-1"], "RAM budget must be a positive number"),
 ])

@@ -77,7 +77,7 @@ def dataset_section(d: dict) -> str:
             f"domain (int8 {_pct(d['int8_source_accuracy'])} %, after the shift "
             f"{_pct(d['int8_shifted_accuracy'])} %); adaptation on {r['adapt_samples']} "
             f"samples of the new domain, {r['epochs']} epochs, batch {r['batch']}, "
-            f"lr {r['lr']}.")
+            f"lr {r['lr']}; partial = dynamic partial updates, lambda_min {r['lambda_min']}.")
     parts = [head, CASE_HEAD + "\n" + "\n".join(case_line(c) for c in d["cases"])]
     if d["torch"]:
         parts.append("PyTorch float32, same pre-trained model, same samples and layers "
@@ -104,6 +104,7 @@ def section(results: dict, command: str) -> str:
             f"{results['seconds']:.0f} s.\n\n"
             "Accuracy: test split of the drifted domain, before -> after adaptation. MACs: "
             "executed by the engine per training sample. Peak RAM and flash: the planner. "
-            "QEMU instructions: the exported int8 C, one training step, measured.")
+            "QEMU instructions: the exported int8 C, one training step, measured (--quick: "
+            "the partial case only); bit-exact: that step, C vs the Python engine.")
     body = [dataset_section(d) for d in results["datasets"]]
     return "\n\n".join([head, *body, paper_section()])

@@ -209,7 +209,8 @@ def bench_dataset(name: str, config: BenchConfig,
     for precision in config.precisions:
         for policy in config.policies:
             row = run_case(model, dom.target, recipe, precision, policy, config)
-            if precision == "int8" and config.qemu:
+            if precision == "int8" and config.qemu and (
+                    not config.quick or parse_policy(policy).partial):
                 row |= _core_figures(measure_on_core(model, recipe, policy, config))
             out["cases"].append(row)
             info(describe_case(row))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgetrain.cli.common import out_dir
 from edgetrain.cli.progress import ProgressBar
 from edgetrain.demo import DemoConfig, Reporter, run_demo
 from edgetrain.demo.recipes import names as recipe_names
@@ -50,8 +51,8 @@ class StderrReporter(Reporter):
 
 def run(args: argparse.Namespace) -> int:
     budget = None if args.ram_budget is None else int(args.ram_budget * 1024)
-    config = DemoConfig(args.device, args.data, args.out, args.quick, budget, args.seed,
-                        not args.no_qemu)
+    config = DemoConfig(args.device, args.data, str(out_dir(args.out)), args.quick, budget,
+                        args.seed, not args.no_qemu)
     res = run_demo(config, StderrReporter())
     a = res["adaptation"]
     print(f"accuracy {100 * res['drift']['int8_source']:.1f} % -> shift "

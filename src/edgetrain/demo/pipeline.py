@@ -141,7 +141,7 @@ def _plan_step(timer, rep, model, config, recipe, res):
 
 def _drift_step(timer, rep, graph, model, dom, res):
     timer.start(STEPS[3])
-    d = {"drift": list(dom.target.name.split("+")[1:]),
+    d = {"drift": list(res["config"]["recipe"]["drift"]),
          "float32_source": steps.float_accuracy(graph, dom.source),
          "float32_target": steps.float_accuracy(graph, dom.target),
          "int8_source": res["quantize"]["int8_accuracy"],

@@ -246,4 +246,9 @@ def describe_verify(v: dict) -> str:
             + ("bit-exact" if v["bit_exact"] else f"{len(v['mismatches'])} mismatches"))
     if v.get("instructions_per_sample"):
         text += f"; {v['instructions_per_sample']:,.0f} instructions per sample (measured)"
+    if v.get("fits") is True:
+        text += (f"; the device program fits: RAM {v['ram_bytes']:,} B, flash "
+                 f"{v['flash_bytes']:,} B")
+    elif v.get("fits") is False:
+        text += f"; the device program does NOT fit: {v.get('fit_error')}"
     return text
