@@ -135,3 +135,17 @@ def test_candidate_policies_cover_the_field():
     names = steps.candidate_policies(g, 5)
     assert names == ["full", "last-5", "last-2", "last-1", "bias-only", "partial",
                      "partial-last-5", "partial-last-2", "partial-last-1"]
+
+
+def test_the_planner_choice_follows_the_ram_budget():
+    g = zoo.build("mbednet")
+    recipe = recipes.get("mnist")
+    names = steps.candidate_policies(g, recipe.transfer_layers)
+    plans = steps.planned(g, "nrf52840", names, "int8", recipe)
+    sram = devices.get("nrf52840").sram_bytes
+    assert steps.choose_policy(plans, g, 5, sram) == "partial-last-5"  # "partial" trains 18
+    tight = plans["partial-last-1"].peak_ram_bytes
+    assert tight < plans["partial-last-2"].peak_ram_bytes
+    assert steps.choose_policy(plans, g, 5, tight) == "partial-last-1"
+    with pytest.raises(EdgetrainError, match="smallest \\(partial-last-1"):
+        steps.choose_policy(plans, g, 5, tight - 1)

@@ -81,7 +81,7 @@ def dataset_section(d: dict) -> str:
     parts = [head, CASE_HEAD + "\n" + "\n".join(case_line(c) for c in d["cases"])]
     if d["torch"]:
         parts.append("PyTorch float32, same pre-trained model, same samples and layers "
-                     "(SGD momentum 0.9, lr 0.01, BatchNorm frozen):\n\n"
+                     "(Adam, PyTorch's default lr 1e-3, BatchNorm frozen):\n\n"
                      + "\n".join(torch_lines(d)))
     else:
         parts.append(f"PyTorch: skipped: {d.get('torch_skipped')}")

@@ -10,7 +10,7 @@ sample measured under QEMU (the exported C on the device's core) when it is inst
 
 Side by side, in the same run: PyTorch float32 training of the same pre-trained model
 (``io.torch_bridge.to_torch``) on the same samples, same epochs and batch, the same layers
-trainable (SGD, momentum 0.9), for each dense policy. One thread for numpy and PyTorch.
+trainable (Adam at PyTorch's default lr 1e-3), for each dense policy. One thread for numpy and PyTorch.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ PRECISIONS = ("int8", "mixed", "float32")
 POLICIES = ("full", "last-2", "bias-only", "partial")
 FULL_DATASETS = ("mnist", "digits", "mnist1d", "basic-motions")
 QUICK_DATASETS = ("digits", "basic-motions")
-TORCH_MOMENTUM = 0.9
-TORCH_LR = 0.01
+TORCH_LR = 1e-3  # Adam at PyTorch's default learning rate
 
 
 @dataclass(frozen=True)
@@ -163,8 +162,7 @@ def torch_finetune(graph: Graph, target, policy: str, recipe: DemoRecipe, seed: 
 
     torch = import_torch()
     module = to_torch(graph).eval()
-    opt = torch.optim.SGD(_torch_trainable(module, graph, policy), lr=TORCH_LR,
-                          momentum=TORCH_MOMENTUM)
+    opt = torch.optim.Adam(_torch_trainable(module, graph, policy), lr=TORCH_LR)
     x = torch.from_numpy(np.array(target.x_train))  # float32[N, *shape], a writable copy
     y = torch.from_numpy(np.array(target.y_train, np.int64))  # int64[N]
     before = _torch_accuracy(torch, module, target.x_test, target.y_test)
@@ -223,8 +221,13 @@ def _core_figures(v: dict) -> dict:
         return {"qemu_skipped": v["skipped"]}
     if "error" in v:
         return {"bit_exact": False, "qemu_error": v["error"]}
-    return {"instructions_per_sample": v.get("instructions_per_sample"),
-            "bit_exact": v["bit_exact"], "qemu_target": v["target"]}
+    out = {"instructions_per_sample": v.get("instructions_per_sample"),
+           "bit_exact": v["bit_exact"], "qemu_target": v["target"]}
+    if v["mismatches"]:
+        m = v["mismatches"][0]
+        out["qemu_error"] = (f"first mismatch: step {m['step']}, layer {m['layer']}, "
+                             f"tensor {m['tensor']}")
+    return out
 
 
 def _torch_rows(graph, target, recipe, config, info) -> tuple[list[dict], str | None]:
@@ -248,6 +251,8 @@ def describe_case(row: dict) -> str:
             f"{row['host_samples_per_second']:,.0f} samples/s")
     if row.get("instructions_per_sample"):
         text += f", {row['instructions_per_sample']:,.0f} instructions/sample (QEMU)"
+    if row.get("bit_exact") is False:
+        text += f", C NOT bit-exact: {row.get('qemu_error') or 'mismatch'}"
     return text
 
 
