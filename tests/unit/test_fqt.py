@@ -289,3 +289,17 @@ def test_code_shortcuts_equal_the_centred_backward(op, attrs, shape):
     centred = kernel.backward(attrs, ctx, e.astype(np.int32) + 3) - 3  # zero point -3
     expected = np.clip(centred, -128, 127).astype(np.int8)
     np.testing.assert_array_equal(kernel.backward_codes(attrs, ctx, e, -3), expected)
+
+
+def test_gradient_scale_per_row_option(digits):
+    from dataclasses import replace
+
+    from edgetrain.numerics.config import get
+
+    x, y = digits.x_train[:32], digits.y_train[:32]
+    m = quantize(small_cnn(), x, replace(get("default"), grad_rows=True,
+                                         round_gradient="stochastic"))
+    before = m.state["fc1:w"].copy()
+    Trainer(m, Policy(), "int8", lr=0.01).step(x, y)
+    assert m.state["fc1:g_mean"].shape == (32,)
+    assert not np.array_equal(m.state["fc1:w"], before)

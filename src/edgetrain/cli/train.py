@@ -47,6 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=32, help="mini-batch size")
     parser.add_argument("--lr", type=float, default=0.01,
                         help="learning rate of the standardized SGD update (default 0.01)")
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
+                        help="learning rate per epoch (default cosine; the paper: constant)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for model.npz and results.json")
     parser.add_argument("--threads", type=int, default=1,
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = out_dir(args.out)
     config = FQTConfig(args.precision, args.policy, args.lambda_min, args.lambda_max,
-                       args.numerics, args.epochs, args.batch, args.lr, args.seed)
+                       args.numerics, args.epochs, args.batch, args.lr, args.seed,
+                       args.schedule)
     ds = resolve_dataset(args.data, args.drift, args.seed, args.shape)
     model = _model(args.model, ds, args.seed)
     if not isinstance(model, Int8Model):

@@ -476,7 +476,7 @@ class Trainer:
         """float32 lr * (g - mu) / sigma per row, mu/sigma moving averages (rates 0.85/0.7);
         rows not kept get a zero step and keep their statistics."""
         if self.integer_errors:
-            g_q, s_g = self._quantize_gradient(g, scale)
+            g_q, s_g = self._quantize_gradient(g, scale)  # s_g: float32[] or [R, 1]
             mean, var = _int_row_stats(g_q, s_g)
             g_real = g_q.astype(np.float32) * s_g  # float32[R, K]
         else:
@@ -500,11 +500,17 @@ class Trainer:
             return GradStats.new(rows)
         return GradStats(st[f"{key}_mean"], st[f"{key}_var"], st[f"{key}_seen"])
 
-    def _quantize_gradient(self, g: np.ndarray, scale) -> tuple[np.ndarray, np.float32]:
-        """int8 gradient, symmetric, scale from this step's largest |g| (int64 exact)."""
+    def _quantize_gradient(self, g: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
+        """int8 gradient, symmetric, scale from this step's largest |g| (int64 exact), one
+        per tensor or (numerics.grad_rows) one per row: float32[] or float32[R, 1]."""
+        if self.num.grad_rows:
+            g_max = np.abs(g).max(axis=1).astype(np.float32)  # float32[R]
+            s_g = np.maximum((g_max * scale) / np.float32(127), S_MIN)
+            q = requantize(g, scale / s_g, 0, self.num.round_gradient, self.rng, axis=0)
+            return q, s_g[:, None]
         g_max = np.float32(np.abs(g).max())
         s_g = np.maximum((g_max * scale) / np.float32(127), S_MIN)
-        return requantize(g, scale / s_g, 0, self.num.round_backward, self.rng), s_g
+        return requantize(g, scale / s_g, 0, self.num.round_gradient, self.rng), s_g
 
     def _apply_weight(self, node: Node, step: np.ndarray, rows) -> None:
         n = node.name
@@ -579,6 +585,7 @@ def _int_row_stats(g_q: np.ndarray, s_g: np.float32) -> tuple[np.ndarray, np.nda
     s2 = (g_q.astype(np.int64) ** 2).sum(axis=1)
     mean_q = s1.astype(np.float32) / n  # float32[R]
     var_q = np.maximum(s2.astype(np.float32) / n - mean_q * mean_q, np.float32(0))
+    s_g = np.asarray(s_g, np.float32).reshape(-1) if np.ndim(s_g) else s_g  # [] or [R]
     return mean_q * s_g, (var_q * s_g) * s_g
 
 

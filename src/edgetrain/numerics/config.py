@@ -22,6 +22,8 @@ class Numerics:
     round_forward: str = "floor"  # activations (requantized accumulators)
     round_backward: str = "floor"  # errors and quantized gradients
     round_update: str = "floor"  # the in-place weight update
+    round_gradient: str = "floor"  # int8 weight gradients before standardization
+    grad_rows: bool = False  # gradient scale per filter/row instead of per tensor
     weight_channels: bool = False  # per-output-channel symmetric weight scales
     pow2_scales: bool = False  # activation/error scales rounded up to powers of two
     rate_activation: float = 0.1
@@ -32,7 +34,8 @@ class Numerics:
     grad_eps: float = 1e-8  # sigma = sqrt(var) + eps in the standardization
 
     def __post_init__(self):
-        for mode in (self.round_forward, self.round_backward, self.round_update):
+        for mode in (self.round_forward, self.round_backward, self.round_update,
+                     self.round_gradient):
             if mode not in MODES:
                 raise unknown("rounding mode", mode, MODES)
 
@@ -43,12 +46,13 @@ class Numerics:
 CONFIGS: dict[str, Numerics] = {
     "paper": Numerics("paper"),
     "default": Numerics("default", round_forward="nearest", round_backward="nearest",
-                        round_update="stochastic", weight_channels=True, rate_weight=1.0),
+                        round_update="stochastic", round_gradient="nearest",
+                        weight_channels=True, rate_weight=1.0),
     "nearest": Numerics("nearest", round_forward="nearest", round_backward="nearest",
-                        round_update="nearest"),
+                        round_update="nearest", round_gradient="nearest"),
     "pow2": Numerics("pow2", round_forward="nearest", round_backward="nearest",
-                     round_update="stochastic", weight_channels=True, rate_weight=1.0,
-                     pow2_scales=True),
+                     round_update="stochastic", round_gradient="nearest",
+                     weight_channels=True, rate_weight=1.0, pow2_scales=True),
 }
 
 

@@ -35,6 +35,7 @@ from edgetrain.ir.graph import Graph
 from edgetrain.ir.policy import Policy, parse_policy
 from edgetrain.numerics.config import get as get_numerics
 from edgetrain.numerics.quantize import Int8Model, quantize
+from edgetrain.train.pretrain import SCHEDULES
 
 CALIBRATION_SAMPLES = 512
 EVAL_BATCH = 500
@@ -51,10 +52,13 @@ class FQTConfig:
     batch: int = 32
     lr: float = 0.01
     seed: int = 0
+    schedule: str = "cosine"  # learning rate per epoch: constant (the paper) | cosine
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise unknown("precision", self.precision, PRECISIONS)
+        if self.schedule not in SCHEDULES:
+            raise unknown("lr schedule", self.schedule, SCHEDULES)
         for name in ("epochs", "batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -139,6 +143,8 @@ def fit(model: Graph | Int8Model, ds: Dataset, config: FQTConfig,
     rng = np.random.default_rng(config.seed)
     losses, accs, seconds = [], [], 0.0
     for epoch in range(1, config.epochs + 1):
+        factor = SCHEDULES[config.schedule](epoch - 1, config.epochs)
+        trainer.lr = np.float32(config.lr * factor)  # one float32 rate per epoch
         start = time.perf_counter()
         losses.append(_train_epoch(trainer, ds, config, rng, epoch, on_progress))
         seconds += time.perf_counter() - start
