@@ -125,7 +125,7 @@ class Emitter:
         self.layers: dict[str, str] = {}  # node -> C struct name
         self.state_bytes = 0
         self.flash_bytes = 0
-        self.mutable_ranges = 0  # trackers that can be observed (deferred queue capacity)
+        self.deferrable = 0  # trackers whose observations can be deferred (queue capacity)
 
     # ---- bookkeeping
     def scratch_use(self, kind: str, node: str) -> str | None:
@@ -173,7 +173,6 @@ class Emitter:
                               f"{{{', '.join(items)}}};")
             self.flash_bytes += 12 * len(items)
             return f"(et_range *){name}"
-        self.mutable_ranges += len(items) if name.startswith("r_") else 0
         self.decls.append(f"static et_range {name}[{len(items)}];")
         self.decls.append(f"static const et_range {name}_init[{len(items)}] = "
                           f"{{{', '.join(items)}}};")
@@ -183,6 +182,8 @@ class Emitter:
         return name
 
     def tracker(self, key: str, n: int = 1, mutable: bool = True) -> str:
+        if not key.endswith(":w"):  # activation/error trackers: their observations are deferred
+            self.deferrable += 1
         st = self.m.state
         if f"{key}_lo" in st:
             lo, hi, seen = st[f"{key}_lo"], st[f"{key}_hi"], bool(st[f"{key}_seen"])
@@ -524,7 +525,7 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
     em.update(updates)
     offsets, arena_bytes, bound = em.arena()
     model_c = _model_c(em, name, n_forward, offsets, arena_bytes)
-    em.state_bytes += 16 * (2 * em.mutable_ranges + 1)  # the deferred-observation queue
+    em.state_bytes += 16 * (2 * em.deferrable + 1)  # the deferred-observation queue
     model_h = _model_h(em, name, arena_bytes)
     buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
                for b, (ct, cnt) in em.buffers.items()}
@@ -573,7 +574,7 @@ static int64_t et_loss_q16;
 {chr(10).join(em.decls)}
 
 /* deferred range observations of one step: at most two per tracker (merges) */
-static et_observation et_queue[{2 * em.mutable_ranges + 1}];
+static et_observation et_queue[{2 * em.deferrable + 1}];
 
 {em.weights_table()}
 #if ET_TRACE
@@ -594,7 +595,7 @@ static void et_step(const float *x, const int32_t *labels, int32_t batch)
     et_ctx c = {{&cfg, &rng, batch}};
     const int observe = 1;
     int64_t loss = 0;
-    et_deferred_reset(et_queue, {2 * em.mutable_ranges + 1});
+    et_deferred_reset(et_queue, {2 * em.deferrable + 1});
 {step}
     et_deferred_commit();
     et_loss_q16 = loss;
