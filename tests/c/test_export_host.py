@@ -100,13 +100,15 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys):
         export_project(tiny_mlp(), "nrf52840", tmp_path)
 
 
-def test_stochastic_rounding_everywhere_keeps_the_engine_order(tmp_path):
+@pytest.mark.parametrize("channels", [True, False])
+def test_stochastic_rounding_everywhere_keeps_the_engine_order(tmp_path, channels):
     """All three roundings stochastic: every pass draws from the stream, so the C must
     consume it in exactly the engine's order (updates after the whole backward pass)."""
     from edgetrain.numerics.config import Numerics
 
     num = Numerics("all-stochastic", round_forward="stochastic", round_backward="stochastic",
-                   round_update="stochastic", weight_channels=True)
+                   round_update="stochastic", round_gradient="stochastic", grad_rows=True,
+                   weight_channels=channels)
     g = graphs.image_graph(np.random.default_rng(7), "img7")
     export_project(g, "imxrt1062", tmp_path, policy="partial", batch=2, calibration=calib(g),
                    numerics=num, seed=5)

@@ -278,6 +278,7 @@ class Emitter:
         kept = self.buf(f"kept:{n}", "uint8_t", B * c_out) if self.cfg.policy.partial else None
         sc_fwd, sc_bwd = self.conv_scratch(node, geo)
         wrow = self.buf(f"wrow:{n}", "float", k) if train_w and per_ch else None
+        s_g = self.buf(f"sg:{n}", "float", c_out) if train_w else None
         lo, hi = output_clamp(self.g, node)
         trace = self.trace_id(f"w/{n}", f"w_scale/{n}", f"w_zero/{n}", f"b/{n}")
         fields = [f".conv = {int(node.op != 'linear')}",
@@ -295,6 +296,7 @@ class Emitter:
                   f".w_scale = (float *)ws_{ident}", f".w_fixed = {int(not train_w)}",
                   f".w_zero = {w_zero}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
                   f".wrow = {'(float *)' + addr(wrow) if wrow else '0'}",
+                  f".s_g = {'(float *)' + addr(s_g) if s_g else '0'}",
                   f".g_stats = {g_stats}",
                   f".gb_stats = {gb_stats}", f".trace_gw = {trace}"]
         self.decls.append(f"static et_wlayer L_{ident} = {{\n    " + ",\n    ".join(fields)
@@ -479,7 +481,7 @@ class Emitter:
             self.call(f"    et_update_weight(&c, &{self.layers[n]});",
                       f"gw:{n}" if "weight" in roles else None,
                       f"gb:{n}" if "bias" in roles else None, f"kept:{n}" if partial else None,
-                      self.scratch_use("wrow", n))
+                      self.scratch_use("wrow", n), self.scratch_use("sg", n))
 
     # ---- arena and text
     def arena(self) -> tuple[dict[str, int], int, int]:
@@ -502,7 +504,8 @@ class Emitter:
                 int(n.weight_channels), int(n.pow2_scales), f32(n.rate_activation),
                 f32(n.rate_error), f32(n.rate_weight), f32(n.rate_grad_mean),
                 f32(n.rate_grad_var), f32(n.grad_eps), f32(self.cfg.lr),
-                f32(p.lambda_min if p.partial else 0.0), f32(p.lambda_max), int(p.partial)]
+                f32(p.lambda_min if p.partial else 0.0), f32(p.lambda_max), int(p.partial),
+                ROUND[n.round_gradient], int(n.grad_rows)]
         return f"static const et_config cfg = {{{', '.join(map(str, vals))}}};"
 
     def weights_table(self) -> str:
@@ -534,9 +537,7 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
 
 
 def _rng_init(model: Int8Model, seed: int) -> int:
-    """The stream state Trainer starts from: the model's saved one, else Stream(seed)."""
-    if "rng" in model.state:
-        return int(np.asarray(model.state["rng"]).ravel()[0])
+    """The stream state Trainer starts from: Stream(seed), seeded per run."""
     return int(Stream(seed).state)
 
 

@@ -310,25 +310,35 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
 
 /* ------------------------------------------------------------------- update */
 
-/* Trainer._quantize_gradient + _int_row_stats + GradStats.observe (in place on g):
- * g becomes the int8 gradient; returns its scale. Row r's moving statistics are
- * stats[r].lo (mean) and stats[r].hi (variance). */
-static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
-                                 float scale, et_range *stats, const uint8_t *kept_rows)
+/* the largest |g| of n values */
+static int32_t et_abs_max(const int32_t *g, int32_t n)
 {
-    int32_t gmax = 0;
-    for (int32_t i = 0; i < rows * k; i++) {
+    int32_t m = 0;
+    for (int32_t i = 0; i < n; i++) {
         int32_t a = g[i] < 0 ? -g[i] : g[i];
-        if (a > gmax) gmax = a;
+        m = a > m ? a : m;
     }
-    float s_g = et_maxf(((float)gmax * scale) / 127.0f, ET_S_MIN_F);
-    et_multiplier m = et_multiplier_from(scale / s_g);
-    const int mode = c->cfg->round_backward;
+    return m;
+}
+
+/* Trainer._quantize_gradient + _int_row_stats + GradStats.observe, in place on g: g becomes
+ * the int8 gradient, s_g[r] its scale per row (one scale for all rows unless grad_rows).
+ * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). */
+static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
+                                float scale, et_range *stats, const uint8_t *kept_rows,
+                                float *s_g)
+{
+    const int mode = c->cfg->round_gradient;
+    float s_all = et_maxf(((float)et_abs_max(g, rows * k) * scale) / 127.0f, ET_S_MIN_F);
     uint32_t base = et_call_base(c, mode);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
         int32_t *gr = g + r * k, s1 = 0, s2 = 0;  /* |g_q| <= 128: int32 sums are exact */
+        float sg = c->cfg->grad_rows
+                   ? et_maxf(((float)et_abs_max(gr, k) * scale) / 127.0f, ET_S_MIN_F) : s_all;
+        et_multiplier m = et_multiplier_from(scale / sg);
+        s_g[r] = sg;
         for (int32_t i = 0; i < k; i++) {
             int32_t q = et_requantize(gr[i], m, 0, (et_round_mode)mode,
                                       et_bits_for(mode, base, (uint32_t)(r * k + i)), ET_QMIN,
@@ -339,7 +349,7 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
         }
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
-        float mean = mean_q * s_g, var = (var_q * s_g) * s_g;
+        float mean = mean_q * sg, var = (var_q * sg) * sg;
         et_range *st = &stats[r];
         st->seen = 1;
         if (kept_rows && !kept_rows[r]) continue;   /* dropped rows keep their statistics */
@@ -351,7 +361,6 @@ static float et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int3
             st->hi = st->hi + c->cfg->rate_grad_var * (var - st->hi);
         }
     }
-    return s_g;
 }
 
 /* sigma of a row: sqrt(moving variance) + eps */
@@ -373,7 +382,7 @@ static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st,
 
 /* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
  * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form */
-static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
+static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_k(L);
     uint32_t base = et_call_base(c, c->cfg->round_update);
@@ -381,6 +390,7 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, float s_g, const
         int kept = !rows || rows[o];
         const et_range *st = &L->g_stats[o];
         float mu = st->lo, sigma = et_sigma(c, st), scale = L->w_scale[o], lo = 0.0f, hi = 0.0f;
+        float s_g = L->s_g[o];
         for (int32_t i = 0; i < K; i++) {
             int32_t j = o * K + i;
             float wf = (float)((int32_t)L->w[j] - L->w_zero) * scale;
@@ -406,14 +416,14 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, float s_g, const
 
 /* the updated float weight j of row o (computed twice: for the range, then to quantize) */
 static float et_new_weight(const et_ctx *c, const et_wlayer *L, int32_t o, int32_t j,
-                           float s_g, float w_scale, int32_t w_zero, const uint8_t *rows)
+                           float w_scale, int32_t w_zero, const uint8_t *rows)
 {
     float wf = (float)((int32_t)L->w[j] - w_zero) * w_scale;
-    return wf - et_step(c, L->gw[j], s_g, &L->g_stats[o], !rows || rows[o]);
+    return wf - et_step(c, L->gw[j], L->s_g[o], &L->g_stats[o], !rows || rows[o]);
 }
 
 /* Trainer._apply_weight: dequantize, step, observe the new range, requantize in place */
-static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
+static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_k(L), old_zero = L->w_zero;
     int per_ch = c->cfg->weight_channels;
@@ -421,7 +431,7 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g, const uint
     for (int32_t o = 0; o < O; o++) {
         float lo = 0.0f, hi = 0.0f;
         for (int32_t i = 0; i < K; i++) {
-            float wf = et_new_weight(c, L, o, o * K + i, s_g, L->w_scale[o], old_zero, rows);
+            float wf = et_new_weight(c, L, o, o * K + i, L->w_scale[o], old_zero, rows);
             lo = i == 0 ? wf : et_minf(lo, wf);
             hi = i == 0 ? wf : et_maxf(hi, wf);
         }
@@ -438,7 +448,7 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, float s_g, const uint
         if (per_ch && rows && !rows[o]) continue;
         for (int32_t i = 0; i < K; i++) {
             uint32_t j = (uint32_t)(o * K + i);
-            float wf = et_new_weight(c, L, o, (int32_t)j, s_g, old_scale, old_zero, rows);
+            float wf = et_new_weight(c, L, o, (int32_t)j, old_scale, old_zero, rows);
             L->w[j] = et_quantize(wf, qp, (et_round_mode)c->cfg->round_update,
                                   et_bits_for(c->cfg->round_update, base, j));
         }
@@ -476,15 +486,16 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
         rows = L->kept;
     }
     if (L->train_w) {
-        float s_g = et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats,
-                                        rows);
+        et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats, rows,
+                            L->s_g);
         if (c->cfg->weight_channels)
-            et_apply_weight_rows(c, L, s_g, rows);
+            et_apply_weight_rows(c, L, rows);
         else
-            et_apply_weight(c, L, s_g, rows);
+            et_apply_weight(c, L, rows);
     }
     if (L->train_b) {
-        float s_g = et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0);
+        float s_g;
+        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, &s_g);
         et_apply_bias(c, L, s_g, rows);
     }
 }

@@ -33,6 +33,8 @@ typedef struct {                  /* numerics configuration (edgetrain.numerics.
     float rate_activation, rate_error, rate_weight, rate_grad_mean, rate_grad_var, grad_eps;
     float lr, lambda_min, lambda_max;
     uint8_t partial;
+    uint8_t round_gradient;       /* int8 weight gradients before standardization */
+    uint8_t grad_rows;            /* one gradient scale per filter/row (else per tensor) */
 } et_config;
 
 typedef struct {                  /* an int8 tensor of the whole batch and its qparams */
@@ -82,6 +84,7 @@ typedef struct {
     float *w_scale;               /* float32[O] this step's weight scales (scratch) */
     et_conv_scratch sc_fwd, sc_bwd;  /* gathered-convolution scratch of each pass */
     float *wrow;                  /* float32[K] one updated row (per-channel update) */
+    float *s_g;                   /* float32[O] gradient scale of each row (update scratch) */
     /* update state */
     et_range *g_stats;            /* per row: lo = moving mean, hi = moving variance */
     et_range *gb_stats;           /* bias row */
