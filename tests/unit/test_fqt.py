@@ -303,3 +303,21 @@ def test_gradient_scale_per_row_option(digits):
     Trainer(m, Policy(), "int8", lr=0.01).step(x, y)
     assert m.state["fc1:g_mean"].shape == (32,)
     assert not np.array_equal(m.state["fc1:w"], before)
+
+
+@pytest.mark.parametrize("attrs", [{"kernel": 3, "padding": 1}, {"kernel": 3, "stride": 2},
+                                   {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0)}])
+def test_conv_backward_input_equals_the_float_kernel(attrs):
+    from edgetrain.ir.registry import Want
+    from edgetrain.ops.conv import conv2d_backward
+
+    rng = np.random.default_rng(2)
+    attrs = {"out_channels": 5, **attrs}
+    x = rng.integers(-100, 100, (2, 3, 7, 8)).astype(np.float64)
+    w = rng.integers(-100, 100, (5, 3, *np.broadcast_to(attrs["kernel"], 2))).astype(np.float64)
+    kernel = int8_kernel("conv2d")
+    acc, ctx = kernel.forward(attrs, x, w)
+    e = rng.integers(-100, 100, acc.shape).astype(np.float64)
+    _, fctx = conv2d_forward(attrs, [x], {"weight": w, "bias": np.zeros(5)}, False)
+    ref = conv2d_backward(attrs, fctx, e, {"weight": w}, Want((True,)))[0][0]
+    np.testing.assert_array_equal(kernel.backward_input(attrs, ctx, e, w), ref)

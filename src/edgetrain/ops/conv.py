@@ -381,8 +381,24 @@ def _kept_rows(sel, b):
     return sel.e.reshape(b, sel.e.shape[1], -1)  # [B, k, P]
 
 
+def _transposed_per_offset(e, w, geo):
+    """W^T e accumulated straight into the padded input, one GEMM per kernel offset (no
+    [B, C*kh*kw, P] column buffer): dx float[B, C, H, W]."""
+    b, (h, wd), (ho, wo), (kh, kw), (ph, pw) = (len(e), geo.in_hw, geo.out_hw, geo.kernel,
+                                                geo.padding)
+    e3 = e.reshape(b, geo.c_out, ho * wo)
+    dxp = np.zeros((b, geo.c_in, h + 2 * ph, wd + 2 * pw), e.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            part = np.matmul(np.ascontiguousarray(w[:, :, i, j].T), e3)  # [B, C, P]
+            window(dxp, i, j, geo.stride, (ho, wo))[...] += part.reshape(b, geo.c_in, ho, wo)
+    return dxp[:, :, ph:ph + h, pw:pw + wd]
+
+
 def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
     saved, geo = ctx
+    if sel is None and geo.groups == 1 and not geo.pointwise:
+        return _transposed_per_offset(e, w, geo)
     if sel is None or geo.groups > 1:  # grouped: dropped channels have zero error
         return _KERNELS[geo.depthwise][1](saved, e, w, geo, True, False)[0]
     w_sel = w.reshape(geo.c_out, -1)[sel.idx]  # [B, k, C*kh*kw]: the kept filters only
