@@ -28,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgetrain import data, zoo
+from edgetrain.engine.heap import keep_freed_memory
 from edgetrain.engine.int8 import Trainer
 from edgetrain.ir import Policy
 from edgetrain.numerics.config import get as get_numerics
@@ -220,6 +221,7 @@ def main(argv=None) -> int:
                    help="also run the numerics ablation (one change at a time)")
     p.add_argument("--out", default="BENCHMARKS.md")
     args = p.parse_args(argv)
+    keep_freed_memory()  # as the CLI does; process-wide, so PyTorch gets it too
     ds = data.load("mnist")
     from threadpoolctl import threadpool_limits
 
@@ -243,7 +245,8 @@ def main(argv=None) -> int:
     cmd = "    .venv/bin/python bench/fqt.py " + " ".join(argv or sys.argv[1:])
     md = "\n\n".join([
         "## fqt: fully quantized training (Deutel et al. 2024)", f"Command:\n\n{cmd}",
-        f"Machine: {machine_summary()}; one thread for numpy BLAS and PyTorch.", table,
+        (f"Machine: {machine_summary()}; one thread for numpy BLAS and PyTorch; glibc heap "
+         "kept between steps (engine.heap.keep_freed_memory, as the CLI) for both."), table,
         f"Transfer: mnist-cnn pre-trained in float32 on mnist ({args.pretrain_epochs} epochs),"
         f" then the last 2 layers adapted on the drifted domain for {args.transfer_epochs} "
         "epochs (int8: quantized first, calibration on the new domain)\n\n"
