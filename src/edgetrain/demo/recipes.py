@@ -74,8 +74,6 @@ RECIPES: dict[str, DemoRecipe] = {r.dataset: r for r in (
 
 # --quick: the same pipeline on smaller step sizes (about a minute on 2 cores)
 QUICK = {"pretrain_epochs": lambda r: max(1, r.pretrain_epochs // 3),
-         "pretrain_samples": lambda r: 1500 if r.pretrain_samples is None else
-         min(r.pretrain_samples, 1500),
          "adapt_samples": lambda r: min(r.adapt_samples, 300),
          "test_samples": lambda r: 400,
          "epochs": lambda r: max(2, r.epochs // 2),
