@@ -107,8 +107,9 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
              "(`et_bench`, no trace); MACs are those the Python engine executed "
              "(forward + backward error + weight gradient). RAM: the model's static RAM "
              "(arena + parameters + trackers, from the generated code) against the planner's "
-             "`peak_ram_bytes`; ELF RAM is .data + .bss of the model-only program (adds "
-             "newlib's few hundred bytes; stack reserved apart)."), "",
+             "`peak_ram_bytes`; ELF RAM is .data + .bss of the model-only program `et_deploy` "
+             "(adds the C library's own data, about 4-5 KB with newlib-nano and semihosting; "
+             "the 8 KB stack is reserved apart)."), "",
              ("| model | policy | host | cortex-m4 | tensors | insn/MAC M4 (DSP) | insn/MAC "
              "plain C | insn/sample | model RAM | planner RAM | gap | ELF RAM | flash | fits |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -122,7 +123,13 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
     exact = all(r.host_exact and r.m4_exact is not False for r in rows)
     ram_ok = sum(abs(r.gap) <= RAM_BAR for r in rows)
     ipm = [r.ipm for r in rows if r.ipm is not None]
-    lines += ["", (f"- Bit-exact: {'all' if exact else 'NOT all'} {len(rows)} cases "
+    lines += ["", ("Where the RAM gap comes from: above the planner, the runtime's own scratch "
+                   "that the planner does not model (transposed weights and operand columns of "
+                   "the gathered convolutions, per-row update scratch, 12-byte trackers); below "
+                   "it, state the planner reserves and the C does not keep (quantization "
+                   "parameters of frozen layers live in flash). `export.json` lists every "
+                   "buffer with its offset."),
+              "", (f"- Bit-exact: {'all' if exact else 'NOT all'} {len(rows)} cases "
               f"({'host and cortex-m4' if cross else 'host only: cross toolchain missing'})."),
               f"- RAM within {RAM_BAR:.0%} of the planner: {ram_ok} of {len(rows)} cases.",
               (f"- Instructions per MAC on cortex-m4: {min(ipm):.2f} to {max(ipm):.2f} "
