@@ -31,7 +31,7 @@ from edgetrain.errors import EdgetrainError, unknown
 CROSS_INSTALL_HINT = ("install the Cortex-M toolchain and emulator: apt-get install "
                       "--no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
                       "qemu-system-arm")
-HOST_INSTALL_HINT = "install a C compiler: apt-get install gcc (or set CC)"
+HOST_INSTALL_HINT = "install a C compiler: apt-get install --no-install-recommends gcc make"
 
 # Strict C99; no FMA contraction and no fast-math, so float32 scalar steps round as in NumPy.
 C_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-O2")
