@@ -238,22 +238,41 @@ class Emitter:
                                      "batch or split the layer")
 
     def weight_layer(self, node: Node) -> str:
-        st, n, B = self.m.state, node.name, self.B
-        geo = self.geometry(node)
-        per_ch = bool(self.num.weight_channels)
-        c_in, h, w, c_out, ho, wo, kh, kw = geo[:8]
-        k = c_in // geo[-1] * kh * kw
+        """Declare the et_wlayer of a linear/conv node; returns its C name."""
+        n, geo = node.name, self.geometry(node)
         roles = self.trainable.get(n, frozenset())
         train_w, train_b = "weight" in roles, "bias" in roles
         want_dx = node.inputs[0] != INPUT and node.inputs[0] in self.needed
-        self.check_ranges(node, geo, per_ch, train_w, want_dx)
+        self.check_ranges(node, geo, bool(self.num.weight_channels), train_w, want_dx)
+        lo, hi = output_clamp(self.g, node)
+        fields = [f".conv = {int(node.op != 'linear')}",
+                  ".g = {" + ", ".join(map(str, geo)) + "}",
+                  f".clamp_lo = {f32(lo)}", f".clamp_hi = {f32(hi)}",
+                  f".train_w = {int(train_w)}", f".train_b = {int(train_b)}",
+                  f".want_dx = {int(want_dx)}",
+                  f".trace_gw = {self.trace_id(f'w/{n}', f'w_scale/{n}', f'w_zero/{n}', f'b/{n}')}"]
+        fields += self.layer_state(node, geo, train_w, train_b, want_dx)
+        fields += self.layer_buffers(node, geo, train_w, train_b)
         ident = c_ident(n)
-        wq = self.state_array("int8_t", f"w_{ident}", st[f"{n}:w"], train_w)
-        bq = self.state_array("int32_t", f"b_{ident}", st[f"{n}:b"], train_b)
-        bs = self.state_array("float", f"bs_{ident}", st[f"{n}:b_scale"], False)
-        w_range = self.tracker(f"{n}:w", c_out if per_ch else 1, mutable=train_w)
-        a_range = self.tracker(f"{n}:a")
-        dx_range = self.tracker(f"{n}:dx") if want_dx else "0"
+        self.decls.append(f"static et_wlayer L_{ident} = {{\n    " + ",\n    ".join(fields)
+                          + "\n};")
+        self.layers[n] = f"L_{ident}"
+        return f"L_{ident}"
+
+    def layer_state(self, node: Node, geo, train_w: bool, train_b: bool,
+                    want_dx: bool) -> list[str]:
+        """Fields of the layer's long-lived state: parameters, trackers, statistics (RAM when
+        trained, flash when frozen)."""
+        st, n, ident = self.m.state, node.name, c_ident(node.name)
+        c_out, per_ch = geo[3], bool(self.num.weight_channels)
+        fields = [f".w = (int8_t *){self.state_array('int8_t', f'w_{ident}', st[n + ':w'], train_w)}",
+                  f".b = (int32_t *){self.state_array('int32_t', f'b_{ident}', st[n + ':b'], train_b)}",
+                  f".b_scale = {self.state_array('float', f'bs_{ident}', st[n + ':b_scale'], False)}",
+                  f".w_range = {self.tracker(n + ':w', c_out if per_ch else 1, mutable=train_w)}",
+                  f".a_range = {self.tracker(n + ':a')}",
+                  f".dx_range = {self.tracker(n + ':dx') if want_dx else '0'}",
+                  f".g_stats = {self.grad_stats(n + ':g', c_out) if train_w else '0'}",
+                  f".gb_stats = {self.grad_stats(n + ':gb', 1) if train_b else '0'}"]
         w_zero = 0
         if train_w:  # recomputed from the tracker every step
             self.decls.append(f"static float ws_{ident}[{c_out}];")
@@ -268,41 +287,28 @@ class Emitter:
         if self.cfg.policy.partial and train_w:
             value = np.float32(np.asarray(st.get(f"{n}:emax", np.zeros(1))).ravel()[0])
             emax = "&" + self.ranges(f"em_{ident}", [value], [0.0], True) + "[0].lo"
-        g_stats = self.grad_stats(f"{n}:g", c_out) if train_w else "0"
-        gb_stats = self.grad_stats(f"{n}:gb", 1) if train_b else "0"
-        acc = self.buf(f"acc:{n}", "int32_t", B * c_out * ho * wo)
-        dxacc = self.buf(f"dxacc:{n}", "int32_t", B * max(c_in * h * w, c_out))
-        ec = self.buf(f"ec:{n}", "int16_t", B * c_out * ho * wo)
-        gw = self.buf(f"gw:{n}", "int32_t", c_out * k) if train_w else None
-        gb = self.buf(f"gb:{n}", "int32_t", c_out) if train_b else None
-        kept = self.buf(f"kept:{n}", "uint8_t", B * c_out) if self.cfg.policy.partial else None
+        return fields + [f".w_scale = (float *)ws_{ident}", f".w_fixed = {int(not train_w)}",
+                         f".w_zero = {w_zero}", f".emax = {emax}"]
+
+    def layer_buffers(self, node: Node, geo, train_w: bool, train_b: bool) -> list[str]:
+        """Fields pointing into the arena: accumulators, centred errors, gradients, scratch."""
+        n, B = node.name, self.B
+        c_in, h, w, c_out, ho, wo, kh, kw = geo[:8]
+        k = c_in // geo[-1] * kh * kw
+        per_ch = bool(self.num.weight_channels)
+        bufs = {"acc": ("int32_t", B * c_out * ho * wo, True),
+                "dxacc": ("int32_t", B * max(c_in * h * w, c_out), True),
+                "ec": ("int16_t", B * c_out * ho * wo, True),
+                "gw": ("int32_t", c_out * k, train_w), "gb": ("int32_t", c_out, train_b),
+                "kept": ("uint8_t", B * c_out, self.cfg.policy.partial),
+                "wrow": ("float", k, train_w and per_ch), "s_g": ("float", c_out, train_w)}
+        fields = []
+        for member, (ctype, count, wanted) in bufs.items():
+            name = f"{'sg' if member == 's_g' else member}:{n}"
+            ptr = f"({ctype} *){addr(self.buf(name, ctype, count))}" if wanted else "0"
+            fields.append(f".{member} = {ptr}")
         sc_fwd, sc_bwd = self.conv_scratch(node, geo)
-        wrow = self.buf(f"wrow:{n}", "float", k) if train_w and per_ch else None
-        s_g = self.buf(f"sg:{n}", "float", c_out) if train_w else None
-        lo, hi = output_clamp(self.g, node)
-        trace = self.trace_id(f"w/{n}", f"w_scale/{n}", f"w_zero/{n}", f"b/{n}")
-        fields = [f".conv = {int(node.op != 'linear')}",
-                  ".g = {" + ", ".join(map(str, geo)) + "}",
-                  f".w = (int8_t *){wq}", f".b = (int32_t *){bq}", f".b_scale = {bs}",
-                  f".w_range = {w_range}", f".a_range = {a_range}", f".dx_range = {dx_range}",
-                  f".clamp_lo = {f32(lo)}", f".clamp_hi = {f32(hi)}",
-                  f".train_w = {int(train_w)}", f".train_b = {int(train_b)}",
-                  f".want_dx = {int(want_dx)}", f".emax = {emax}",
-                  f".acc = (int32_t *){addr(acc)}", f".dxacc = (int32_t *){addr(dxacc)}",
-                  f".ec = (int16_t *){addr(ec)}",
-                  f".gw = {'(int32_t *)' + addr(gw) if gw else '0'}",
-                  f".gb = {'(int32_t *)' + addr(gb) if gb else '0'}",
-                  f".kept = {'(uint8_t *)' + addr(kept) if kept else '0'}",
-                  f".w_scale = (float *)ws_{ident}", f".w_fixed = {int(not train_w)}",
-                  f".w_zero = {w_zero}", f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}",
-                  f".wrow = {'(float *)' + addr(wrow) if wrow else '0'}",
-                  f".s_g = {'(float *)' + addr(s_g) if s_g else '0'}",
-                  f".g_stats = {g_stats}",
-                  f".gb_stats = {gb_stats}", f".trace_gw = {trace}"]
-        self.decls.append(f"static et_wlayer L_{ident} = {{\n    " + ",\n    ".join(fields)
-                          + "\n};")
-        self.layers[n] = f"L_{ident}"
-        return f"L_{ident}"
+        return fields + [f".sc_fwd = {sc_fwd}", f".sc_bwd = {sc_bwd}"]
 
     def conv_scratch(self, node: Node, geo) -> tuple[str, str]:
         """Initialisers of the forward and backward et_conv_scratch (see et_kernels.h)."""
@@ -527,7 +533,7 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
     updates = em.backward(e_out)
     em.update(updates)
     offsets, arena_bytes, bound = em.arena()
-    model_c = _model_c(em, name, n_forward, offsets, arena_bytes)
+    model_c = _model_c(em, name, n_forward, offsets)
     em.state_bytes += 16 * (2 * em.deferrable + 1)  # the deferred-observation queue
     model_h = _model_h(em, name, arena_bytes)
     buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
@@ -541,11 +547,13 @@ def _rng_init(model: Int8Model, seed: int) -> int:
     return int(Stream(seed).state)
 
 
-def _model_c(em: Emitter, name: str, n_forward: int, offsets: dict[str, int],
-             arena_bytes: int) -> str:
-    step = "\n".join(code for code, _ in em.calls)
-    fwd = "\n".join(code for code, _ in em.calls[:n_forward])
-    out = em.acts[em.g.output][0]
+def _model_c(em: Emitter, name: str, n_forward: int, offsets: dict[str, int]) -> str:
+    """model.c: the data part, then the functions of the API."""
+    return _model_c_data(em, name, offsets) + _model_c_api(em, n_forward)
+
+
+def _model_c_data(em: Emitter, name: str, offsets: dict[str, int]) -> str:
+    """Includes, the arena and its offsets, configuration, parameters, trackers."""
     defines = "\n".join(f"#define ET_OFF_{c_ident(b)} {off}" for b, off in sorted(
         offsets.items(), key=lambda kv: kv[1]))
     unused = [b for b in em.buffers if b not in offsets]  # declared, never touched by a call
@@ -583,8 +591,15 @@ const char *const et_trace_names[ET_TRACE_COUNT] = {{
     {names}
 }};
 #endif
+"""
 
-void et_init(void)
+
+def _model_c_api(em: Emitter, n_forward: int) -> str:
+    """et_init, the training step in the engine's order, et_predict, et_get_weights."""
+    step = "\n".join(code for code, _ in em.calls)
+    fwd = "\n".join(code for code, _ in em.calls[:n_forward])
+    out = em.acts[em.g.output][0]
+    return f"""void et_init(void)
 {{
 {chr(10).join(em.init)}
     rng.state = rng_init;
