@@ -88,6 +88,10 @@ def dataset_section(d: dict) -> str:
     return "\n\n".join(parts)
 
 
+def _load(load: list[float] | None) -> str:
+    return "" if not load else f"; load average {' '.join(map(str, load))} at the start"
+
+
 def paper_section() -> str:
     rows = "\n".join(f"| {a} | {b} | {c} | {e} | {f} |" for a, b, c, e, f in PAPER_ROWS)
     return ("### The paper's numbers (QUOTED from Deutel et al. 2024, Cortex-M7; not "
@@ -101,7 +105,7 @@ def section(results: dict, command: str) -> str:
     head = ("## bench: datasets x precisions x policies, PyTorch side by side\n\n"
             f"Command: `{command}`  \nMachine: {results['machine']}; {results['threads']}  \n"
             f"Device for RAM/flash (planner) and QEMU: {c['device']}; total "
-            f"{results['seconds']:.0f} s.\n\n"
+            f"{results['seconds']:.0f} s{_load(results.get('load_average'))}.\n\n"
             "Accuracy: test split of the drifted domain, before -> after adaptation. MACs: "
             "executed by the engine per training sample. Peak RAM and flash: the planner. "
             "QEMU instructions: the exported int8 C, one training step, measured (--quick: "

@@ -260,10 +260,11 @@ def run_bench(config: BenchConfig, info: Callable[[str], None] = lambda text: No
     """Every dataset of the configuration; the results as one JSON-ready dict."""
     from edgetrain.report.benchmarks import machine_summary
 
-    start = time.perf_counter()
+    start, load = time.perf_counter(), steps.load_average()
     with one_thread() as threads:
         results = [bench_dataset(name, config, info) for name in config.chosen_datasets()]
     return {"config": {**asdict(config), "datasets": list(config.chosen_datasets())},
-            "machine": machine_summary(), "threads": threads, "datasets": results,
+            "machine": machine_summary(), "threads": threads, "load_average": load,
+            "datasets": results,
             "seconds": round(time.perf_counter() - start, 1)}
 

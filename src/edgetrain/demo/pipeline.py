@@ -73,7 +73,7 @@ def run_demo(config: DemoConfig, reporter: Reporter | None = None) -> dict:
     recipe = get_recipe(config.data, config.quick)
     timer, res = _Timer(rep), {"config": _config_dict(config, recipe)}
     steps.check_feasible(recipe, config.device, _budget(config))
-    start = time.perf_counter()
+    start, load = time.perf_counter(), steps.load_average()
     timer.start(STEPS[0])
     dom = steps.domains(recipe, config.seed)
     graph, pre = steps.pretrained(recipe, dom.source, config.seed, rep.progress)
@@ -86,6 +86,7 @@ def run_demo(config: DemoConfig, reporter: Reporter | None = None) -> dict:
     _export_step(timer, rep, model, chosen, recipe, config, res)
     timer.start(STEPS[6])
     res["seconds"] = {**timer.seconds, "total": round(time.perf_counter() - start, 2)}
+    res["load_average_at_start"] = load
     report.write(Path(config.out), res, plans, runs, devices.get(config.device))
     timer.stop()
     rep.info(f"report: {Path(config.out) / 'report.html'} (and report.md, results.json)")

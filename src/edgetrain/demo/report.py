@@ -126,7 +126,8 @@ def summary_rows(res: dict) -> list[dict]:
         {"figure": "int8 gain / float32 gain of the same layers",
          "value": f"{ratio} (target >= 90 %: {'met' if a['target_met'] else 'NOT met'})"},
         {"figure": "bit_exact (C vs Python engine)", "value": str(res["bit_exact"]).lower()},
-        {"figure": "total time", "value": f"{res['seconds']['total']:.0f} s"},
+        {"figure": "total time", "value": f"{res['seconds']['total']:.0f} s (load average "
+                                          f"{res.get('load_average_at_start')} at the start)"},
     ]
 
 

@@ -10,6 +10,7 @@ int8 on the device with dynamic partial gradient updates.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -252,3 +253,11 @@ def describe_verify(v: dict) -> str:
     elif v.get("fits") is False:
         text += f"; the device program does NOT fit: {v.get('fit_error')}"
     return text
+
+
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load average when a run starts (the machine may be shared)."""
+    try:
+        return [round(v, 1) for v in os.getloadavg()]
+    except OSError:
+        return None
