@@ -163,14 +163,16 @@ register(OpDef("global_avg_pool", _infer_gap, global_avg_pool_forward,
 def int_maxpool2d_forward(attrs, q, zero, qmax, mode, rng):
     (kh, kw), stride, padding, out_hw = pool_geometry(attrs, q.shape[1:], "maxpool2d")
     xp = pad_hw(q.astype(np.int16), padding, -32768) if any(padding) else q  # below any code
-    y = window(xp, 0, 0, stride, out_hw).copy()  # int[B, C, Ho, Wo]
-    arg = np.zeros(y.shape, np.int32)  # offset index of the first maximum (as the float op)
-    for k in range(1, kh * kw):
-        win = window(xp, k // kw, k % kw, stride, out_hw)
-        better = win > y
-        np.copyto(y, win, where=better)
-        arg[better] = k
-    return y.astype(np.int8), (arg, q.shape, (kh, kw), stride, padding)
+    wins = [window(xp, k // kw, k % kw, stride, out_hw) for k in range(kh * kw)]
+    y = wins[0].copy()  # int[B, C, Ho, Wo]
+    for win in wins[1:]:
+        np.maximum(y, win, out=y)
+    # offset index of the first maximum (as the float op): the lowest k whose code equals
+    # the max, found by writing k = last .. 0 (int8 holds any kernel up to 11 x 11)
+    arg = np.full(y.shape, kh * kw - 1, np.int8 if kh * kw <= 127 else np.int32)
+    for k in range(kh * kw - 2, -1, -1):
+        np.copyto(arg, k, where=wins[k] == y)
+    return y.astype(np.int8, copy=False), (arg, q.shape, (kh, kw), stride, padding)
 
 
 def int_maxpool2d_backward(attrs, ctx, e):
