@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgetrain.errors import EdgetrainError
-from edgetrain.ir import GraphBuilder, OpDef, Policy, parse_policy, register
+from edgetrain.ir import GraphBuilder, Policy, parse_policy, register
 from edgetrain.ir.registry import get_op
 
 

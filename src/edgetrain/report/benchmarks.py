@@ -44,7 +44,7 @@ def update_section(name: str, markdown: str, path: str | Path = "BENCHMARKS.md")
     text = path.read_text() if path.exists() else HEADER
     block = f"<!-- begin:{name} -->\n{markdown.strip()}\n<!-- end:{name} -->"
     pattern = re.compile(rf"<!-- begin:{re.escape(name)} -->.*?<!-- end:{re.escape(name)} -->",
-                         re.S)
+                         re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
         text.rstrip() + "\n\n" + block + "\n")
     return write_text(path, text)
