@@ -31,16 +31,23 @@ from edgetrain.errors import EdgetrainError
 from edgetrain.ir.graph import INPUT, Node
 from edgetrain.ir.policy import Policy
 from edgetrain.memory.arena import Request, align, get_planner, lower_bound
+from edgetrain.memory.runtime import (
+    CTYPE_BYTES,
+    OBSERVATION_BYTES,
+    RANGE_BYTES,
+    conv_scratch,
+    layer_geometry,
+    queue_entries,
+    weight_layer_arena,
+)
 from edgetrain.numerics.kernels import AddKernel, IntKernel, WeightKernel, int8_kernel
 from edgetrain.numerics.quantize import Int8Model, output_clamp
 from edgetrain.numerics.rounding import Stream
-from edgetrain.ops.conv import geometry_1d, geometry_2d
 from edgetrain.ops.pool import pool_geometry
 
 ROUND = {"floor": 0, "nearest": 1, "stochastic": 2}
 INT_OPS = {"relu": "ET_RELU", "relu6": "ET_RELU6", "maxpool2d": "ET_MAXPOOL",
            "avgpool2d": "ET_AVGPOOL", "global_avg_pool": "ET_GAP", "flatten": "ET_FLATTEN"}
-CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
 ALIGN = 8
 I32 = 2**31
 
@@ -171,14 +178,14 @@ class Emitter:
         if not mutable:
             self.decls.append(f"static const et_range {name}[{len(items)}] = "
                               f"{{{', '.join(items)}}};")
-            self.flash_bytes += 12 * len(items)
+            self.flash_bytes += RANGE_BYTES * len(items)
             return f"(et_range *){name}"
         self.decls.append(f"static et_range {name}[{len(items)}];")
         self.decls.append(f"static const et_range {name}_init[{len(items)}] = "
                           f"{{{', '.join(items)}}};")
         self.init.append(f"    memcpy({name}, {name}_init, sizeof {name});")
-        self.state_bytes += 12 * len(items)
-        self.flash_bytes += 12 * len(items)
+        self.state_bytes += RANGE_BYTES * len(items)
+        self.flash_bytes += RANGE_BYTES * len(items)
         return name
 
     def tracker(self, key: str, n: int = 1, mutable: bool = True) -> str:
@@ -211,14 +218,7 @@ class Emitter:
 
     # ---- weight layers
     def geometry(self, node: Node) -> tuple[int, ...]:
-        in_shape = self.g.shapes[node.inputs[0]]
-        if node.op == "linear":
-            n_in, n_out = in_shape[0], int(node.attrs["out_features"])
-            return (n_in, 1, 1, n_out, 1, 1, 1, 1, 1, 1, 0, 0, 1)
-        geo = (geometry_2d(node.attrs, in_shape) if node.op == "conv2d"
-               else geometry_1d(node.attrs, in_shape))
-        return (geo.c_in, *geo.in_hw, geo.c_out, *geo.out_hw, *geo.kernel, *geo.stride,
-                *geo.padding, geo.groups)
+        return layer_geometry(node.op, node.attrs, self.g.shapes[node.inputs[0]])
 
     def check_ranges(self, node: Node, geo, per_channel: bool, train_w: bool,
                      want_dx: bool) -> None:
@@ -292,16 +292,9 @@ class Emitter:
 
     def layer_buffers(self, node: Node, geo, train_w: bool, train_b: bool) -> list[str]:
         """Fields pointing into the arena: accumulators, centred errors, gradients, scratch."""
-        n, B = node.name, self.B
-        c_in, h, w, c_out, ho, wo, kh, kw = geo[:8]
-        k = c_in // geo[-1] * kh * kw
-        per_ch = bool(self.num.weight_channels)
-        bufs = {"acc": ("int32_t", B * c_out * ho * wo, True),
-                "dxacc": ("int32_t", B * max(c_in * h * w, c_out), True),
-                "ec": ("int16_t", B * c_out * ho * wo, True),
-                "gw": ("int32_t", c_out * k, train_w), "gb": ("int32_t", c_out, train_b),
-                "kept": ("uint8_t", B * c_out, self.cfg.policy.partial),
-                "wrow": ("float", k, train_w and per_ch), "s_g": ("float", c_out, train_w)}
+        n = node.name
+        bufs = weight_layer_arena(geo, self.B, train_w, train_b, self.cfg.policy.partial,
+                                  bool(self.num.weight_channels))
         fields = []
         for member, (ctype, count, wanted) in bufs.items():
             name = f"{'sg' if member == 's_g' else member}:{n}"
@@ -312,17 +305,11 @@ class Emitter:
 
     def conv_scratch(self, node: Node, geo) -> tuple[str, str]:
         """Initialisers of the forward and backward et_conv_scratch (see et_kernels.h)."""
-        if node.op == "linear":
+        sizes = conv_scratch(node.op, geo)
+        if not sizes:  # linear, depthwise: direct loops, no scratch
             return "{0, 0, 0}", "{0, 0, 0}"
-        c_in, _, _, c_out, ho, wo, kh, kw, *_rest, groups = geo
-        cg, og = c_in // groups, c_out // groups
-        if cg == 1 and og == 1:  # depthwise: direct loops, no scratch
-            return "{0, 0, 0}", "{0, 0, 0}"
-        n = node.name
-        colf = self.buf(f"colf:{n}", "int16_t", cg * kh * kw)
-        colb = self.buf(f"colb:{n}", "int16_t", max(og * kh * kw, ho * wo))
-        wt = self.buf(f"wt:{n}", "int8_t", c_out * cg * kh * kw)
-        kept = self.buf(f"kb:{n}", "int32_t", c_out)
+        colf, colb, wt, kept = (self.buf(f"{what}:{node.name}", *sizes[what])
+                                for what in ("colf", "colb", "wt", "kb"))
         return (f"{{(int16_t *){addr(colf)}, 0, 0}}",
                 f"{{(int16_t *){addr(colb)}, (int8_t *){addr(wt)}, (int32_t *){addr(kept)}}}")
 
@@ -534,7 +521,7 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
     em.update(updates)
     offsets, arena_bytes, bound = em.arena()
     model_c = _model_c(em, name, n_forward, offsets)
-    em.state_bytes += 16 * (2 * em.deferrable + 1)  # the deferred-observation queue
+    em.state_bytes += OBSERVATION_BYTES * queue_entries(em.deferrable)  # deferred queue
     model_h = _model_h(em, name, arena_bytes)
     buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
                for b, (ct, cnt) in em.buffers.items()}
@@ -583,7 +570,7 @@ static int64_t et_loss_q16;
 {chr(10).join(em.decls)}
 
 /* deferred range observations of one step: at most two per tracker (merges) */
-static et_observation et_queue[{2 * em.deferrable + 1}];
+static et_observation et_queue[{queue_entries(em.deferrable)}];
 
 {em.weights_table()}
 #if ET_TRACE
@@ -611,7 +598,7 @@ static void et_step(const float *x, const int32_t *labels, int32_t batch)
     et_ctx c = {{&cfg, &rng, batch}};
     const int observe = 1;
     int64_t loss = 0;
-    et_deferred_reset(et_queue, {2 * em.deferrable + 1});
+    et_deferred_reset(et_queue, {queue_entries(em.deferrable)});
 {step}
     et_deferred_commit();
     et_loss_q16 = loss;
