@@ -33,6 +33,8 @@ M_MAX = np.array(0x42FFFFFF, np.uint32).view(np.float32)  # largest float32 belo
 def multiplier(M) -> tuple[np.ndarray, np.ndarray]:
     """(m int64, shift int64) with M == m * 2^-shift exactly; M = 0 or subnormal -> (0, 0)."""
     M = np.minimum(np.asarray(M, np.float32), M_MAX)
+    if M.ndim == 0:
+        return _multiplier_scalar(M)
     if np.any(~(M >= 0)):
         raise FloatingPointError(f"requantization multiplier must be >= 0, got {M}")
     u = M.view(np.uint32).astype(np.int64)
@@ -40,6 +42,16 @@ def multiplier(M) -> tuple[np.ndarray, np.ndarray]:
     m = np.where(exp > 0, (u & 0x7FFFFF) | 0x800000, 0)
     shift = np.where(exp > 0, np.minimum(150 - exp, 62), 0)
     return m.astype(np.int64), shift.astype(np.int64)
+
+
+def _multiplier_scalar(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """multiplier() of one float32 (0-d) with Python ints: the same bits, less overhead."""
+    if not M >= 0:
+        raise FloatingPointError(f"requantization multiplier must be >= 0, got {M}")
+    u = int(M.view(np.uint32))
+    exp = (u >> 23) & 0xFF
+    m, shift = ((u & 0x7FFFFF) | 0x800000, min(150 - exp, 62)) if exp > 0 else (0, 0)
+    return np.array(m, np.int64), np.array(shift, np.int64)
 
 
 def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,

@@ -114,13 +114,14 @@ def _shift_floor(p, shift, rng):
 
 def _shift_nearest(p, shift, rng):
     # ties away from zero: (p + 2^(s-1) - (p < 0)) >> s equals sign(p) (|p| + 2^(s-1)) >> s
-    neg = p < 0
     if shift.ndim == 0 and int(shift) == 0:
         return p
     if shift.ndim == 0 or bool(np.all(shift > 0)):
+        neg = p >> 63  # -1 where p < 0, else 0: int64 like p (no bool -> int64 cast)
         p += np.int64(1) << (shift - 1)
-        p -= neg
+        p += neg
     else:
+        neg = p < 0
         on = (shift > 0).astype(np.int64)  # small (per channel): shift 0 means divide by 1
         p += on << np.maximum(shift - 1, 0)
         p -= neg * on
