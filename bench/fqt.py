@@ -15,6 +15,7 @@ section "fqt".
    batches, interleaved repeats in the same run, one thread each; bar: within 3x.
 
     .venv/bin/python bench/fqt.py [--epochs 10] [--transfer-epochs 3] [--pretrain-epochs 6]
+    .venv/bin/python bench/fqt.py --only speed [--repeats 5]   # part 4 only, printed
 """
 
 from __future__ import annotations
@@ -220,8 +221,15 @@ def main(argv=None) -> int:
     p.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the numerics ablation (one change at a time)")
     p.add_argument("--out", default="BENCHMARKS.md")
+    p.add_argument("--only", choices=["speed"],
+                   help="run only this part and print it (BENCHMARKS.md is left as it is)")
     args = p.parse_args(argv)
     keep_freed_memory()  # as the CLI does; process-wide, so PyTorch gets it too
+    if args.only == "speed":
+        int8_sps, torch_sps = speed(32, 10, args.repeats)
+        print(f"int8 {int8_sps:.0f} samples/s, PyTorch {torch_sps:.0f} samples/s "
+              f"({torch_sps / int8_sps:.2f}x)")
+        return 0
     ds = data.load("mnist")
     from threadpoolctl import threadpool_limits
 
