@@ -89,9 +89,12 @@ def test_batch_keeps_gradient_accumulators_in_state():
 def test_partial_is_planned_for_its_worst_case_and_says_so():
     full, part = sched("mnist-cnn"), sched("mnist-cnn", Policy(lambda_min=0.1))
     assert any("worst case" in n for n in part.notes)
-    assert {b for b in part.buffers if b.startswith("scratch:topk:")} == {
-        "scratch:topk:conv1", "scratch:topk:conv2", "scratch:topk:fc1", "scratch:topk:fc2"}
-    assert part.buffers["scratch:topk:conv2"].elements == 2 * 16
+    # int8: the C runtime's kept-row flags, uint8 per output channel
+    assert {b for b in part.buffers if b.startswith("scratch:kept:")} == {
+        "scratch:kept:conv1", "scratch:kept:conv2", "scratch:kept:fc1", "scratch:kept:fc2"}
+    assert part.buffers["scratch:kept:conv2"].bytes == 16
+    mixed = sched("mnist-cnn", Policy(lambda_min=0.1), precision="mixed")
+    assert mixed.buffers["scratch:topk:conv2"].elements == 2 * 16  # index + magnitude
     assert [st.macs for st in part.steps] == [st.macs for st in full.steps]
 
 
@@ -162,8 +165,8 @@ def test_int8_accumulators_are_scratch_for_one_step():
     assert "scratch:acc:conv2" in fwd.writes
     assert s.buffers["scratch:acc:conv2"].bytes == 4 * 16 * 14 * 14
     err = next(st for st in s.steps if st.node == "conv2" and st.phase == "backward_error")
-    assert s.buffers["scratch:dx:conv2"].bytes == 4 * 8 * 14 * 14 and "scratch:dx:conv2" in \
-        err.writes
+    assert s.buffers["scratch:dxacc:conv2"].bytes == 4 * 8 * 14 * 14 and \
+        "scratch:dxacc:conv2" in err.writes
     ec = next(st for st in s.steps if st.node == "conv2" and "scratch:ec:conv2" in st.writes)
     later = next(st for st in s.steps if st.node == "conv2" and st.index > ec.index
                  and st.phase in ("backward_weight", "backward_error"))

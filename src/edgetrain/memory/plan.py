@@ -19,7 +19,7 @@ The C stack is not included.
 ...                   out_features=4))
 >>> p = plan(g, "nrf52840", "full", "int8", batch=1)
 >>> p.fits, p.arena_bytes, p.lower_bound_bytes, p.trainable_params
-(True, 584, 584, 172)
+(True, 640, 640, 172)
 >>> [(b.name, b.offset, b.first, b.last) for b in p.arena][:2]
 [('scratch:acc:linear0', 0, 1, 1), ('scratch:acc:linear2', 0, 3, 3)]
 """
@@ -50,6 +50,7 @@ class PlanConfig:
     alignment: int = 8  # bytes; every buffer offset and size is a multiple
     planner: str = "greedy-best"
     order: str = "auto"  # backward order per layer (schedule.ORDERS); auto: smaller arena
+    weight_channels: bool = True  # int8: per-channel weight scales (numerics.weight_channels)
 
     def __post_init__(self):
         if not isinstance(self.alignment, int) or self.alignment < 1:
@@ -59,8 +60,8 @@ class PlanConfig:
 
     def schedule_configs(self) -> list[ScheduleConfig]:
         orders = ORDERS if self.order == "auto" else (self.order,)
-        return [ScheduleConfig(self.precision, self.batch, self.reorder, self.optimizer, order)
-                for order in orders]
+        return [ScheduleConfig(self.precision, self.batch, self.reorder, self.optimizer, order,
+                               self.weight_channels) for order in orders]
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,10 @@ from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.ir.graph import INPUT, Graph, Node
 from edgetrain.ir.policy import Policy
 from edgetrain.ir.registry import get_op
+from edgetrain.memory import runtime
 
-DTYPE_BYTES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4}
+DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4,
+               "et_range": runtime.RANGE_BYTES, "et_observation": runtime.OBSERVATION_BYTES}
 ORDERS = ("error-first", "weight-first")
 PHASES = ("input", "forward", "loss", "merge", "backward_weight", "backward_error", "update")
 
@@ -131,6 +133,7 @@ class ScheduleConfig:
     reorder: bool | None = None  # apply each update as soon as its gradient exists; None: batch==1
     optimizer: str = "sgd-std"  # the engine's: SGD with gradient standardization
     order: str = "error-first"  # per trained layer: error then weight gradient, or the reverse
+    weight_channels: bool = True  # int8: per-channel weight scales (as numerics "default")
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -148,6 +151,12 @@ class ScheduleConfig:
     @property
     def reordered(self) -> bool:
         return self.batch == 1 if self.reorder is None else self.reorder
+
+    @property
+    def c_runtime(self) -> bool:
+        """int8 with the engine's optimizer: plan the exported C runtime's own buffers
+        (``memory.runtime``, the sizes the C emitter declares)."""
+        return self.precision == "int8" and self.optimizer == "sgd-std"
 
 
 @dataclass(frozen=True)
@@ -304,14 +313,58 @@ class _Builder:
             self.buffer(f"param:{key}", "param", dtype, value.size, node.name, region)
             if in_ram:
                 self.buffer(f"init:{key}", "init", dtype, value.size, node.name, "flash")
-        if self.prec.quantized and "weight" in node.params:
+        if self.config.c_runtime and self.is_weight_layer(node):
+            self.add_c_layer_state(node, roles)
+        elif self.prec.quantized and "weight" in node.params:
             rows = self.graph.params[node.params["weight"]].shape[0]
             # weight range tracker lo/hi per channel and the bias scale per channel (float32),
             # plus the tracker's seen flag and the output's scale and zero point
             self.buffer(f"qparams:{node.name}", "qparams", "int32", 3 * rows + 3, node.name,
                         "state" if roles else "flash")
 
+    def add_c_layer_state(self, node: Node, roles: frozenset[str]) -> None:
+        """The C runtime's state of a weight layer: weight scales (RAM when its weights are
+        trained, else constants in flash), range trackers of its weights (when trained),
+        output and input error (when propagated); the bias scales are constants."""
+        c_out, train_w = self.geometry(node)[3], "weight" in roles
+        w_ranges = c_out if self.config.weight_channels else 1
+        region = "state" if train_w else "flash"
+        self.buffer(f"qparams:{node.name}", "qparams", "float32", c_out, node.name, region)
+        self.buffer(f"qparams:bias_scale:{node.name}", "qparams", "float32", c_out, node.name,
+                    "flash")
+        count = 1 + self.wants_dx(node) + (w_ranges if train_w else 0)
+        self.buffer(f"ranges:{node.name}", "qparams", "et_range", count, node.name, "state")
+        if not train_w:
+            self.buffer(f"ranges:w:{node.name}", "qparams", "et_range", w_ranges, node.name,
+                        "flash")
+
+    def wants_dx(self, node: Node) -> bool:
+        """The layer propagates an error to its input (a tensor that needs one)."""
+        return node.inputs[0] != INPUT and node.inputs[0] in self.needed
+
+    def is_weight_layer(self, node: Node) -> bool:
+        return node.op in runtime.WEIGHT_OPS and node.name not in self.folded
+
+    def geometry(self, node: Node) -> tuple[int, ...]:
+        return runtime.layer_geometry(node.op, node.attrs, self.graph.shapes[node.inputs[0]])
+
+    def c_layer_buffers(self, node: Node, members: tuple[str, ...]) -> list[str]:
+        """int8 C runtime: the named arena buffers of a weight layer (its conv scratch and
+        per-layer buffers, ``runtime.conv_scratch`` / ``runtime.weight_layer_arena``)."""
+        if not (self.config.c_runtime and self.is_weight_layer(node)):
+            return []
+        geo, roles = self.geometry(node), self.trained.get(node.name, frozenset())
+        sizes = dict(runtime.conv_scratch(node.op, geo))
+        sizes.update({m: (ct, n) for m, (ct, n, wanted) in runtime.weight_layer_arena(
+            geo, 1, "weight" in roles, "bias" in roles, self.policy.partial,
+            self.config.weight_channels).items() if wanted})
+        return [self.buffer(f"scratch:{m}:{node.name}", "scratch",
+                            runtime.CTYPE_DTYPE[sizes[m][0]], sizes[m][1], node.name, "arena")
+                for m in members if m in sizes]
+
     def add_optimizer_state(self, node: Node) -> None:
+        if self.config.c_runtime:
+            return self.add_c_gradient_statistics(node)
         per_param, per_row = OPTIMIZERS[self.config.optimizer]
         for role in sorted(self.trained.get(node.name, ())):
             value = self.graph.params[node.params[role]]
@@ -321,8 +374,33 @@ class _Builder:
                 self.buffer(f"optim:{node.params[role]}", "optim", "float32", count, node.name,
                             "state")
 
+    def add_c_gradient_statistics(self, node: Node) -> None:
+        """The C runtime's gradient standardization: one statistic (mean, variance, seen) per
+        weight row, one for the bias, and the partial update's error maximum."""
+        roles = self.trained.get(node.name, ())
+        rows = self.graph.params[node.params["weight"]].shape[0] if "weight" in roles else 0
+        count = {"weight": rows + bool(self.policy.partial), "bias": 1}
+        for role in sorted(roles):
+            self.buffer(f"optim:{node.params[role]}", "optim", "et_range", count[role],
+                        node.name, "state")
+
+    def add_c_tensor_state(self) -> None:
+        """The C runtime's range trackers of the input, adds, error merges and the loss
+        error, and its queue of deferred observations (every activation/error tracker)."""
+        nodes = [n for n in self.graph.nodes if n.name not in self.folded]
+        adds = sum(n.op == "add" for n in nodes)
+        merges = sum(name.startswith("scratch:merge:") for name in self.buffers)
+        layers = [n for n in nodes if self.is_weight_layer(n)]
+        trackers = 2 + adds + merges
+        deferrable = trackers + len(layers) + sum(self.wants_dx(n) for n in layers)
+        self.buffer("qparams:tensors", "qparams", "et_range", trackers, "input", "state")
+        self.buffer("queue:observations", "queue", "et_observation",
+                    runtime.queue_entries(deferrable), "input", "state")
+
     def add_tensor_qparams(self) -> None:
         """Per-tensor scale, zero point and tracked range (lo, hi) of every int8 act/err."""
+        if self.config.c_runtime:
+            return self.add_c_tensor_state()
         tensors = [b for b in self.buffers.values() if b.kind in ("act", "err")]
         if self.prec.quantized and tensors:
             self.buffer("qparams:tensors", "qparams", "int32", 4 * len(tensors), "input",
@@ -350,8 +428,8 @@ class _Builder:
                               elements(self.graph.shapes[node.name]), node.name, "arena")
             self.act[node.name] = out
             reads = [self.act[t] for t in node.inputs] + self.param_buffers(node)
-            self.step("forward", node.name, reads, [*self.acc_scratch(node), out],
-                      self.forward_macs(node))
+            scratch = [*self.acc_scratch(node), *self.c_layer_buffers(node, ("colf",))]
+            self.step("forward", node.name, reads, [*scratch, out], self.forward_macs(node))
 
     def acc_scratch(self, node: Node) -> list[str]:
         """Quantized weight layers and adds sum into int32, then requantize: int32[output]."""
@@ -409,6 +487,8 @@ class _Builder:
 
     def topk_scratch(self, node: Node) -> list[str]:
         """Dynamic partial updates rank the N filters/rows by error: index + magnitude each."""
+        if self.config.c_runtime and self.policy.partial:  # uint8 kept flags, every layer
+            return self.c_layer_buffers(node, ("kept",))
         if not self.policy.partial or "weight" not in self.trained[node.name]:
             return []
         rows = self.graph.params[node.params["weight"]].shape[0]
@@ -421,6 +501,9 @@ class _Builder:
         accumulate = grads if self.config.batch > 1 else []
         costly = any(r in mem.param_keeps or not mem.known for r in self.trained[node.name])
         scratch = self.topk_scratch(node)  # filled, then read, by this step
+        scratch += self.c_layer_buffers(node, ("colb", "wt", "kb"))
+        if self.policy.partial and "weight" in self.trained[node.name]:
+            scratch += self.c_layer_buffers(node, ("dxacc",))  # error magnitudes per row
         ec_reads, ec_writes = self.centred_errors(node)
         reads = [self.err[node.name], *ec_reads, *self.keeps_for_params(node), *scratch]
         self.step("backward_weight", node.name, reads + accumulate, ec_writes + scratch + grads,
@@ -449,6 +532,8 @@ class _Builder:
         symbols = op_memory(node.op).int_error_scratch
         if self.prec.err != "int8" or not symbols:
             return []
+        if self.config.c_runtime and self.is_weight_layer(node):
+            return self.c_layer_buffers(node, ("dxacc", "colb", "wt", "kb", "kept"))
         shapes = {"inputs": [self.graph.shapes[t] for t in node.inputs],
                   "output": [self.graph.shapes[node.name]]}
         count = sum(elements(shape) for sym in symbols for shape in shapes[sym])
@@ -486,6 +571,19 @@ class _Builder:
         self.step("backward_error", node.name, reads, writes,
                   self.forward_macs(node) if mem.transposed else 0)
 
+    def one_call(self, first: int) -> None:
+        """The C runtime computes a weight layer's input error and weight gradient in one
+        call (et_bwd_weight): every buffer of either step is live during both."""
+        steps = self.steps[first:]
+        if len(steps) != 2:
+            return
+        a, b = steps
+        self.steps[first:] = [
+            Step(a.index, a.phase, a.node, tuple(dict.fromkeys(a.reads + b.reads)),
+                 tuple(dict.fromkeys(a.writes + b.writes)), a.macs),
+            Step(b.index, b.phase, b.node, tuple(dict.fromkeys(b.reads + a.reads + a.writes)),
+                 b.writes, b.macs)]
+
     def merge(self, node: Node) -> None:
         """Sum the int8 error contributions of a fan-out tensor into its error buffer."""
         buf = self.err[node.name]
@@ -501,7 +599,10 @@ class _Builder:
         state = [b for b in (f"optim:{node.params[r]}" for r in sorted(self.trained[node.name]))
                  if b in self.buffers]
         qp = [f"qparams:{node.name}"] if f"qparams:{node.name}" in self.buffers else []
-        self.step("update", node.name, grads + params + state + qp, params + state + qp)
+        kept = [b for b in (f"scratch:kept:{node.name}",) if b in self.buffers]
+        scratch = self.c_layer_buffers(node, ("wrow", "s_g"))  # per-row scales of the update
+        self.step("update", node.name, grads + params + state + qp + kept,
+                  params + state + qp + scratch)
 
     def layer_phases(self, node: Node) -> list:
         """The backward steps of one node in the configured order (both use the old weights;
@@ -524,8 +625,11 @@ class _Builder:
             if node.name in self.trained:
                 self.add_optimizer_state(node)
                 order.append(node)
+            first = len(self.steps)
             for phase in self.layer_phases(node):
                 phase(node)
+            if self.config.c_runtime and self.is_weight_layer(node):
+                self.one_call(first)
             if node.name in self.trained and self.config.reordered:
                 self.update(node)
         return order

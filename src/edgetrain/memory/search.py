@@ -14,7 +14,7 @@ on both RAM (lower) and trained parameters (higher).
 ...                   out_features=4))
 >>> r = search(g, "nrf52840", ram_budget=800, batches=(1,), lambdas=())
 >>> [(c.policy, c.trainable_params, c.peak_ram_bytes, c.fits) for c in r.candidates]
-[('last-1', 36, 400, True), ('bias-only', 12, 440, True), ('full', 172, 1192, False)]
+[('last-1', 36, 568, True), ('bias-only', 12, 408, True), ('full', 172, 1456, False)]
 """
 
 from __future__ import annotations
