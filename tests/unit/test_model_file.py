@@ -1,6 +1,7 @@
 """Model files: exact round trips, and a clear error for every kind of broken file."""
 
 import json
+import pickle  # only to forge a foreign file; never loaded
 import zipfile
 
 import numpy as np
@@ -79,8 +80,9 @@ def _rewrite(path, header_change=None, array_change=None):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda p: p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2]), "truncated or corrupted"),
-    (lambda p: p.write_bytes(b""), "truncated or corrupted"),
-    (lambda p: p.write_text("hello"), "truncated or corrupted"),
+    (lambda p: p.write_bytes(b""), "not an .npz archive"),
+    (lambda p: p.write_text("hello"), "not an .npz archive"),
+    (lambda p: p.write_bytes(pickle.dumps({"w": [1.0]})), "not an .npz archive"),
     (lambda p: np.savez(p, w=np.zeros(3)), "not an edgetrain model file"),
     (lambda p: _rewrite(p, lambda h: h.update(version=2)), "format version 2"),
     (lambda p: _rewrite(p, lambda h: h.update(format="other")), "not an edgetrain model file"),

@@ -85,6 +85,10 @@ def save_bundle(path: str | Path, kind: str, manifest: dict, arrays: dict) -> Pa
 def _read_archive(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise EdgetrainError(f"model file '{path}' does not exist")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise EdgetrainError(f"'{path}' is not an edgetrain model file (not an .npz "
+                                 "archive); pass a file written by edgetrain")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
