@@ -1,0 +1,52 @@
+"""The planner predicts the RAM the exported C program declares (issue 5's bar: within 5 %).
+
+The emitter reports its static RAM (arena + state) without a compiler; the planner's int8
+plan models the same C runtime buffers (``edgetrain.memory.runtime``), so its arena is the
+emitter's to the byte and its state differs only by the planner's 8-byte alignment."""
+
+import numpy as np
+import pytest
+
+from edgetrain import zoo
+from edgetrain.export.emit import ExportConfig, emit
+from edgetrain.ir.policy import parse_policy
+from edgetrain.memory.plan import PlanConfig, plan
+from edgetrain.numerics.quantize import quantize
+
+RAM_BAR = 0.05
+_MODELS: dict = {}
+
+
+def quantized(model: str, numerics: str = "default"):
+    if (model, numerics) not in _MODELS:
+        g = zoo.build(model)
+        calib = np.random.default_rng(0).normal(size=(32, *g.input_shape)).astype(np.float32)
+        _MODELS[model, numerics] = (g, quantize(g, calib, numerics))
+    return _MODELS[model, numerics]
+
+
+def emitted_and_planned(model: str, policy: str, numerics: str = "default"):
+    g, q = quantized(model, numerics)
+    e = emit(q, ExportConfig(parse_policy(policy)))
+    config = PlanConfig(precision="int8", weight_channels=q.numerics.weight_channels)
+    return e, plan(g, "imxrt1062", policy, config=config)
+
+
+@pytest.mark.parametrize("model, policy", [
+    ("motion-cnn1d", "full"), ("motion-cnn1d", "bias-only"), ("mbednet", "partial"),
+    ("mbednet", "last-2"), ("mlp", "bias-only"), ("mnist-cnn", "full")])
+def test_planner_peak_ram_is_the_emitted_static_ram(model, policy):
+    e, p = emitted_and_planned(model, policy)
+    emitted = e.arena_bytes + e.state_bytes
+    assert abs(p.peak_ram_bytes - emitted) <= RAM_BAR * p.peak_ram_bytes
+    assert p.arena_bytes == e.arena_bytes  # same buffers, same lifetimes, same placement
+    slack = 8 * len(p.state)  # each state buffer rounded up to the alignment
+    assert e.state_bytes <= p.state_bytes <= e.state_bytes + slack
+
+
+def test_per_tensor_weight_scales_follow_the_numerics():
+    e, p = emitted_and_planned("motion-cnn1d", "full", "paper")  # per-tensor weight scales
+    assert p.arena_bytes == e.arena_bytes
+    assert e.state_bytes <= p.state_bytes <= e.state_bytes + 8 * len(p.state)
+    per_channel = plan(quantized("motion-cnn1d")[0], "imxrt1062", "full", "int8")
+    assert per_channel.state_bytes > p.state_bytes  # one weight range per channel
