@@ -94,7 +94,12 @@ def _exact_dtype(terms: int, a_max, b_max) -> type:
 def _centred_weights(w: np.ndarray, qp: QParams) -> np.ndarray:
     """float64 (w - z_w), zero points per output channel (axis 0) or one."""
     z = qp.zero.reshape((-1,) + (1,) * (w.ndim - 1)) if qp.zero.ndim else qp.zero
-    return (w.astype(np.int32) - z).astype(np.float64)
+    return np.subtract(w, z, dtype=np.float64)  # one pass; exact (|w - z| <= 255)
+
+
+def _max_abs(a: np.ndarray) -> int:
+    """max |a| of an integer-valued array from its two extremes (no |a| temporary)."""
+    return max(-int(a.min()), int(a.max()))
 
 
 def _sum_spatial(e: np.ndarray) -> np.ndarray:
@@ -215,7 +220,7 @@ class Trainer:
         w, w_qp = self._weights(node)
         wc = _centred_weights(w, w_qp)
         x_max = _max_centred(x, x_qp.zero)
-        dtype = _exact_dtype(w[0].size, x_max, np.abs(wc).max())
+        dtype = _exact_dtype(w[0].size, x_max, _max_abs(wc))
         xc = np.subtract(x, x_qp.zero, dtype=dtype)  # centred input, exact
         acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
         acc = acc.astype(np.int64)  # int64[B, O, ...] exact integers
@@ -357,7 +362,7 @@ class Trainer:
     def _bwd_weight_q(self, node, fwd, e):
         q, e_qp = e
         (saved, x_scale, x_max) = fwd.ctxs[node.name]
-        ec = q.astype(np.int64) - e_qp.zero  # int64[B, O, ...] centred errors
+        ec = np.subtract(q, e_qp.zero, dtype=np.int64)  # int64[B, O, ...] centred errors
         ec, mask, sel = self._select(node, ec, e_qp.scale)
         g = self._weight_grads(node, saved, ec, mask, sel, e_qp.scale * x_scale, e_qp.scale,
                                x_max)
@@ -368,7 +373,7 @@ class Trainer:
         wc = _centred_weights(w, w_qp)
         src, s_src = self._error_source(ec, e_qp.scale, w_qp.scale)
         terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * int(np.prod(w.shape[2:]))
-        dtype = _exact_dtype(terms, np.abs(src).max(), np.abs(wc).max())
+        dtype = _exact_dtype(terms, _max_abs(src), _max_abs(wc))
         src = src.astype(dtype)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
         acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
@@ -385,7 +390,7 @@ class Trainer:
             return ec, s_e * s_w
         s_max = np.float32(s_w.max())
         src = requantize(ec, (s_w / s_max) * CHANNEL_FRACTION, 0, "nearest", lo=I32[0],
-                         hi=I32[1], axis=1).astype(np.int64)
+                         hi=I32[1], axis=1)  # int32[B, O, ...]
         return src, (s_e * s_max) / CHANNEL_FRACTION
 
     def _bwd_weight_f(self, node, fwd, e):
@@ -412,7 +417,7 @@ class Trainer:
         if "weight" in roles:
             self._count(node, "backward_weight", mask, len(ec))
             w_shape = self.graph.param(node, "weight").shape
-            bound = x_max * int(np.abs(ec).max()) if self.integer_errors else None
+            bound = x_max * _max_abs(ec) if self.integer_errors else None
             g_w = self.kernels[node.name].backward_weight(node.attrs, saved, ec, w_shape, sel,
                                                           bound)
             g_w = g_w.astype(np.int64) if self.integer_errors else g_w * np.float64(s_w_grad)
