@@ -321,6 +321,34 @@ static int32_t et_abs_max(const int32_t *g, int32_t n)
     return m;
 }
 
+/* one row of int32 gradient sums requantized into int8 codes in place (et_requantize per
+ * element, the rounding mode a constant at each call site so the loop is specialized);
+ * returns the sums of the codes and of their squares (|q| <= 128: int32 sums are exact) */
+static inline void et_gradient_row(int32_t *gr, int32_t k, et_multiplier m, et_round_mode mode,
+                                   uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
+{
+    int32_t a = 0, b = 0;
+    for (int32_t i = 0; i < k; i++) {
+        int32_t q = et_requantize(gr[i], m, 0, mode, et_bits_for(mode, base, j0 + (uint32_t)i),
+                                  ET_QMIN, ET_QMAX);
+        gr[i] = q;
+        a += q;
+        b += q * q;
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mode,
+                                 uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR: et_gradient_row(gr, k, m, ET_ROUND_FLOOR, base, j0, s1, s2); break;
+    case ET_ROUND_NEAREST: et_gradient_row(gr, k, m, ET_ROUND_NEAREST, base, j0, s1, s2); break;
+    default: et_gradient_row(gr, k, m, (et_round_mode)mode, base, j0, s1, s2); break;
+    }
+}
+
 /* Trainer._quantize_gradient + _int_row_stats + GradStats.observe, in place on g: g becomes
  * the int8 gradient, s_g[r] its scale per row (one scale for all rows unless grad_rows).
  * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). */
@@ -328,25 +356,20 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
                                 float scale, et_range *stats, const uint8_t *kept_rows,
                                 float *s_g)
 {
-    const int mode = c->cfg->round_gradient;
-    float s_all = et_maxf(((float)et_abs_max(g, rows * k) * scale) / 127.0f, ET_S_MIN_F);
+    const int mode = c->cfg->round_gradient, grad_rows = c->cfg->grad_rows;
+    const float rate_mean = c->cfg->rate_grad_mean, rate_var = c->cfg->rate_grad_var;
+    float s_all = grad_rows ? 0.0f
+                  : et_maxf(((float)et_abs_max(g, rows * k) * scale) / 127.0f, ET_S_MIN_F);
     uint32_t base = et_call_base(c, mode);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
-        int32_t *gr = g + r * k, s1 = 0, s2 = 0;  /* |g_q| <= 128: int32 sums are exact */
-        float sg = c->cfg->grad_rows
-                   ? et_maxf(((float)et_abs_max(gr, k) * scale) / 127.0f, ET_S_MIN_F) : s_all;
+        int32_t *gr = g + r * k, s1, s2;
+        float sg = grad_rows ? et_maxf(((float)et_abs_max(gr, k) * scale) / 127.0f, ET_S_MIN_F)
+                             : s_all;
         et_multiplier m = et_multiplier_from(scale / sg);
         s_g[r] = sg;
-        for (int32_t i = 0; i < k; i++) {
-            int32_t q = et_requantize(gr[i], m, 0, (et_round_mode)mode,
-                                      et_bits_for(mode, base, (uint32_t)(r * k + i)), ET_QMIN,
-                                      ET_QMAX);
-            gr[i] = q;
-            s1 += q;
-            s2 += q * q;
-        }
+        et_gradient_row_mode(gr, k, m, mode, base, (uint32_t)(r * k), &s1, &s2);
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
         float mean = mean_q * sg, var = (var_q * sg) * sg;
@@ -357,8 +380,8 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
             st->lo = mean;
             st->hi = var;
         } else {
-            st->lo = st->lo + c->cfg->rate_grad_mean * (mean - st->lo);
-            st->hi = st->hi + c->cfg->rate_grad_var * (var - st->hi);
+            st->lo = st->lo + rate_mean * (mean - st->lo);
+            st->hi = st->hi + rate_var * (var - st->hi);
         }
     }
 }
@@ -380,33 +403,65 @@ static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st,
     return kept ? et_step_s(c, gq, s_g, st->lo, et_sigma(c, st), 1) : 0.0f;
 }
 
+/* n floats quantized into int8 codes (et_quantize per element; the rounding mode a constant
+ * at each call site so the loop is specialized) */
+static inline void et_quantize_span(const float *src, int8_t *dst, int32_t n, et_qparams qp,
+                                    et_round_mode mode, uint32_t base, uint32_t j0)
+{
+    for (int32_t i = 0; i < n; i++)
+        dst[i] = et_quantize(src[i], qp, mode, et_bits_for(mode, base, j0 + (uint32_t)i));
+}
+
+static void et_quantize_row(const float *src, int8_t *dst, int32_t n, et_qparams qp, int mode,
+                            uint32_t base, uint32_t j0)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR: et_quantize_span(src, dst, n, qp, ET_ROUND_FLOOR, base, j0); break;
+    case ET_ROUND_NEAREST: et_quantize_span(src, dst, n, qp, ET_ROUND_NEAREST, base, j0); break;
+    case ET_ROUND_STOCHASTIC:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_STOCHASTIC, base, j0);
+        break;
+    default: et_quantize_span(src, dst, n, qp, (et_round_mode)mode, base, j0); break;
+    }
+}
+
+/* one kept row dequantized and stepped into wrow: w * scale - lr * ((g_q * s_g - mu) / sigma)
+ * per element (the engine's float32 operations in its order); returns the row's range */
+static void et_stepped_row(const int8_t *w, int32_t zero, float scale, const int32_t *g,
+                           float s_g, float mu, float sigma, float lr, int32_t k, float *wrow,
+                           float *lo_out, float *hi_out)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (int32_t i = 0; i < k; i++) {
+        float wf = (float)((int32_t)w[i] - zero) * scale;
+        float g_real = (float)g[i] * s_g;
+        wf = wf - lr * ((g_real - mu) / sigma);
+        wrow[i] = wf;
+        lo = i == 0 ? wf : et_minf(lo, wf);
+        hi = i == 0 ? wf : et_maxf(hi, wf);
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
 /* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
- * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form */
+ * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form.
+ * Rows dropped by a partial update keep scale and codes, so they are not computed at all. */
 static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_k(L);
-    uint32_t base = et_call_base(c, c->cfg->round_update);
+    const int mode = c->cfg->round_update;
+    const float lr = c->cfg->lr, rate = c->cfg->rate_weight;
+    uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
-        int kept = !rows || rows[o];
+        if (rows && !rows[o]) continue;
         const et_range *st = &L->g_stats[o];
-        float mu = st->lo, sigma = et_sigma(c, st), scale = L->w_scale[o], lo = 0.0f, hi = 0.0f;
-        float s_g = L->s_g[o];
-        for (int32_t i = 0; i < K; i++) {
-            int32_t j = o * K + i;
-            float wf = (float)((int32_t)L->w[j] - L->w_zero) * scale;
-            wf = wf - et_step_s(c, L->gw[j], s_g, mu, sigma, kept);
-            L->wrow[i] = wf;
-            lo = i == 0 ? wf : et_minf(lo, wf);
-            hi = i == 0 ? wf : et_maxf(hi, wf);
-        }
-        if (!kept) continue;                    /* dropped rows keep scale and codes */
-        et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
+        float lo, hi;
+        et_stepped_row(L->w + o * K, L->w_zero, L->w_scale[o], L->gw + o * K, L->s_g[o], st->lo,
+                       et_sigma(c, st), lr, K, L->wrow, &lo, &hi);
+        et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
-        for (int32_t i = 0; i < K; i++) {
-            uint32_t j = (uint32_t)(o * K + i);
-            L->w[j] = et_quantize(L->wrow[i], qp, (et_round_mode)c->cfg->round_update,
-                                  et_bits_for(c->cfg->round_update, base, j));
-        }
+        et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);
