@@ -123,12 +123,13 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
     exact = all(r.host_exact and r.m4_exact is not False for r in rows)
     ram_ok = sum(abs(r.gap) <= RAM_BAR for r in rows)
     ipm = [r.ipm for r in rows if r.ipm is not None]
-    lines += ["", ("Where the RAM gap comes from: above the planner, the runtime's own scratch "
-                   "that the planner does not model (transposed weights and operand columns of "
-                   "the gathered convolutions, per-row update scratch, 12-byte trackers); below "
-                   "it, state the planner reserves and the C does not keep (quantization "
-                   "parameters of frozen layers live in flash). `export.json` lists every "
-                   "buffer with its offset."),
+    lines += ["", ("Where the RAM gap comes from: the planner models the C runtime's own "
+                   "buffers by the rule the emitter uses (`edgetrain.memory.runtime`: conv "
+                   "scratch, per-layer sums, update scratch, 12-byte trackers, gradient "
+                   "statistics, the observation queue), so the arenas are equal to the byte; "
+                   "the planner's state is a few bytes larger because it rounds every state "
+                   "buffer up to 8 bytes. ELF RAM adds the C library's own data. `export.json` "
+                   "lists every buffer with its offset."),
               "", (f"- Bit-exact: {'all' if exact else 'NOT all'} {len(rows)} cases "
               f"({'host and cortex-m4' if cross else 'host only: cross toolchain missing'})."),
               f"- RAM within {RAM_BAR:.0%} of the planner: {ram_ok} of {len(rows)} cases.",
