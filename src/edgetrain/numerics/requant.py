@@ -75,5 +75,5 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
         zero = zero.reshape(1, -1, 1)
     q = round_shift_inplace(acc * m, shift, mode, rng)  # int64, |acc * m| < 2^62
     q += zero
-    np.clip(q, lo, hi, out=q)
+    q.clip(np.int64(lo), np.int64(hi), out=q)  # int64 bounds: no Python-int dispatch
     return q.astype(np.int8 if QMIN <= lo and hi <= QMAX else np.int32).reshape(shape)

@@ -29,6 +29,7 @@ gives the call's base ``b``; element ``i`` (row-major) gets ``fmix32(b + i * 0x9
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,7 +54,11 @@ def xorshift32(x: np.uint32) -> np.uint32:
 
 def fmix32(h: np.ndarray) -> np.ndarray:
     """murmur3's 32-bit finaliser, element-wise on uint32 (wrapping multiplies)."""
-    h = h.astype(np.uint32, copy=True)
+    return _fmix32_inplace(h.astype(np.uint32, copy=True))
+
+
+def _fmix32_inplace(h: np.ndarray) -> np.ndarray:
+    """fmix32 overwriting the uint32 array h (the caller's fresh array)."""
     h ^= h >> np.uint32(16)
     h *= np.uint32(0x85EBCA6B)
     h ^= h >> np.uint32(13)
@@ -73,10 +78,19 @@ class Stream:
         """uint32[shape] of random bits for one rounding call (advances the state once)."""
         self.state = np.array(xorshift32(self.state[()]), np.uint32)
         n = int(np.prod(shape, dtype=np.int64))
-        idx = np.arange(n, dtype=np.uint32)
         with np.errstate(over="ignore"):
-            h = self.state[()] + idx * GOLDEN  # uint32 wraps
-        return fmix32(h).reshape(shape)
+            h = self.state[()] + _golden_steps(n)  # uint32 wraps; a fresh array
+        return _fmix32_inplace(h).reshape(shape)
+
+
+@lru_cache(maxsize=64)
+def _golden_steps(n: int) -> np.ndarray:
+    """uint32 idx * GOLDEN (wrapping) for idx < n, read-only: bits()' per-element offsets,
+    the same for every call of one size, so computed once."""
+    with np.errstate(over="ignore"):
+        steps = np.arange(n, dtype=np.uint32) * GOLDEN
+    steps.flags.writeable = False
+    return steps
 
 
 def _check_f32(v: np.ndarray) -> np.ndarray:
