@@ -218,9 +218,10 @@ class Trainer:
     def _fwd_weight_q(self, node, inputs, observe):
         ((x, x_qp),) = inputs
         w, w_qp = self._weights(node)
-        wc = _centred_weights(w, w_qp)
+        wc = _centred_weights(w, w_qp)  # the backward pass reuses it (same weights)
+        w_max = _max_abs(wc)
         x_max = _max_centred(x, x_qp.zero)
-        dtype = _exact_dtype(w[0].size, x_max, _max_abs(wc))
+        dtype = _exact_dtype(w[0].size, x_max, w_max)
         xc = np.subtract(x, x_qp.zero, dtype=dtype)  # centred input, exact
         acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
         acc = acc.astype(np.int64)  # int64[B, O, ...] exact integers
@@ -234,13 +235,13 @@ class Trainer:
         qp = self._tracked_qparams(f"{node.name}:a", lo, hi, self.num.rate_activation, observe)
         y = requantize(acc, s_acc / qp.scale, qp.zero, self.num.round_forward, self.rng,
                        extremes=ints)
-        return (y, qp), (saved, x_qp.scale, x_max)
+        return (y, qp), (saved, x_qp.scale, x_max, (wc, w_max))
 
     def _fwd_weight_f(self, node, inputs, observe):
         (x,) = inputs
         p = self.graph.node_params(node)
         acc, saved = self.kernels[node.name].forward(node.attrs, x, p["weight"])
-        return acc + _channel_shape(p["bias"], acc.ndim), (saved, np.float32(1), 0)
+        return acc + _channel_shape(p["bias"], acc.ndim), (saved, np.float32(1), 0, None)
 
     def _fwd_int_q(self, node, inputs, observe):
         ((q, qp),) = inputs
@@ -361,7 +362,7 @@ class Trainer:
 
     def _bwd_weight_q(self, node, fwd, e):
         q, e_qp = e
-        (saved, x_scale, x_max) = fwd.ctxs[node.name]
+        (saved, x_scale, x_max, (wc, w_max)) = fwd.ctxs[node.name]
         ec = np.subtract(q, e_qp.zero, dtype=np.int64)  # int64[B, O, ...] centred errors
         ec, mask, sel = self._select(node, ec, e_qp.scale)
         g = self._weight_grads(node, saved, ec, mask, sel, e_qp.scale * x_scale, e_qp.scale,
@@ -370,10 +371,9 @@ class Trainer:
             return [None], g
         self._count(node, "backward_error", mask, len(q))
         w, w_qp = self._weights(node)
-        wc = _centred_weights(w, w_qp)
         src, s_src = self._error_source(ec, e_qp.scale, w_qp.scale)
         terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * int(np.prod(w.shape[2:]))
-        dtype = _exact_dtype(terms, _max_abs(src), _max_abs(wc))
+        dtype = _exact_dtype(terms, _max_abs(src), w_max)
         src = src.astype(dtype)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
         acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
@@ -394,7 +394,7 @@ class Trainer:
         return src, (s_e * s_max) / CHANNEL_FRACTION
 
     def _bwd_weight_f(self, node, fwd, e):
-        (saved, x_scale, _) = fwd.ctxs[node.name]
+        (saved, x_scale, _, _) = fwd.ctxs[node.name]
         e, mask, sel = self._select(node, e, np.float32(1))
         g = self._weight_grads(node, saved, e, mask, sel, x_scale, np.float32(1))
         if not self._wants_input_error(node):
