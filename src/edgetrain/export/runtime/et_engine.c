@@ -100,6 +100,29 @@ void et_trace_tensor(const et_tensor *t, int32_t batch)
 
 static int8_t et_sat8(int64_t v) { return (int8_t)et_sat(v, ET_QMIN, ET_QMAX); }
 
+/* n int32 accumulators requantized into int8 codes, element j0 + i drawing the stochastic
+ * bits of index j0 + i (the rounding mode a constant at each call site: specialized loops) */
+static inline void et_requant_span(const int32_t *acc, int8_t *dst, int32_t n, et_multiplier m,
+                                   int32_t zero, et_round_mode mode, uint32_t base, uint32_t j0)
+{
+    for (int32_t i = 0; i < n; i++)
+        dst[i] = (int8_t)et_requantize32(acc[i], m, zero, mode,
+                                         et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN,
+                                         ET_QMAX);
+}
+
+static void et_requant_row(const int32_t *acc, int8_t *dst, int32_t n, et_multiplier m,
+                           int32_t zero, int mode, uint32_t base, uint32_t j0)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR: et_requant_span(acc, dst, n, m, zero, ET_ROUND_FLOOR, base, j0); break;
+    case ET_ROUND_NEAREST:
+        et_requant_span(acc, dst, n, m, zero, ET_ROUND_NEAREST, base, j0);
+        break;
+    default: et_requant_span(acc, dst, n, m, zero, (et_round_mode)mode, base, j0); break;
+    }
+}
+
 /* Trainer._forward, input: quantize with the input tracker's qparams, rounding nearest */
 void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_range *r,
                        int pow2)
@@ -176,12 +199,10 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
         et_multiplier m = et_multiplier_from((x->qp.scale * L->w_scale[o]) / y->qp.scale);
-        for (int32_t b = 0; b < B; b++)
-            for (int32_t p = 0; p < P; p++) {
-                uint32_t i = (uint32_t)(b * ny + o * P + p);
-                yq[i] = (int8_t)et_requantize(acc[i], m, zero, (et_round_mode)mode,
-                                              et_bits_for(mode, base, i), ET_QMIN, ET_QMAX);
-            }
+        for (int32_t b = 0; b < B; b++) {
+            int32_t i = b * ny + o * P;
+            et_requant_row(acc + i, yq + i, P, m, zero, mode, base, (uint32_t)i);
+        }
     }
     L->s_x = x->qp.scale;
     et_trace_tensor(y, B);
@@ -261,8 +282,8 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
             int16_t *ec = L->ec + (b * O + o) * P;
             for (int32_t p = 0; p < P; p++)
                 if (ec[p])
-                    ec[p] = (int16_t)et_requantize(ec[p], m, 0, ET_ROUND_NEAREST, 0,
-                                                   ET_I32_MIN, ET_I32_MAX);
+                    ec[p] = (int16_t)et_requantize32(ec[p], m, 0, ET_ROUND_NEAREST, 0,
+                                                     ET_I32_MIN, ET_I32_MAX);
         }
     }
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
@@ -303,9 +324,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     const int32_t *acc = L->dxacc, zero = dx->qp.zero;
     int8_t *dq = dx->q;
     uint32_t base = et_call_base(c, mode);
-    for (int32_t i = 0; i < B * nx; i++)
-        dq[i] = (int8_t)et_requantize(acc[i], m, zero, (et_round_mode)mode,
-                                      et_bits_for(mode, base, (uint32_t)i), ET_QMIN, ET_QMAX);
+    et_requant_row(acc, dq, B * nx, m, zero, mode, base, 0u);
 }
 
 /* ------------------------------------------------------------------- update */
@@ -329,8 +348,8 @@ static inline void et_gradient_row(int32_t *gr, int32_t k, et_multiplier m, et_r
 {
     int32_t a = 0, b = 0;
     for (int32_t i = 0; i < k; i++) {
-        int32_t q = et_requantize(gr[i], m, 0, mode, et_bits_for(mode, base, j0 + (uint32_t)i),
-                                  ET_QMIN, ET_QMAX);
+        int32_t q = et_requantize32(gr[i], m, 0, mode,
+                                    et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN, ET_QMAX);
         gr[i] = q;
         a += q;
         b += q * q;

@@ -106,12 +106,34 @@ static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
     return fl;
 }
 
+/* et_round_f32's int32 fast path alone, for |v| <= 2^20 (never NaN): the same integer */
+static inline int32_t et_round_small(float v, et_round_mode mode, uint32_t bits)
+{
+    int32_t i = (int32_t)v;
+    if ((float)i > v) i -= 1;
+    float frac = v - (float)i;              /* exact: |v| < 2^23 */
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        return i;
+    case ET_ROUND_NEAREST:                  /* ties away from zero */
+        return i + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
+    case ET_ROUND_STOCHASTIC: {
+        float u = (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24: [0, 1) */
+        return i + (u < frac);
+    }
+    }
+    return i;
+}
+
 static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
 {
     float v = x / qp.scale;
     if (v < -1048576.0f) v = -1048576.0f;    /* clip to +-2^20 */
     if (v > 1048576.0f) v = 1048576.0f;
-    return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
+    if (v != v)                             /* NaN: et_round_f32 reports it */
+        return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
+    int32_t q = et_round_small(v, mode, bits) + qp.zero;   /* |q| <= 2^20 + 128 */
+    return (int8_t)(q < ET_QMIN ? ET_QMIN : (q > ET_QMAX ? ET_QMAX : q));
 }
 
 /* ---- requantization: float32 M == m * 2^-shift exactly ---- */
@@ -152,6 +174,15 @@ static inline int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero
         return 0;
     }
     return et_sat(et_round_shift(acc * mul.m, mul.shift, mode, bits) + zero, lo, hi);
+}
+
+/* et_requantize of an int32 accumulator: |acc| < 2^38 always holds, and m < 2^24 makes the
+ * product one 32 x 32 -> 64 multiply; the same integer */
+static inline int32_t et_requantize32(int32_t acc, et_multiplier mul, int32_t zero,
+                                      et_round_mode mode, uint32_t bits, int32_t lo, int32_t hi)
+{
+    int64_t p = (int64_t)acc * (int32_t)mul.m;
+    return et_sat(et_round_shift(p, mul.shift, mode, bits) + zero, lo, hi);
 }
 
 /* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
