@@ -63,13 +63,13 @@ def from_range(f_min, f_max, symmetric: bool = False, pow2: bool = False) -> QPa
     s = np.maximum((hi - lo) / np.float32(255), S_MIN)
     s = pow2_ceil(s) if pow2 else s
     z = np.floor(-lo / s).astype(np.int64) - 128
-    return QParams(s, np.clip(z, QMIN, QMAX).astype(np.int32))
+    return QParams(s, z.clip(np.int64(QMIN), np.int64(QMAX)).astype(np.int32))
 
 
 def saturate(q: np.ndarray, lo: int = QMIN, hi: int = QMAX) -> np.ndarray:
     """Clamp integers to [lo, hi] and store as int8 (or int32 when the range is wider)."""
     dtype = np.int8 if QMIN <= lo and hi <= QMAX else np.int32
-    return np.clip(q, lo, hi).astype(dtype)
+    return np.asarray(q).clip(np.int64(lo), np.int64(hi)).astype(dtype)  # int64 bounds: fast
 
 
 def _bcast(a: np.ndarray, ndim: int, axis: int) -> np.ndarray:

@@ -35,7 +35,7 @@ def multiplier(M) -> tuple[np.ndarray, np.ndarray]:
     M = np.minimum(np.asarray(M, np.float32), M_MAX)
     if M.ndim == 0:
         return _multiplier_scalar(M)
-    if np.any(~(M >= 0)):
+    if (~(M >= 0)).any():
         raise FloatingPointError(f"requantization multiplier must be >= 0, got {M}")
     u = M.view(np.uint32).astype(np.int64)
     exp = (u >> 23) & 0xFF

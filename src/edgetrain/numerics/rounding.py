@@ -95,7 +95,7 @@ def _golden_steps(n: int) -> np.ndarray:
 
 def _check_f32(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float32)
-    if not np.all(np.abs(v) <= F32_LIMIT):  # also catches NaN
+    if not (np.abs(v) <= F32_LIMIT).all():  # also catches NaN
         raise FloatingPointError(f"value out of the rounding range |v| <= 2^40 (max {np.max(v)})")
     return v
 
@@ -130,7 +130,7 @@ def _shift_nearest(p, shift, rng):
     # ties away from zero: (p + 2^(s-1) - (p < 0)) >> s equals sign(p) (|p| + 2^(s-1)) >> s
     if shift.ndim == 0 and int(shift) == 0:
         return p
-    if shift.ndim == 0 or bool(np.all(shift > 0)):
+    if shift.ndim == 0 or bool((shift > 0).all()):
         neg = p >> 63  # -1 where p < 0, else 0: int64 like p (no bool -> int64 cast)
         p += np.int64(1) << (shift - 1)
         p += neg

@@ -40,7 +40,7 @@ class RangeTracker:
 
     def observe(self, obs_lo, obs_hi, rate: float) -> None:
         obs_lo, obs_hi = np.float32(obs_lo), np.float32(obs_hi)
-        if not (np.all(np.isfinite(obs_lo)) and np.all(np.isfinite(obs_hi))):
+        if not (np.isfinite(obs_lo).all() and np.isfinite(obs_hi).all()):
             raise FloatingPointError("non-finite range observed: training diverged")
         if not self.seen:
             self.lo, self.hi, self.seen = (np.array(obs_lo, np.float32),
