@@ -420,7 +420,7 @@ class Trainer:
             bound = x_max * _max_abs(ec) if self.integer_errors else None
             g_w = self.kernels[node.name].backward_weight(node.attrs, saved, ec, w_shape, sel,
                                                           bound)
-            g_w = g_w.astype(np.int64) if self.integer_errors else g_w * np.float64(s_w_grad)
+            g_w = g_w.astype(np.int64, copy=False) if self.integer_errors else g_w * np.float64(s_w_grad)
         if "bias" in roles:
             g_b = _sum_spatial(ec)  # [O]
         scales = (s_w_grad, s_b_grad) if self.integer_errors else (1.0, 1.0)
@@ -587,7 +587,7 @@ def _int_row_stats(g_q: np.ndarray, s_g: np.float32) -> tuple[np.ndarray, np.nda
     mean = (float)S1 / n * s_g, var = max((float)S2 / n - m^2, 0) * s_g * s_g."""
     n = np.float32(g_q.shape[1])
     s1 = g_q.sum(axis=1, dtype=np.int64)
-    s2 = (g_q.astype(np.int64) ** 2).sum(axis=1)
+    s2 = np.square(g_q, dtype=np.int32).sum(axis=1, dtype=np.int64)  # squares <= 128^2
     mean_q = s1.astype(np.float32) / n  # float32[R]
     var_q = np.maximum(s2.astype(np.float32) / n - mean_q * mean_q, np.float32(0))
     s_g = np.asarray(s_g, np.float32).reshape(-1) if np.ndim(s_g) else s_g  # [] or [R]

@@ -87,10 +87,12 @@ def quantize(x: np.ndarray, qp: QParams, mode: str, rng: Stream | None = None,
     x = np.asarray(x, np.float32)
     s, z = _bcast(qp.scale, x.ndim, axis), _bcast(qp.zero, x.ndim, axis)
     v = np.clip(x / s, np.float32(-2.0**20), np.float32(2.0**20))  # float32[x.shape]
-    return saturate(round_f32(v, mode, rng).astype(np.int64) + z)
+    return saturate(round_f32(v, mode, rng).astype(np.int64, copy=False) + z)
 
 
 def dequantize(q: np.ndarray, qp: QParams, axis: int = 0) -> np.ndarray:
     """float32 s * (q - z): int subtraction first, then one float32 multiply."""
     s, z = _bcast(qp.scale, q.ndim, axis), _bcast(qp.zero, q.ndim, axis)
+    if np.asarray(q).dtype.itemsize == 1:  # int8 codes: q - z (|.| <= 255) exact in float32
+        return np.subtract(q, z, dtype=np.float32) * s
     return (q.astype(np.int32) - z).astype(np.float32) * s
