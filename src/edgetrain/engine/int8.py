@@ -70,11 +70,22 @@ def _channel_shape(a: np.ndarray, ndim: int) -> np.ndarray:
     return a.reshape((1, -1) + (1,) * (ndim - 2)) if np.ndim(a) else a
 
 
+def _add_bias(acc: np.ndarray, bias: np.ndarray, bound: int) -> np.ndarray:
+    """acc + bias[C] along axis 1, exact. acc (float32/float64 holding integers, |acc| <=
+    bound) stays float when |acc| + |bias| is below its exact-integer limit (2^24 / 2^53);
+    requantize converts it to int64 in the same pass as before. Otherwise int64."""
+    b = _channel_shape(bias, acc.ndim)  # int32[1, C, 1...]
+    limit = 2**24 if acc.dtype == np.float32 else 2**53
+    if acc.dtype.kind == "f" and bound + _max_abs(bias) < limit:
+        return acc + b.astype(acc.dtype)
+    return acc.astype(np.int64) + b
+
+
 def _channel_range(acc: np.ndarray, scale: np.ndarray):
-    """Real [min, max] of int64 acc[B, C, ...] with per-channel (or one) float32 scale,
-    and the integer extremes of acc."""
+    """Real [min, max] of integer-valued acc[B, C, ...] (int64 or exact float) with
+    per-channel (or one) float32 scale, and the integer extremes of acc."""
     a3 = acc.reshape(acc.shape[0], acc.shape[1], -1)
-    lo_c, hi_c = a3.min(axis=2).min(axis=0), a3.max(axis=2).max(axis=0)  # int64[C]
+    lo_c, hi_c = a3.min(axis=2).min(axis=0), a3.max(axis=2).max(axis=0)  # [C], integers
     lo = lo_c.astype(np.float32) * scale  # float32[C]
     hi = hi_c.astype(np.float32) * scale
     return (np.float32(lo.min()), np.float32(hi.max())), (lo_c.min(), hi_c.max())
@@ -224,12 +235,11 @@ class Trainer:
         dtype = _exact_dtype(w[0].size, x_max, w_max)
         xc = np.subtract(x, x_qp.zero, dtype=dtype)  # centred input, exact
         acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
-        acc = acc.astype(np.int64)  # int64[B, O, ...] exact integers
         s_acc = x_qp.scale * w_qp.scale  # float32[] or [O]
         bias = requantize(self.model.state[f"{node.name}:b"],
                           self.model.state[f"{node.name}:b_scale"] / s_acc, 0, "nearest",
                           lo=I32[0], hi=I32[1], axis=0)  # int32[O] at the accumulator scale
-        acc += _channel_shape(bias.astype(np.int64), acc.ndim)
+        acc = _add_bias(acc, bias, w[0].size * x_max * w_max)  # [B, O, ...] exact integers
         real, ints = _channel_range(acc, np.broadcast_to(s_acc, bias.shape))
         lo, hi = np.clip(real, *self.clamps[node.name]).astype(np.float32)
         qp = self._tracked_qparams(f"{node.name}:a", lo, hi, self.num.rate_activation, observe)
