@@ -181,6 +181,20 @@ static inline int32_t et_requantize(int64_t acc, et_multiplier mul, int32_t zero
 static inline int32_t et_requantize32(int32_t acc, et_multiplier mul, int32_t zero,
                                       et_round_mode mode, uint32_t bits, int32_t lo, int32_t hi)
 {
+    if (mode == ET_ROUND_NEAREST && mul.shift >= 1 && mul.shift <= 62) {
+        /* (|acc| m + 2^(shift-1)) >> shift on 32-bit halves (UMLAL); a magnitude of 2^32 or
+         * more is clamped to 2^32 - 1, which saturates to lo / hi all the same */
+        int s = mul.shift;
+        uint32_t ua = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+        uint64_t t = (uint64_t)ua * (uint32_t)mul.m + ((uint64_t)1 << (s - 1));
+        uint32_t th = (uint32_t)(t >> 32), tl = (uint32_t)t, mag;
+        if (s >= 32)
+            mag = th >> (s - 32);
+        else
+            mag = (th >> s) ? 0xFFFFFFFFu : (th << (32 - s)) | (tl >> s);
+        int64_t q = acc < 0 ? -(int64_t)mag : (int64_t)mag;
+        return et_sat(q + zero, lo, hi);
+    }
     int64_t p = (int64_t)acc * (int32_t)mul.m;
     return et_sat(et_round_shift(p, mul.shift, mode, bits) + zero, lo, hi);
 }
