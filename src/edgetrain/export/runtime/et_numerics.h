@@ -14,6 +14,7 @@
 #ifndef ET_NUMERICS_H
 #define ET_NUMERICS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #define ET_QMIN (-128)
@@ -125,13 +126,23 @@ static inline int32_t et_round_small(float v, et_round_mode mode, uint32_t bits)
     return i;
 }
 
-static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
+/* et_quantize of v = x / scale outside +-2^20 or NaN: clipped (NaN reported) */
+static inline int8_t et_quantize_clipped(float v, et_qparams qp, et_round_mode mode,
+                                         uint32_t bits)
 {
-    float v = x / qp.scale;
     if (v < -1048576.0f) v = -1048576.0f;    /* clip to +-2^20 */
     if (v > 1048576.0f) v = 1048576.0f;
     if (v != v)                             /* NaN: et_round_f32 reports it */
         return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
+    int32_t q = et_round_small(v, mode, bits) + qp.zero;   /* |q| <= 2^20 + 128 */
+    return (int8_t)(q < ET_QMIN ? ET_QMIN : (q > ET_QMAX ? ET_QMAX : q));
+}
+
+static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
+{
+    float v = x / qp.scale;
+    if (!(fabsf(v) <= 1048576.0f))          /* outside +-2^20 or NaN */
+        return et_quantize_clipped(v, qp, mode, bits);
     int32_t q = et_round_small(v, mode, bits) + qp.zero;   /* |q| <= 2^20 + 128 */
     return (int8_t)(q < ET_QMIN ? ET_QMIN : (q > ET_QMAX ? ET_QMAX : q));
 }
