@@ -387,10 +387,12 @@ class Trainer:
         src = src.astype(dtype)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
         acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
-                                                     sel_src).astype(np.int64)
-        lo, hi = np.float32(acc.min()) * s_src, np.float32(acc.max()) * s_src
+                                                     sel_src)  # exact integers (float)
+        ints = (acc.min(), acc.max())  # requantize converts acc to int64 itself
+        lo, hi = np.float32(ints[0]) * s_src, np.float32(ints[1]) * s_src
         qp = self._tracked_qparams(f"{node.name}:dx", lo, hi, self.num.rate_error, True)
-        e_in = requantize(acc, s_src / qp.scale, qp.zero, self.num.round_backward, self.rng)
+        e_in = requantize(acc, s_src / qp.scale, qp.zero, self.num.round_backward, self.rng,
+                          extremes=ints)
         return [(e_in, qp)], g
 
     def _error_source(self, ec, s_e, s_w):
