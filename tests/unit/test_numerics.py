@@ -73,6 +73,32 @@ def test_multiplier_is_exact(M):
     assert 2**23 <= int(m) < 2**24
 
 
+def test_scalar_multiplier_matches_the_per_channel_path():
+    """The 0-d fast path and the array path derive the same (m, shift) from every float32."""
+    bits = np.random.default_rng(0).integers(0, 2**31, 5000).astype(np.uint32)
+    extremes = np.array([0, 1, 0x007FFFFF, 0x00800000, 0x42FFFFFF, 0x43000000, 0x7F7FFFFF],
+                        np.uint32)
+    M = np.concatenate([bits, extremes]).view(np.float32)  # sign bit clear: >= 0 or NaN
+    M = M[~np.isnan(M)]
+    m_arr, s_arr = multiplier(M)
+    for i in range(len(M)):
+        m, shift = multiplier(M[i])
+        np.testing.assert_array_equal([m, shift], [m_arr[i], s_arr[i]])
+        assert m.dtype == shift.dtype == np.int64
+    with pytest.raises(FloatingPointError):
+        multiplier(np.float32(np.nan))
+
+
+def test_stream_bits_do_not_depend_on_earlier_calls():
+    """bits() caches its per-size offsets: a call of one size after another size draws the
+    same values as a fresh stream advanced the same number of times."""
+    a, b = Stream(7), Stream(7)
+    a.bits((3, 5))
+    b.bits((2,))
+    np.testing.assert_array_equal(a.bits((4, 4)), b.bits((4, 4)))
+    np.testing.assert_array_equal(a.bits((15,)), b.bits((3, 5)).reshape(-1))
+
+
 @given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=30),
        st.floats(1e-6, 10.0), st.integers(-128, 127))
 def test_requantize_within_half_a_step(accs, M, zero):
