@@ -10,6 +10,7 @@ import argparse
 from edgetrain.cli.common import is_model_file, out_dir, resolve_dataset, resolve_model
 from edgetrain.errors import EdgetrainError
 from edgetrain.export.exporter import CALIBRATION_SAMPLES, export_project
+from edgetrain.ir.graph import Graph
 from edgetrain.memory import devices
 from edgetrain.numerics.config import names as numerics_names
 
@@ -40,15 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    """(model: Int8Model or Graph, dataset name or None)."""
-    from edgetrain.io.model_file import load_bundle
-    from edgetrain.numerics.quantize import KIND, int8_from_bundle
+    """(model: Int8Model or Graph, dataset name or None); a model file is read once."""
+    from edgetrain.numerics.quantize import load_model
 
     if is_model_file(args.model):
-        kind, manifest, arrays = load_bundle(args.model)
-        if kind == KIND:
-            model = int8_from_bundle(manifest, arrays)
-            return model, args.data or model.graph.meta.get("data")
+        model = load_model(args.model)
+        graph = model if isinstance(model, Graph) else model.graph
+        return model, args.data or graph.meta.get("data")
     graph = resolve_model(args.model, None, args.seed)
     return graph, args.data or graph.meta.get("data")
 

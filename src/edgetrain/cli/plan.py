@@ -86,17 +86,10 @@ def load_model(spec: str, input_shape=None, num_classes=None) -> Graph:
         raise unknown("model", spec, zoo.names())
     if input_shape is not None or num_classes is not None:
         raise EdgetrainError("--input-shape/--num-classes apply to zoo models only")
-    from edgetrain.io.model_file import GRAPH_KIND, load_bundle, load_graph
-    from edgetrain.numerics.quantize import KIND as INT8_KIND
-    from edgetrain.numerics.quantize import int8_from_bundle
+    from edgetrain.numerics.quantize import load_model
 
-    kind, manifest, arrays = load_bundle(path)
-    if kind == INT8_KIND:
-        return int8_from_bundle(manifest, arrays).graph  # BatchNorm already folded
-    if kind != GRAPH_KIND:
-        raise EdgetrainError(f"'{spec}' holds a '{kind}' model; plan a '{GRAPH_KIND}' or "
-                             f"'{INT8_KIND}' model file")
-    return load_graph(path)
+    model = load_model(path)
+    return model if isinstance(model, Graph) else model.graph  # int8: BatchNorm already folded
 
 
 def kib(n: int) -> str:
