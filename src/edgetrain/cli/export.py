@@ -1,6 +1,9 @@
 """`edgetrain export`: a model + a device + a policy -> a self-contained C99 training project
 (runtime, model.c/model.h, one static arena, the device's linker script, a Makefile for the
 host and Cortex-M0+/M4/M7). A float model is quantized on the way with calibration data.
+``--precision`` picks what the generated code trains in: int8 (default, bit-exact with the
+engine), mixed (int8 forward and weights, float errors and gradients) or float32 (a float
+model, no quantization).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import argparse
 
 from edgetrain.cli.common import is_model_file, out_dir, resolve_dataset, resolve_model
 from edgetrain.errors import EdgetrainError
-from edgetrain.export.exporter import CALIBRATION_SAMPLES, export_project
+from edgetrain.export.exporter import CALIBRATION_SAMPLES, PRECISIONS, export_project
 from edgetrain.ir.graph import Graph
 from edgetrain.memory import devices
 from edgetrain.numerics.config import names as numerics_names
@@ -37,6 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "verify' trains on (default: the dataset the model was trained on)")
     parser.add_argument("--numerics", choices=numerics_names(), default="default",
                         help="numerics configuration when a float model is quantized")
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8",
+                        help="int8 (default; bit-exact with the engine), mixed (int8 forward "
+                             "and weights, float32 errors and gradients) or float32 (a float "
+                             "model; no quantization); the float ones are verified within a "
+                             "stated tolerance")
     parser.add_argument("--out", required=True, metavar="DIR", help="the project folder")
 
 
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     dev = devices.get(args.device, args.devices)
     model, dataset = _load(args)
     calibration = None
-    if not hasattr(model, "state"):  # a float graph
+    if not hasattr(model, "state") and args.precision != "float32":  # a float graph
         if dataset is None:
             raise EdgetrainError(f"model '{model.name}' is a float model: give --data NAME to "
                                  "calibrate its int8 quantization")
@@ -66,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
               f"{min(len(calibration), CALIBRATION_SAMPLES)} calibration samples of "
               f"'{dataset}')")
     done = export_project(model, dev, out, args.policy, args.lambda_min, args.batch, args.lr,
-                          args.seed, calibration, dataset, args.numerics)
+                          args.seed, calibration, dataset, args.numerics, args.precision)
     m = done.manifest
-    print(f"wrote {done.path}: {m['model']} for {m['device']} ({m['core']}), policy "
-          f"{m['policy']}, arena {m['arena_bytes']} B (lower bound "
+    print(f"wrote {done.path}: {m['model']} for {m['device']} ({m['core']}), {m['precision']}, "
+          f"policy {m['policy']}, arena {m['arena_bytes']} B (lower bound "
           f"{m['arena_lower_bound_bytes']} B) + state {m['state_bytes']} B")
     print(f"  build: make -C {done.path} host|cortex-m0plus|cortex-m4|cortex-m7")
     print(f"  check: edgetrain verify {done.path} --target host --steps 100")

@@ -10,6 +10,12 @@ tensor and index.
 For a cross target the same steps also run without the trace, bracketed by instruction-count
 markers (QEMU plugin: *measured* instructions per sample), and the ELF of the model alone
 gives RAM (.data + .bss) and flash (.text + .data).
+
+Precisions ``mixed`` and ``float32`` (float errors and gradients) are compared with the
+tolerance of :data:`TOLERANCES` instead (docs/deploy.md states and justifies it): per tensor
+kind the largest absolute difference and the largest difference relative to the tensor's
+largest magnitude are reported (``max_abs_error``, ``max_rel_error``) and checked
+(``within_tolerance``); ``bit_exact`` says whether every bit agreed anyway.
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ class VerifyResult:
     flash_bytes: int | None = None
     fits: bool | None = None  # the model ELF links within the device's RAM and flash
     fit_error: str | None = None
+    precision: str = "int8"
+    within_tolerance: bool = True  # int8: the same as bit_exact (tolerance 0)
+    max_abs_error: dict[str, float] = field(default_factory=dict)  # per tensor kind
+    max_rel_error: dict[str, float] = field(default_factory=dict)
+    tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -182,10 +193,11 @@ def compare_tensor(step: int, name: str, expected, got: bytes | None) -> Mismatc
     return Mismatch(step, layer, kind, i, repr(e[i].item()), repr(g[i].item()))
 
 
-def compare_step(step: int, trace: dict, records: dict[str, bytes]) -> list[Mismatch]:
+def compare_step(step: int, trace: dict, records: dict[str, bytes],
+                 compare: Callable = compare_tensor) -> list[Mismatch]:
     out = []
     for name, value in trace.items():
-        m = compare_tensor(step, name, value, records.get(name))
+        m = compare(step, name, value, records.get(name))
         if m is not None:
             out.append(m)
     for name in records.keys() - trace.keys():
@@ -193,6 +205,121 @@ def compare_step(step: int, trace: dict, records: dict[str, bytes]) -> list[Mism
         out.append(Mismatch(step, layer, kind, None, "nothing (not traced by Python)",
                             f"{len(records[name])} bytes"))
     return out
+
+
+# ------------------------------------------------- float precisions: tolerance
+
+@dataclass(frozen=True)
+class Bound:
+    """The largest allowed difference of one tensor kind: absolute (``abs``, e.g. int8 codes)
+    and relative to the tensor's largest magnitude (``rel``); None: not bounded that way."""
+
+    abs: float | None = None
+    rel: float | None = None
+
+
+# Set from the differences measured over 100 steps of every zoo model x {full, last-2} on
+# host and cortex-m4 (docs/deploy.md, section "mixed and float32"), with margin.
+TOLERANCES: dict[str, dict[str, Bound]] = {
+    "mixed": {"act": Bound(abs=1), "act_scale": Bound(rel=1e-4), "act_zero": Bound(abs=1),
+              "err": Bound(rel=1e-3), "w": Bound(abs=1), "w_scale": Bound(rel=1e-4),
+              "w_zero": Bound(abs=1), "b": Bound(rel=1e-4), "loss": Bound(rel=1e-4),
+              "predict": Bound(rel=1e-3)},
+    "float32": {"act": Bound(rel=1e-4), "err": Bound(rel=1e-3), "w": Bound(rel=1e-4),
+                "b": Bound(rel=1e-4), "loss": Bound(rel=1e-4), "predict": Bound(rel=1e-4)},
+}
+
+
+def difference(expected, got: bytes) -> tuple[float, float, int] | None:
+    """(max |got - expected|, that over max |expected|, its flat index), or None when the
+    sizes differ; non-finite C values count as infinitely far."""
+    want, dtype = _as_bytes(expected)
+    e = np.frombuffer(want, dtype).astype(np.float64)
+    if len(got) % dtype.itemsize:
+        return None
+    g = np.frombuffer(got, dtype).astype(np.float64)
+    if g.size == 1 and e.size > 1 and np.all(e == e[0]):
+        g = np.full(e.size, g[0])  # per-channel zero points: one value in C
+    if e.size != g.size:
+        return None
+    if e.size == 0:
+        return 0.0, 0.0, 0
+    d = np.where(np.isfinite(g), np.abs(g - e), np.inf)
+    i = int(np.argmax(d))
+    top = float(np.abs(e).max())
+    rel = float(d[i]) / top if top > 0 else (0.0 if d[i] == 0 else float("inf"))
+    return float(d[i]), rel, i
+
+
+class ToleranceCheck:
+    """Compares tensors within the precision's bounds and keeps the largest differences per
+    tensor kind; ``exact`` stays True while every value agrees bit for bit."""
+
+    def __init__(self, precision: str):
+        self.bounds = TOLERANCES[precision]
+        self.max_abs: dict[str, float] = {}
+        self.max_rel: dict[str, float] = {}
+        self.exact = True
+
+    def __call__(self, step: int, name: str, expected, got: bytes | None) -> Mismatch | None:
+        kind, _, layer = name.partition("/")
+        exact = compare_tensor(step, name, expected, got)
+        if exact is None:
+            self._keep(kind, 0.0, 0.0)
+            return None
+        diff = None if got is None else difference(expected, got)
+        if diff is None:
+            self.exact = False
+            return exact  # missing, or a different size
+        self.exact = False
+        abs_err, rel_err, i = diff
+        self._keep(kind, abs_err, rel_err)
+        bound = self.bounds.get(kind, Bound(abs=0))
+        if ((bound.abs is not None and abs_err > bound.abs)
+                or (bound.rel is not None and rel_err > bound.rel)
+                or (bound.abs is None and bound.rel is None)):
+            e = np.asarray(expected).ravel()
+            g = np.frombuffer(got, _as_bytes(expected)[1])
+            return Mismatch(step, layer, kind, i, repr(e[i].item()),
+                            repr(g[min(i, g.size - 1)].item()))
+        return None
+
+    def _keep(self, kind: str, abs_err: float, rel_err: float) -> None:
+        self.max_abs[kind] = max(self.max_abs.get(kind, 0.0), abs_err)
+        self.max_rel[kind] = max(self.max_rel.get(kind, 0.0), rel_err)
+
+    def stated(self) -> dict[str, dict[str, float]]:
+        return {k: {key: v for key, v in (("abs", b.abs), ("rel", b.rel)) if v is not None}
+                for k, b in self.bounds.items()}
+
+
+class FloatTrace(Trainer):
+    """The engine, also recording the float tensors of mixed and float32 steps under the C's
+    trace names (``Trainer.trace`` holds the int8 ones): float errors as they enter each
+    node, float32 activations and updated float32 weights and biases."""
+
+    def _forward(self, x, observe):
+        fwd = super()._forward(x, observe)
+        if not self.quantized:
+            for node in self.graph.nodes:
+                self._record(f"act/{node.name}", np.asarray(fwd.values[node.name], np.float32))
+        return fwd
+
+    def _merge(self, tensor, errors):
+        e = super()._merge(tensor, errors)
+        if not self.integer_errors:
+            self._record(f"err/{tensor}", np.asarray(e, np.float32))
+        return e
+
+    def _apply_weight(self, node, step, rows):
+        super()._apply_weight(node, step, rows)
+        if not self.quantized:
+            self._record(f"w/{node.name}", self.graph.param(node, "weight"))
+
+    def _apply_bias(self, node, step, rows):
+        super()._apply_bias(node, step, rows)
+        if not self.quantized:
+            self._record(f"b/{node.name}", self.graph.param(node, "bias"))
 
 
 # ---------------------------------------------------------------- main entry
@@ -204,10 +331,14 @@ def python_traces(model: Int8Model, manifest: dict, x: np.ndarray, y: np.ndarray
     its inference logits for the last step's first sample after training."""
     policy = parse_policy(manifest["policy"], manifest.get("lambda_min"),
                           manifest.get("lambda_max", 1.0))
-    trainer = Trainer(model.copy(), policy, "int8", lr=manifest["lr"], seed=manifest["seed"])
+    precision = manifest.get("precision", "int8")
+    trainer = FloatTrace(model.copy(), policy, precision, lr=manifest["lr"],
+                         seed=manifest["seed"])
     traces = []
     for s in range(len(y)):
-        trainer.step(x[s], y[s], trace=True)
+        loss = trainer.step(x[s], y[s], trace=True)
+        if precision != "int8":
+            trainer.trace["loss/batch"] = np.float32(loss)
         traces.append(trainer.trace)
         if on_step:
             on_step(s)
@@ -232,13 +363,20 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
     run_program(project, t, "et_verify", timeout)
     records = read_records(project / "verify_out.bin", manifest["trace_names"])
     traces, macs, logits = python_traces(model, manifest, x, y, on_step)
-    mismatches = [m for s, tr in enumerate(traces) for m in compare_step(s, tr, records.get(s, {}))]
+    precision = manifest.get("precision", "int8")
+    check = ToleranceCheck(precision) if precision != "int8" else compare_tensor
+    mismatches = [m for s, tr in enumerate(traces)
+                  for m in compare_step(s, tr, records.get(s, {}), check)]
     got = project / "predict_out.bin"
-    m = compare_tensor(steps, "predict/logits", logits,
-                       got.read_bytes() if got.exists() else None)
+    m = check(steps, "predict/logits", logits, got.read_bytes() if got.exists() else None)
     mismatches += [m] if m else []
     result = VerifyResult(t.name, steps, manifest["batch"], not mismatches,
-                          sum(len(tr) for tr in traces), mismatches, macs_per_sample=round(macs))
+                          sum(len(tr) for tr in traces), mismatches, macs_per_sample=round(macs),
+                          precision=precision, within_tolerance=not mismatches)
+    if isinstance(check, ToleranceCheck):
+        result.bit_exact = check.exact and not mismatches
+        result.max_abs_error, result.max_rel_error = check.max_abs, check.max_rel
+        result.tolerance = check.stated()
     if t.cross:
         _measure(project, t, result, timeout)
     return result
