@@ -8,8 +8,9 @@ project builds with exactly the flags ``edgetrain verify`` uses. Three programs 
   ``verify_out.bin`` (compiled with ``-DET_TRACE``);
 * ``et_bench``: the same steps without the trace, each bracketed by the instruction-count
   markers (QEMU plugin);
-* ``et_deploy``: the model alone with a minimal main (no stdio, no heap): its ELF sizes are
-  the device's RAM and flash cost.
+* ``et_deploy``: the model alone with a minimal main (no stdio, no heap, no semihosting:
+  built with ``-DET_SEMIHOSTING=0`` and linked without rdimon): its ELF sizes are the
+  device's RAM and flash cost, the RAM the planner predicts (``memory.runtime``).
 
 >>> "cortex-m4:" in makefile("nrf52840", "cortex-m4f")
 True
@@ -20,17 +21,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgetrain.export import sources
-from edgetrain.export.toolchains import C_FLAGS, CROSS_FLAGS, CROSS_LINK_FLAGS, TARGETS
+from edgetrain.export.toolchains import (
+    C_FLAGS,
+    CROSS_FLAGS,
+    CROSS_LINK_FLAGS,
+    SEMIHOSTING_LINK_FLAGS,
+    TARGETS,
+)
 from edgetrain.io.atomic import write_json, write_text
 
 QEMU_SCRIPT = "et_qemu.ld"  # the test programs: QEMU's 4 MiB, with a heap for stdio
 QEMU_BYTES = 4 * 1024 * 1024
 MODEL_SOURCES = ("model.c", "et_engine.c", "et_kernels.c", "et_numerics.c", "et_platform.c")
 VERIFY_HEAP_BYTES = 32 * 1024
-PROGRAMS = {  # program -> (main source, extra flags)
-    "et_verify": ("et_verify_main.c", "-DET_TRACE=1"),
-    "et_bench": ("et_verify_main.c", ""),
-    "et_deploy": ("et_deploy_main.c", ""),
+PROGRAMS = {  # program -> (main source, extra flags, semihosting on Cortex-M)
+    "et_verify": ("et_verify_main.c", "-DET_TRACE=1", True),
+    "et_bench": ("et_verify_main.c", "", True),
+    "et_deploy": ("et_deploy_main.c", "", False),
 }
 
 
@@ -38,23 +45,29 @@ def _var(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
+def _cross_link(prog: str, semihosting: bool) -> str:
+    """Cortex-M link options of one program: its linker script, newlib-nano, and either
+    semihosting with a heap for stdio (test programs) or neither (et_deploy)."""
+    script = sources.LINKER_SCRIPT if prog == "et_deploy" else QEMU_SCRIPT
+    io = (f" $(SEMIHOST_LDFLAGS) -Wl,--defsym=ET_HEAP_SIZE={VERIFY_HEAP_BYTES}" if semihosting
+          else " -DET_SEMIHOSTING=0")
+    return f" $(CROSS_CFLAGS) -T {script} $(CROSS_LDFLAGS){io}"
+
+
 def _rules(t) -> list[str]:
     lines = [f"{t.name}: " + " ".join(f"build/{t.name}/{p}{'.elf' if t.cross else ''}"
                                       for p in PROGRAMS),
              f"{t.name}-test: " + " ".join(f"build/{t.name}/{p}{'.elf' if t.cross else ''}"
                                            for p in PROGRAMS if p != "et_deploy"), ""]
-    for prog, (main, extra) in PROGRAMS.items():
+    for prog, (main, extra, semihosting) in PROGRAMS.items():
         out = f"build/{t.name}/{prog}{'.elf' if t.cross else ''}"
-        heap = (f" -Wl,--defsym=ET_HEAP_SIZE={VERIFY_HEAP_BYTES}"
-                if t.cross and prog != "et_deploy" else "")
         startup = " et_startup.c" if t.cross else ""
         script = sources.LINKER_SCRIPT if prog == "et_deploy" else QEMU_SCRIPT
-        link = f" $(CROSS_CFLAGS) -T {script} $(CROSS_LDFLAGS)" if t.cross else ""
-        libm = " -lm"
+        link = _cross_link(prog, semihosting) if t.cross else ""
         lines += [f"{out}: $(SRC) {main}{startup} model.h {script}",
                   "\t@mkdir -p $(@D)",
                   f"\t$(CC_{'ARM' if t.cross else 'HOST'}) $(CFLAGS) $(FLAGS_{_var(t.name)})"
-                  f"{link}{heap} {extra} $(EXTRA_CFLAGS) $(SRC) {main}{startup} -o $@{libm}"
+                  f"{link} {extra} $(EXTRA_CFLAGS) $(SRC) {main}{startup} -o $@ -lm"
                   .replace("  ", " "), ""]
     return lines
 
@@ -71,7 +84,8 @@ def makefile(device: str, core: str) -> str:
             "# EXTRA_CFLAGS=-DET_NO_SIMD builds the plain loops on M4/M7 (for comparison).",
             "CC_HOST ?= cc", "CC_ARM ?= arm-none-eabi-gcc", "SIZE ?= arm-none-eabi-size",
             f"CFLAGS = {' '.join(C_FLAGS)}", f"CROSS_CFLAGS = {' '.join(CROSS_FLAGS)}",
-            f"CROSS_LDFLAGS = {' '.join(CROSS_LINK_FLAGS)}", "EXTRA_CFLAGS ?=",
+            f"CROSS_LDFLAGS = {' '.join(CROSS_LINK_FLAGS)}",
+            f"SEMIHOST_LDFLAGS = {' '.join(SEMIHOSTING_LINK_FLAGS)}", "EXTRA_CFLAGS ?=",
             "TARGET ?= cortex-m4", f"SRC = {' '.join(MODEL_SOURCES)}"]
     head += [f"FLAGS_{_var(t.name)} = {' '.join(t.cpu_flags)}" for t in TARGETS.values()]
     head += ["", ".PHONY: all clean size " + " ".join(TARGETS) + " "

@@ -35,9 +35,12 @@ HOST_INSTALL_HINT = "install a C compiler: apt-get install --no-install-recommen
 
 # Strict C99; no FMA contraction and no fast-math, so float32 scalar steps round as in NumPy.
 C_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-O2")
-# Bare metal: sections per function so unused code is dropped, our own startup code.
+# Bare metal: sections per function so unused code is dropped, our own startup code,
+# newlib-nano. Programs that talk to QEMU (stdio, files, exit codes) add semihosting
+# (rdimon); the model-only program et_deploy does not, so no stdio/malloc state is linked.
 CROSS_FLAGS = ("-ffunction-sections", "-fdata-sections", "-nostartfiles")
-CROSS_LINK_FLAGS = ("-Wl,--gc-sections", "--specs=nano.specs", "--specs=rdimon.specs")
+CROSS_LINK_FLAGS = ("-Wl,--gc-sections", "--specs=nano.specs")
+SEMIHOSTING_LINK_FLAGS = ("--specs=rdimon.specs",)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def compile_program(t: Target, sources: Sequence[str | Path], out: str | Path,
     if t.cross:
         if linker_script is None:
             raise ValueError("a cross build needs a linker script")
-        cmd += [*CROSS_FLAGS, f"-T{linker_script}", *CROSS_LINK_FLAGS]
+        cmd += [*CROSS_FLAGS, f"-T{linker_script}", *CROSS_LINK_FLAGS, *SEMIHOSTING_LINK_FLAGS]
     cmd += [f"-I{d}" for d in include_dirs] + [f"-D{d}" for d in defines]
     cmd += [*extra_flags, *map(str, sources), "-o", str(out)]
     cmd.append("-lm")

@@ -1,11 +1,22 @@
 /* edgetrain bare-metal startup for Cortex-M (ARMv6-M and ARMv7-M):
- * vector table, .data copy, .bss zero, FPU enable when built with one, newlib semihosting
- * set-up, main(), exit through semihosting (QEMU exits with main's return value).
- * Any fault prints one line through raw semihosting and exits with code 99, so a crash
- * under QEMU ends the run instead of hanging it.
- * Linked with -nostartfiles --specs=rdimon.specs and the generated et_cortexm.ld. */
+ * vector table, .data copy, .bss zero, FPU enable when built with one, main().
+ *
+ * ET_SEMIHOSTING=1 (default; the test programs et_verify, et_bench under QEMU): newlib's
+ * semihosting I/O is set up before main() and main's return value ends the run through
+ * semihosting exit (QEMU exits with it); any fault prints one line through raw semihosting
+ * and exits with code 99, so a crash under QEMU ends the run instead of hanging it.
+ * Linked with -nostartfiles --specs=nano.specs --specs=rdimon.specs.
+ *
+ * ET_SEMIHOSTING=0 (the model-only program et_deploy, and firmware on a real board): no
+ * semihosting, no exit(), no stdio: nothing pulls newlib's reentrancy, stdio or malloc state
+ * into RAM. main() returning, or a fault, parks the core in a loop.
+ * Linked with -nostartfiles --specs=nano.specs. */
 #include <stdint.h>
 #include <stdlib.h>
+
+#ifndef ET_SEMIHOSTING
+#define ET_SEMIHOSTING 1
+#endif
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 extern int main(void);
@@ -43,11 +54,18 @@ void et_reset_handler(void)
     *(volatile uint32_t *)0xE000ED88u |= (0xFu << 20);
     __asm volatile("dsb\n isb");
 #endif
+#if ET_SEMIHOSTING
     initialise_monitor_handles();
     __libc_init_array();
     exit(main());
+#else
+    __libc_init_array();
+    (void)main();
+    for (;;) {}
+#endif
 }
 
+#if ET_SEMIHOSTING
 static int et_semihost(int op, const void *arg)
 {
     register int r0 __asm("r0") = op;
@@ -64,6 +82,12 @@ void et_fault_handler(void)
     et_semihost(0x20 /* SYS_EXIT_EXTENDED */, exit_block);
     for (;;) {}
 }
+#else
+void et_fault_handler(void)
+{
+    for (;;) {}
+}
+#endif
 
 /* -nostartfiles drops crti/crtn; __libc_init_array and __libc_fini_array still call these */
 void _init(void) {}
