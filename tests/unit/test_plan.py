@@ -7,7 +7,7 @@ import pytest
 from edgetrain import zoo
 from edgetrain.errors import EdgetrainError
 from edgetrain.ir import Policy
-from edgetrain.memory import devices
+from edgetrain.memory import devices, runtime
 from edgetrain.memory.plan import PlanConfig, plan
 from edgetrain.memory.search import candidate_policies, search
 
@@ -60,7 +60,25 @@ def test_totals_and_regions_add_up():
     assert p.trainable_params == 784 * 64 + 64 + 64 * 10 + 10  # fc1 on 16x7x7, fc2
     assert p.buffer("param:fc1.weight").bytes == 784 * 64  # int8 weights in RAM
     tensor_state = sum(b.bytes for b in p.state if b.node == "input")  # trackers, queue
-    assert sum(r.ram_bytes for r in p.layers) + tensor_state == sum(b.bytes for b in p.state)
+    assert p.runtime_ram_bytes == sum(b.bytes for b in p.state if b.node == "runtime") > 0
+    assert (sum(r.ram_bytes for r in p.layers) + tensor_state + p.runtime_ram_bytes
+            == sum(b.bytes for b in p.state))
+
+
+def test_runtime_ram_is_planned_for_the_exported_c_program_only():
+    g = GRAPHS["mnist-cnn"]
+    p = plan(g, "rp2040", "last-2", "int8")
+    fixed = p.buffer("runtime:fixed")
+    assert fixed.bytes == runtime.fixed_ram(devices.get("rp2040").core.arch).total
+    structs = {b.dtype: b.bytes for b in p.state if b.kind == "runtime" and b is not fixed}
+    assert p.runtime_ram_bytes == fixed.bytes + sum(structs.values())
+    assert structs["et_wlayer"] == runtime.STRUCT_BYTES["et_wlayer"] * len(g.weight_nodes())
+    assert p.to_dict(detail=False)["runtime_ram_bytes"] == p.runtime_ram_bytes
+    for b in p.state:  # descriptors are .data: a load image in flash
+        if b.kind == "runtime" and b is not fixed:
+            assert p.buffer(f"init:{b.name}").bytes == b.bytes
+    for precision in ("mixed", "float32"):  # the engine's memory; no C program is planned
+        assert plan(g, "rp2040", "last-2", precision).runtime_ram_bytes == 0
 
 
 def test_fits_and_shortfall_against_the_device():

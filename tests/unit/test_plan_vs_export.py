@@ -2,7 +2,9 @@
 
 The emitter reports its static RAM (arena + state) without a compiler; the planner's int8
 plan models the same C runtime buffers (``edgetrain.memory.runtime``), so its arena is the
-emitter's to the byte and its state differs only by the planner's 8-byte alignment."""
+emitter's to the byte and its model state differs only by the planner's 8-byte alignment.
+The plan's state also holds the runtime RAM (descriptors, fixed statics) that the emitter
+does not count; ``tests/cross/test_deploy_ram.py`` checks that part against the ELF."""
 
 import numpy as np
 import pytest
@@ -37,16 +39,35 @@ def emitted_and_planned(model: str, policy: str, numerics: str = "default"):
     ("mbednet", "last-2"), ("mlp", "bias-only"), ("mnist-cnn", "full")])
 def test_planner_peak_ram_is_the_emitted_static_ram(model, policy):
     e, p = emitted_and_planned(model, policy)
-    emitted = e.arena_bytes + e.state_bytes
+    emitted = e.arena_bytes + e.state_bytes + p.runtime_ram_bytes
     assert abs(p.peak_ram_bytes - emitted) <= RAM_BAR * p.peak_ram_bytes
     assert p.arena_bytes == e.arena_bytes  # same buffers, same lifetimes, same placement
-    slack = 8 * len(p.state)  # each state buffer rounded up to the alignment
-    assert e.state_bytes <= p.state_bytes <= e.state_bytes + slack
+    check_model_state(e, p)
+
+
+def model_state(p) -> tuple[int, int]:
+    """(aligned bytes, buffers) of the plan's state without the runtime's own RAM."""
+    state = [b for b in p.state if b.kind != "runtime"]
+    return sum(-(-b.bytes // 8) * 8 for b in state), len(state)
+
+
+def check_model_state(e, p):
+    planned, buffers = model_state(p)
+    assert e.state_bytes <= planned <= e.state_bytes + 8 * buffers  # each rounded up to 8
+
+
+def test_runtime_ram_counts_the_emitted_descriptors():
+    e, p = emitted_and_planned("mbednet", "partial")  # adds, merges, pools, flatten
+    declared = {struct: e.model_c.count(f"static {struct} ")
+                for struct in ("et_tensor", "et_wlayer", "et_intop")}
+    planned = {b.dtype: b.elements for b in p.state if b.kind == "runtime"
+               and b.dtype != "uint8"}
+    assert planned == declared
 
 
 def test_per_tensor_weight_scales_follow_the_numerics():
     e, p = emitted_and_planned("motion-cnn1d", "full", "paper")  # per-tensor weight scales
     assert p.arena_bytes == e.arena_bytes
-    assert e.state_bytes <= p.state_bytes <= e.state_bytes + 8 * len(p.state)
+    check_model_state(e, p)
     per_channel = plan(quantized("motion-cnn1d")[0], "imxrt1062", "full", "int8")
     assert per_channel.state_bytes > p.state_bytes  # one weight range per channel

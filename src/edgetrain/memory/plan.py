@@ -8,7 +8,9 @@ bytes, first/last step and offset.
 
 Peak RAM = arena (activations, kept tensors, errors, per-layer gradients, scratch)
          + state (trained weights and biases, gradient accumulators when batch > 1,
-           optimizer state, quantization parameters);
+           optimizer state, quantization parameters; at int8, the exported C program's
+           runtime RAM too: its descriptors and fixed statics, ``Plan.runtime_ram_bytes``,
+           ``memory/runtime.py``), which is the .data + .bss of the exported model ELF;
 flash    = frozen weights + constants + initial images of the trained parameters (.data)
          + a code-size ESTIMATE (labelled as such).
 The C stack is not included.
@@ -20,6 +22,8 @@ The C stack is not included.
 >>> p = plan(g, "nrf52840", "full", "int8", batch=1)
 >>> p.fits, p.arena_bytes, p.lower_bound_bytes, p.trainable_params
 (True, 640, 640, 172)
+>>> p.runtime_ram_bytes  # 7 et_tensor, 2 et_wlayer, 1 et_intop; C library and statics
+689
 >>> [(b.name, b.offset, b.first, b.last) for b in p.arena][:2]
 [('scratch:acc:linear0', 0, 1, 1), ('scratch:acc:linear2', 0, 3, 3)]
 """
@@ -31,7 +35,7 @@ from dataclasses import asdict, dataclass
 from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.ir.graph import Graph
 from edgetrain.ir.policy import Policy, parse_policy
-from edgetrain.memory import devices
+from edgetrain.memory import devices, runtime
 from edgetrain.memory.arena import Layout, Request, align, get_planner, live_bytes
 from edgetrain.memory.cost import Cost, estimate
 from edgetrain.memory.schedule import ORDERS, Schedule, ScheduleConfig, build_schedule, op_memory
@@ -122,6 +126,12 @@ class Plan:
         return self.arena_bytes + self.state_bytes
 
     @property
+    def runtime_ram_bytes(self) -> int:
+        """Of the state, the C program's own RAM beside the model's buffers (int8 plans):
+        descriptors of tensors, layers and ops, and the fixed C library/runtime statics."""
+        return sum(b.bytes for b in self.state if b.kind == "runtime")
+
+    @property
     def flash_bytes(self) -> int:
         return self.flash_data_bytes + self.code_bytes_estimate
 
@@ -176,6 +186,7 @@ class Plan:
                "backward_order": self.schedule.config.order, "fits": self.fits,
                "peak_ram_bytes": self.peak_ram_bytes, "arena_bytes": self.arena_bytes,
                "lower_bound_bytes": self.lower_bound_bytes, "state_bytes": self.state_bytes,
+               "runtime_ram_bytes": self.runtime_ram_bytes,
                "sram_bytes": self.device.sram_bytes, "ram_over_bytes": self.ram_over_bytes,
                "flash_bytes": self.flash_bytes, "flash_data_bytes": self.flash_data_bytes,
                "code_bytes_estimate": self.code_bytes_estimate,
@@ -224,6 +235,19 @@ def sequential(schedule: Schedule, region: str, alignment: int) -> tuple[tuple[B
         out.append(_buffer(schedule, spec.name, 0, last, offset))
         offset += align(spec.bytes, alignment)
     return tuple(out), offset
+
+
+def fixed_runtime(schedule: Schedule, device: devices.Device, alignment: int,
+                  offset: int) -> tuple[tuple[Buffer, ...], int]:
+    """The exported C program's fixed RAM (``runtime.fixed_ram`` of the device's core
+    architecture) as one state buffer placed at ``offset``: (buffers, aligned bytes). Only
+    int8 plans model a C program."""
+    if not schedule.config.c_runtime:
+        return (), 0
+    n = runtime.fixed_ram(device.core.arch).total
+    last = len(schedule.steps) - 1
+    return (Buffer("runtime:fixed", "runtime", "uint8", n, n, "state", "runtime", 0, last,
+                   offset),), align(n, alignment)
 
 
 def code_estimate(schedule: Schedule, graph: Graph) -> int:
@@ -301,6 +325,8 @@ def plan(graph: Graph, device: str | devices.Device, policy: str | Policy | None
     arena = sorted((_buffer(schedule, r.name, r.first, r.last, layout.offsets[r.name])
                     for r in requests), key=lambda b: (b.offset, b.first, b.name))
     state, state_bytes = sequential(schedule, "state", config.alignment)
+    fixed, fixed_bytes = fixed_runtime(schedule, device, config.alignment, state_bytes)
+    state, state_bytes = state + fixed, state_bytes + fixed_bytes
     flash, flash_bytes = sequential(schedule, "flash", config.alignment)
     live = live_bytes(requests, len(schedule.steps))
     by_name = {b.name: b for b in arena}

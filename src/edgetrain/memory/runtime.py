@@ -9,6 +9,12 @@ gathered (im2col-style) convolutions, operand columns and transposed weights; it
 range trackers (``et_range``: lo, hi, seen = 12 bytes) and gradient statistics of the same
 shape, and a queue of deferred observations (``et_observation``, 16 bytes).
 
+Beside the model's buffers the C program holds **runtime RAM**: a descriptor per tensor,
+weight layer and integer op (``et_tensor``, ``et_wlayer``, ``et_intop``: structs in .data,
+:data:`STRUCT_BYTES`) and a fixed part that does not depend on the model
+(:func:`fixed_ram`: the C library's, the runtime's and model.c's own statics). Both are
+measured from the toolchain's ELF by ``tests/cross/test_deploy_ram.py``.
+
 >>> geo = layer_geometry("conv2d", {"out_channels": 8, "kernel": 3, "padding": 1}, (4, 6, 6))
 >>> geo
 (4, 6, 6, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1)
@@ -16,9 +22,13 @@ shape, and a queue of deferred observations (``et_observation``, 16 bytes).
 [('colb', 'int16_t', 72), ('colf', 'int16_t', 36), ('kb', 'int32_t', 8), ('wt', 'int8_t', 288)]
 >>> weight_layer_arena(geo, 1, True, True, False, False)["gw"]
 ('int32_t', 288, True)
+>>> fixed_ram("armv7e-m").total, fixed_ram("armv8-m.main").total
+(129, 129)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from edgetrain.ops.conv import geometry_1d, geometry_2d
 
@@ -29,6 +39,37 @@ CTYPE_DTYPE = {"int8_t": "int8", "uint8_t": "uint8", "int16_t": "int16", "int32_
 RANGE_BYTES = 12  # et_range: float lo, float hi, int32 seen
 OBSERVATION_BYTES = 16  # et_observation of the deferred queue
 WEIGHT_OPS = ("linear", "conv1d", "conv2d")
+# Sizes of the runtime's descriptors (et_engine.h) on every Cortex-M (AAPCS: 32-bit pointers,
+# 4-byte int32/float): one et_tensor per activation, input error and merged error, one
+# et_wlayer per linear/conv layer, one et_intop per other op except add. They are mutable
+# (scales, zero points), so they live in .data: RAM, with a load image in flash.
+STRUCT_BYTES = {"et_tensor": 20, "et_wlayer": 184, "et_intop": 52}
+
+
+@dataclass(frozen=True)
+class FixedRam:
+    """RAM of the deployed C program that does not depend on the model, in bytes (.data +
+    .bss of ``et_deploy`` built with ``ET_SEMIHOSTING=0``, linked with newlib-nano, no
+    rdimon, ``--gc-sections``)."""
+
+    c_library: int  # newlib-nano: errno's reentrancy struct (impure_data 96 B, _impure_ptr
+    #                 4 B) reached from libm's sqrtf wrapper, and libm's __fdlib_version (1 B)
+    runtime: int  # et_engine.c: et_error and the deferred-observation queue's pointer/counters
+    model: int  # model.c: the random stream (et_stream, 4 B) and the step's loss (int64)
+
+    @property
+    def total(self) -> int:
+        return self.c_library + self.runtime + self.model
+
+
+# per core architecture (devices.toml `arch`); the same newlib-nano objects on both today
+FIXED_RAM = {"armv6-m": FixedRam(101, 16, 12), "armv7e-m": FixedRam(101, 16, 12)}
+
+
+def fixed_ram(arch: str) -> FixedRam:
+    """The fixed runtime RAM of a core architecture; an architecture not measured yet (a
+    user's core) is planned with the largest measured one."""
+    return FIXED_RAM.get(arch, max(FIXED_RAM.values(), key=lambda f: f.total))
 
 
 def layer_geometry(op: str, attrs, in_shape: tuple[int, ...]) -> tuple[int, ...]:

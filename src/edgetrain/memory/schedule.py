@@ -51,7 +51,8 @@ from edgetrain.ir.registry import get_op
 from edgetrain.memory import runtime
 
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4,
-               "et_range": runtime.RANGE_BYTES, "et_observation": runtime.OBSERVATION_BYTES}
+               "et_range": runtime.RANGE_BYTES, "et_observation": runtime.OBSERVATION_BYTES,
+               **runtime.STRUCT_BYTES}
 ORDERS = ("error-first", "weight-first")
 PHASES = ("input", "forward", "loss", "merge", "backward_weight", "backward_error", "update")
 
@@ -396,6 +397,24 @@ class _Builder:
         self.buffer("qparams:tensors", "qparams", "et_range", trackers, "input", "state")
         self.buffer("queue:observations", "queue", "et_observation",
                     runtime.queue_entries(deferrable), "input", "state")
+        self.add_c_descriptors(nodes)
+
+    def add_c_descriptors(self, nodes: list[Node]) -> None:
+        """The C runtime's descriptors (``runtime.STRUCT_BYTES``), in RAM with a flash image:
+        an et_tensor for the input, every node's output, the loss error, every input error a
+        backward step makes (an add passes its error on) and every merged error; an et_wlayer
+        per weight layer; an et_intop per other op except add."""
+        dx = sum(s.phase == "backward_error" and self.graph.node(s.node).op != "add"
+                 for s in self.steps)
+        merges = sum(s.phase == "merge" for s in self.steps)
+        layers = sum(self.is_weight_layer(n) for n in nodes)
+        counts = {"et_tensor": 2 + len(nodes) + dx + merges, "et_wlayer": layers,
+                  "et_intop": sum(not self.is_weight_layer(n) and n.op != "add" for n in nodes)}
+        for struct, count in counts.items():
+            if count:
+                name = self.buffer(f"runtime:{struct}", "runtime", struct, count, "runtime",
+                                   "state")
+                self.buffer(f"init:{name}", "init", struct, count, "runtime", "flash")
 
     def add_tensor_qparams(self) -> None:
         """Per-tensor scale, zero point and tracked range (lo, hi) of every int8 act/err."""
