@@ -79,6 +79,7 @@ class Emitted:
     state_bytes: int  # RAM outside the arena: trained weights, biases, trackers, statistics
     flash_data_bytes: int
     buffers: dict[str, dict]
+    state_map: dict[str, tuple[str, str]] = field(default_factory=dict)  # float precisions
 
 
 # ---------------------------------------------------------------- C literals
@@ -141,6 +142,7 @@ class Emitter:
         self.state_bytes = 0
         self.flash_bytes = 0
         self.deferrable = 0  # trackers whose observations can be deferred (queue capacity)
+        self.state_map: dict[str, tuple[str, str]] = {}  # RAM state array -> (kind, engine key)
 
     # ---- bookkeeping
     def scratch_use(self, kind: str, node: str) -> str | None:
@@ -204,11 +206,14 @@ class Emitter:
             lo, hi, seen = st[f"{key}_lo"], st[f"{key}_hi"], bool(st[f"{key}_seen"])
         else:
             lo, hi, seen = np.zeros(n, np.float32), np.zeros(n, np.float32), False
+        if mutable:
+            self.state_map["r_" + c_ident(key)] = ("range", key)
         return self.ranges("r_" + c_ident(key), np.broadcast_to(lo, (n,)),
                            np.broadcast_to(hi, (n,)), seen, mutable)
 
     def grad_stats(self, key: str, rows: int) -> str:
         st = self.m.state
+        self.state_map["gs_" + c_ident(key)] = ("stats", key)
         if f"{key}_mean" in st:
             return self.ranges("gs_" + c_ident(key), st[f"{key}_mean"], st[f"{key}_var"],
                                bool(st[f"{key}_seen"]))
@@ -291,8 +296,13 @@ class Emitter:
             self.decls.append(f"static const float ws_{ident}[{c_out}] = "
                               f"{c_values(np.broadcast_to(qp.scale, (c_out,)), f32)};")
             self.flash_bytes += 4 * c_out
+        if train_w:
+            self.state_map[f"w_{ident}"] = ("int8", n + ":w")
+        if train_b:
+            self.state_map[f"b_{ident}"] = ("int32", n + ":b")
         emax = "0"
         if self.cfg.policy.partial and train_w:
+            self.state_map[f"em_{ident}"] = ("emax", n + ":emax")
             value = np.float32(np.asarray(st.get(f"{n}:emax", np.zeros(1))).ravel()[0])
             emax = "&" + self.ranges(f"em_{ident}", [value], [0.0], True) + "[0].lo"
         return fields + [f".w_scale = (float *)ws_{ident}", f".w_fixed = {int(not train_w)}",
@@ -484,6 +494,10 @@ class Emitter:
                       f"gb:{n}" if "bias" in roles else None, f"kept:{n}" if partial else None,
                       self.scratch_use("wrow", n), self.scratch_use("sg", n))
 
+    def step_epilogue(self) -> str:
+        """C lines run at the end of every training step (none for int8)."""
+        return ""
+
     # ---- arena and text
     def arena(self) -> tuple[dict[str, int], int, int]:
         """Offsets of every buffer from its lifetime over the step's calls (greedy planner)."""
@@ -611,7 +625,7 @@ static void et_step(const float *x, const int32_t *labels, int32_t batch)
     et_deferred_reset(et_queue, {queue_entries(em.deferrable)});
 {step}
     et_deferred_commit();
-    et_loss_q16 = {em.loss_to_q16};
+{em.step_epilogue()}    et_loss_q16 = {em.loss_to_q16};
 }}
 
 int et_train_batch(const float *inputs, const int32_t *labels, int32_t n)

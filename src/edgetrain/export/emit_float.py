@@ -74,6 +74,14 @@ class FloatErrors(Emitter):
     def update_early(self) -> bool:
         return True  # float backward passes draw nothing from the random stream
 
+    def step_epilogue(self) -> str:
+        """Trace the whole RAM state after each step (``state/<array>``, ``state/rng``):
+        verify starts the engine's next step from it, so each step is compared alone."""
+        lines = [f"    ET_TRACE_T({self.trace_id('state/' + name)}, {name}, sizeof {name});\n"
+                 for name in self.state_map]
+        lines.append(f"    ET_TRACE_T({self.trace_id('state/rng')}, &rng.state, 4);\n")
+        return "".join(lines)
+
     def ftensor(self, var: str, buffer: str, n: int, trace: int | None) -> str:
         tid = "ET_NO_TRACE" if trace is None else str(trace)
         self.decls.append(f"static et_ftensor {var} = {{(float *){addr(buffer)}, {n}, {tid}}};")
@@ -207,6 +215,8 @@ class MixedEmitter(FloatErrors):
         et_flayer of the float backward pass pointing at it."""
         name = super().weight_layer(node)
         n, ident = node.name, c_ident(node.name)
+        if n not in self.needed:  # a frozen prefix: no backward pass, no float side
+            return name
         train_w, train_b, partial = self.roles(node)
         params = [f".q = &{name}",
                   f".g_stats = {'gs_' + c_ident(n + ':g') if train_w else '0'}",
@@ -268,6 +278,10 @@ class Float32Emitter(FloatErrors):
         train_w, train_b, partial = self.roles(node)
         w = self.state_array("float", f"w_{ident}", self.g.param(node, "weight"), train_w)
         b = self.state_array("float", f"b_{ident}", self.g.param(node, "bias"), train_b)
+        if train_w:
+            self.state_map[w] = ("weight", n)
+        if train_b:
+            self.state_map[b] = ("bias", n)
         c_out = len(self.g.param(node, "bias"))
         params = [f".w = (float *){w}", f".b = (float *){b}",
                   f".g_stats = {self.grad_stats(n + ':g', c_out) if train_w else '0'}",
@@ -280,6 +294,7 @@ class Float32Emitter(FloatErrors):
     def emax(self, node: Node) -> str:
         value = np.float32(np.asarray(self.m.state.get(f"{node.name}:emax", np.zeros(1)))
                            .ravel()[0])
+        self.state_map[f"em_{c_ident(node.name)}"] = ("emax", node.name + ":emax")
         return "&" + self.ranges(f"em_{c_ident(node.name)}", [value], [0.0], True) + "[0].lo"
 
     def logits(self) -> tuple[str, tuple[str, ...]]:
@@ -316,4 +331,4 @@ def emit_float(model: Int8Model, cfg: ExportConfig, precision: str,
     buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
                for b, (ct, cnt) in em.buffers.items()}
     return Emitted(model_c, model_h, em.traces, arena_bytes, bound, em.state_bytes,
-                   em.flash_bytes, buffers)
+                   em.flash_bytes, buffers, em.state_map)

@@ -111,7 +111,7 @@ def export_project(model: Graph | Int8Model, device: str, out: str | Path,
                 "arena_bytes": emitted.arena_bytes,
                 "arena_lower_bound_bytes": emitted.arena_lower_bound,
                 "state_bytes": emitted.state_bytes, "flash_data_bytes": emitted.flash_data_bytes,
-                "buffers": emitted.buffers}
+                "buffers": emitted.buffers, "state_map": emitted.state_map}
     path = project.write_project(out, dev, emitted.model_c, emitted.model_h, manifest,
                                  project.readme(manifest))
     if precision != "int8":

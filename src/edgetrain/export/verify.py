@@ -293,6 +293,50 @@ class ToleranceCheck:
                 for k, b in self.bounds.items()}
 
 
+RANGE = np.dtype({"names": ["lo", "hi", "seen"], "formats": ["<f4", "<f4", "u1"],
+                  "offsets": [0, 4, 8], "itemsize": 12})  # et_range
+
+
+def _put(state: dict, key: str, values: np.ndarray) -> None:
+    """state[key] = values, in the shape (and dtype) the engine keeps there."""
+    old = state.get(key)
+    if old is not None:
+        state[key] = values.astype(old.dtype).reshape(old.shape)
+    else:
+        state[key] = values.reshape(()) if values.size == 1 else values
+
+
+def _sync_range(state: dict, key: str, raw: bytes, stats: bool) -> None:
+    r = np.frombuffer(raw, RANGE)
+    lo, hi = ("_mean", "_var") if stats else ("_lo", "_hi")
+    _put(state, key + lo, r["lo"].astype(np.float32))
+    _put(state, key + hi, r["hi"].astype(np.float32))
+    state[key + "_seen"] = np.array(bool(r["seen"][0]))
+
+
+def sync_state(trainer: Trainer, records: dict[str, bytes], state_map: dict) -> None:
+    """Start the engine's next step from the C program's state after its last step (weights,
+    biases, trackers, gradient statistics, partial-update maxima, random stream), so a float
+    step is compared alone: its differences do not compound over steps (docs/deploy.md)."""
+    st, g = trainer.model.state, trainer.graph
+    for name, (kind, key) in state_map.items():
+        raw = records.get(f"state/{name}")
+        if raw is None:
+            continue
+        if kind in ("range", "stats"):
+            _sync_range(st, key, raw, kind == "stats")
+        elif kind == "emax":
+            st[key] = np.array(np.frombuffer(raw, RANGE)["lo"][0], np.float32)
+        elif kind in ("weight", "bias"):
+            g.param(g.node(key), kind)[...] = np.frombuffer(raw, np.float32).reshape(
+                g.param(g.node(key), kind).shape)
+        else:
+            _put(st, key, np.frombuffer(raw, np.int8 if kind == "int8" else np.int32))
+    if "state/rng" in records:
+        trainer.rng.state = np.array(np.frombuffer(records["state/rng"], np.uint32)[0])
+        st["rng"] = trainer.rng.state
+
+
 class FloatTrace(Trainer):
     """The engine, also recording the float tensors of mixed and float32 steps under the C's
     trace names (``Trainer.trace`` holds the int8 ones): float errors as they enter each
@@ -325,10 +369,12 @@ class FloatTrace(Trainer):
 # ---------------------------------------------------------------- main entry
 
 def python_traces(model: Int8Model, manifest: dict, x: np.ndarray, y: np.ndarray,
-                  on_step: Callable[[int], None] | None = None
+                  on_step: Callable[[int], None] | None = None,
+                  records: dict[int, dict[str, bytes]] | None = None
                   ) -> tuple[list[dict], float, np.ndarray]:
     """The engine's trace of every step, the MACs it executed per sample (all phases) and
-    its inference logits for the last step's first sample after training."""
+    its inference logits for the last step's first sample after training. Float
+    precisions with the C's ``records``: each step starts from the C's state."""
     policy = parse_policy(manifest["policy"], manifest.get("lambda_min"),
                           manifest.get("lambda_max", 1.0))
     precision = manifest.get("precision", "int8")
@@ -336,12 +382,16 @@ def python_traces(model: Int8Model, manifest: dict, x: np.ndarray, y: np.ndarray
                          seed=manifest["seed"])
     traces = []
     for s in range(len(y)):
+        if precision != "int8" and records and s > 0:
+            sync_state(trainer, records.get(s - 1, {}), manifest.get("state_map", {}))
         loss = trainer.step(x[s], y[s], trace=True)
         if precision != "int8":
             trainer.trace["loss/batch"] = np.float32(loss)
         traces.append(trainer.trace)
         if on_step:
             on_step(s)
+    if precision != "int8" and records:  # et_predict runs from the C's final state
+        sync_state(trainer, records.get(len(y) - 1, {}), manifest.get("state_map", {}))
     macs = sum(trainer.macs.values()) / max(trainer.samples, 1)
     trainer.trace = None  # inference records nothing into the last step's trace
     return traces, macs, trainer.logits(x[-1][:1])[0]  # et_predict after the last step
@@ -362,7 +412,10 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
     build(project, t, "test" if t.cross else "verify")
     run_program(project, t, "et_verify", timeout)
     records = read_records(project / "verify_out.bin", manifest["trace_names"])
-    traces, macs, logits = python_traces(model, manifest, x, y, on_step)
+    traces, macs, logits = python_traces(model, manifest, x, y, on_step, records)
+    for step_records in records.values():  # the C state, used above, is not compared
+        for name in [n for n in step_records if n.startswith("state/")]:
+            del step_records[name]
     precision = manifest.get("precision", "int8")
     check = ToleranceCheck(precision) if precision != "int8" else compare_tensor
     mismatches = [m for s, tr in enumerate(traces)
