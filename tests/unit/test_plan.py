@@ -8,6 +8,7 @@ from edgetrain import zoo
 from edgetrain.errors import EdgetrainError
 from edgetrain.ir import Policy
 from edgetrain.memory import devices, runtime
+from edgetrain.memory.cost import bytes_moved_by_phase
 from edgetrain.memory.plan import PlanConfig, plan
 from edgetrain.memory.search import candidate_policies, search
 
@@ -79,6 +80,25 @@ def test_runtime_ram_is_planned_for_the_exported_c_program_only():
             assert p.buffer(f"init:{b.name}").bytes == b.bytes
     for precision in ("mixed", "float32"):  # the engine's memory; no C program is planned
         assert plan(g, "rp2040", "last-2", precision).runtime_ram_bytes == 0
+
+
+def test_batch_major_at_int8_per_sample_accumulators_on_request():
+    g = GRAPHS["mnist-cnn"]
+    major = plan(g, "imxrt1062", "full", "int8", batch=4)
+    per_sample = plan(g, "imxrt1062", "full", config=PlanConfig(batch=4, batch_major=False))
+    assert major.config.is_batch_major and not per_sample.config.is_batch_major
+    assert major.buffer("act:conv1").bytes == 4 * per_sample.buffer("act:conv1").bytes
+    assert {b.region for b in major.arena + major.state if b.kind == "grad"} == {"arena"}
+    assert {b.region for b in per_sample.arena + per_sample.state
+            if b.kind == "grad"} == {"state"}
+    assert any("whole batch" in n for n in major.notes)
+    assert not PlanConfig(precision="float32", batch=4).is_batch_major
+    # bytes moved per sample: a sample's own data as at batch 1, weights read once per batch
+    one = plan(g, "imxrt1062", "full", "int8", batch=1)
+    moved = {b: bytes_moved_by_phase(p.schedule) for b, p in ((1, one), (4, major))}
+    assert moved[4]["input"] == moved[1]["input"] == 784
+    assert moved[4]["update"] == moved[1]["update"] / 4
+    assert major.cost.bytes_moved < one.cost.bytes_moved
 
 
 def test_fits_and_shortfall_against_the_device():

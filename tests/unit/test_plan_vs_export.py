@@ -27,10 +27,11 @@ def quantized(model: str, numerics: str = "default"):
     return _MODELS[model, numerics]
 
 
-def emitted_and_planned(model: str, policy: str, numerics: str = "default"):
+def emitted_and_planned(model: str, policy: str, numerics: str = "default", batch: int = 1):
     g, q = quantized(model, numerics)
-    e = emit(q, ExportConfig(parse_policy(policy)))
-    config = PlanConfig(precision="int8", weight_channels=q.numerics.weight_channels)
+    e = emit(q, ExportConfig(parse_policy(policy), batch=batch))
+    config = PlanConfig(precision="int8", batch=batch,
+                        weight_channels=q.numerics.weight_channels)
     return e, plan(g, "imxrt1062", policy, config=config)
 
 
@@ -43,6 +44,22 @@ def test_planner_peak_ram_is_the_emitted_static_ram(model, policy):
     assert abs(p.peak_ram_bytes - emitted) <= RAM_BAR * p.peak_ram_bytes
     assert p.arena_bytes == e.arena_bytes  # same buffers, same lifetimes, same placement
     check_model_state(e, p)
+
+
+@pytest.mark.parametrize("model, policy, batch", [
+    ("mbednet", "full", 2), ("motion-cnn1d", "bias-only", 3), ("mnist-cnn", "partial", 2),
+    ("mlp", "last-2", 4)])
+def test_batch_is_planned_as_the_c_runtime_runs_it(model, policy, batch):
+    """At batch B the C step holds the whole batch (batch-major activations, errors, sums)
+    and updates each layer from the batch's gradient at once: no accumulators."""
+    e, p = emitted_and_planned(model, policy, batch=batch)
+    assert p.arena_bytes == e.arena_bytes
+    check_model_state(e, p)
+    g = quantized(model)[0]
+    assert p.buffer("act:input").elements == batch * int(np.prod(g.input_shape))
+    assert not [b for b in p.state if b.kind == "grad"]
+    one = emitted_and_planned(model, policy)[1]
+    assert p.state_bytes == one.state_bytes and p.arena_bytes > one.arena_bytes
 
 
 def model_state(p) -> tuple[int, int]:

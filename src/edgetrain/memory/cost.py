@@ -65,12 +65,15 @@ def macs_per_phase(schedule: Schedule) -> dict[str, int]:
 
 
 def bytes_moved_by_phase(schedule: Schedule) -> dict[str, float]:
-    """Bytes read + written per phase and sample; updates run once per batch."""
+    """Bytes read + written per phase and sample; updates run once per batch, and a step
+    whose buffers hold the whole batch (the C runtime's) runs once per batch too."""
     out: dict[str, float] = {}
-    share = {"update": 1.0 / schedule.config.batch}
+    config = schedule.config
+    share = {"update": 1.0 / config.batch}
     for step in schedule.steps:
         moved = sum(schedule.buffers[b].bytes for b in step.reads + step.writes)
-        out[step.phase] = out.get(step.phase, 0.0) + moved * share.get(step.phase, 1.0)
+        per_sample = share.get(step.phase, 1.0 / config.step_samples)
+        out[step.phase] = out.get(step.phase, 0.0) + moved * per_sample
     return out
 
 

@@ -49,12 +49,15 @@ CODE_ESTIMATE = {"runtime": 6144, "forward_kernel": 768, "backward_kernel": 1024
 class PlanConfig:
     precision: str = "int8"
     batch: int = 1
-    reorder: bool | None = None  # None: reorder when batch == 1
+    reorder: bool | None = None  # None: reorder at batch 1 or when batch-major
     optimizer: str = "sgd-std"  # optimizer state to plan (schedule.OPTIMIZERS)
     alignment: int = 8  # bytes; every buffer offset and size is a multiple
     planner: str = "greedy-best"
     order: str = "auto"  # backward order per layer (schedule.ORDERS); auto: smaller arena
     weight_channels: bool = True  # int8: per-channel weight scales (numerics.weight_channels)
+    # each step on the whole batch (batch-major buffers) or one sample at a time with gradient
+    # accumulators; None: as the exported C runtime at int8 (batch-major), else per sample
+    batch_major: bool | None = None
 
     def __post_init__(self):
         if not isinstance(self.alignment, int) or self.alignment < 1:
@@ -65,7 +68,13 @@ class PlanConfig:
     def schedule_configs(self) -> list[ScheduleConfig]:
         orders = ORDERS if self.order == "auto" else (self.order,)
         return [ScheduleConfig(self.precision, self.batch, self.reorder, self.optimizer, order,
-                               self.weight_channels) for order in orders]
+                               self.weight_channels, self.is_batch_major) for order in orders]
+
+    @property
+    def is_batch_major(self) -> bool:
+        if self.batch_major is not None:
+            return self.batch_major
+        return self.precision == "int8" and self.optimizer == "sgd-std"  # the C runtime's
 
 
 @dataclass(frozen=True)

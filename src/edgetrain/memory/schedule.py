@@ -8,9 +8,11 @@ the old weights, in the order ``ScheduleConfig.order``; ``plan()`` keeps the ord
 smaller arena) and, with *operator reordering* (Lin et al. 2022, "On-Device Training Under
 256KB Memory"), its update right away, so that layer's gradient buffer dies before the next
 layer's is made. With a
-batch > 1 (or ``reorder=False``) gradients are accumulated and applied after the last layer:
-gradient accumulators persist (batch > 1, in the state region) or all gradients of the step
-live together until the end (``reorder=False``, batch 1).
+batch > 1 either each step holds the whole batch (``batch_major``, as the exported C
+runtime: batch-major buffers, a layer's gradient summed over the batch and applied at once)
+or samples go one at a time and gradient accumulators persist in the state region until the
+update after the last sample; with ``reorder=False`` (batch 1) all gradients of the step live
+together until the end.
 
 What is kept for the backward pass is exactly what the policy needs (``OP_MEMORY``): a linear
 or conv layer keeps its input only when its *weight* gradient is wanted, so bias-only
@@ -135,13 +137,14 @@ class ScheduleConfig:
     optimizer: str = "sgd-std"  # the engine's: SGD with gradient standardization
     order: str = "error-first"  # per trained layer: error then weight gradient, or the reverse
     weight_channels: bool = True  # int8: per-channel weight scales (as numerics "default")
+    batch_major: bool = False  # each step on the whole batch (the C runtime); else per sample
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise unknown("precision", self.precision, PRECISIONS)
         if not isinstance(self.batch, int) or self.batch < 1:
             raise EdgetrainError(f"batch must be a positive integer, got {self.batch!r}")
-        if self.reorder and self.batch > 1:
+        if self.reorder and self.batch > 1 and not self.batch_major:
             raise EdgetrainError("operator reordering applies each update per sample: it "
                                  f"needs batch 1, got batch {self.batch}")
         if self.optimizer not in OPTIMIZERS:
@@ -151,7 +154,23 @@ class ScheduleConfig:
 
     @property
     def reordered(self) -> bool:
-        return self.batch == 1 if self.reorder is None else self.reorder
+        """Each layer's update right after its gradient: by default at batch 1, and at any
+        batch when each step covers the whole batch (``batch_major``)."""
+        if self.reorder is None:
+            return self.batch == 1 or self.batch_major
+        return self.reorder
+
+    @property
+    def step_samples(self) -> int:
+        """Samples one step's buffers hold: the whole batch when ``batch_major`` (as the C
+        runtime: batch-major activations, errors and accumulators, a layer's gradient summed
+        over the batch); otherwise one sample at a time, with gradient accumulators."""
+        return self.batch if self.batch_major else 1
+
+    @property
+    def accumulates(self) -> bool:
+        """Gradients persist across the samples of a batch (state accumulators)."""
+        return self.step_samples < self.batch
 
     @property
     def c_runtime(self) -> bool:
@@ -357,8 +376,8 @@ class _Builder:
         geo, roles = self.geometry(node), self.trained.get(node.name, frozenset())
         sizes = dict(runtime.conv_scratch(node.op, geo))
         sizes.update({m: (ct, n) for m, (ct, n, wanted) in runtime.weight_layer_arena(
-            geo, 1, "weight" in roles, "bias" in roles, self.policy.partial,
-            self.config.weight_channels).items() if wanted})
+            geo, self.config.step_samples, "weight" in roles, "bias" in roles,
+            self.policy.partial, self.config.weight_channels).items() if wanted})
         return [self.buffer(f"scratch:{m}:{node.name}", "scratch",
                             runtime.CTYPE_DTYPE[sizes[m][0]], sizes[m][1], node.name, "arena")
                 for m in members if m in sizes]
@@ -434,8 +453,12 @@ class _Builder:
                             "flash")
 
     # --- forward and loss --------------------------------------------------------------
+    def samples(self, shape: tuple[int, ...]) -> int:
+        """Elements of a per-sample tensor of ``shape`` in one step's buffer."""
+        return self.config.step_samples * elements(shape)
+
     def forward(self) -> None:
-        self.buffer(self.act[INPUT], "act", self.prec.act, elements(self.graph.input_shape),
+        self.buffer(self.act[INPUT], "act", self.prec.act, self.samples(self.graph.input_shape),
                     INPUT, "arena")
         self.step("input", INPUT, [], [self.act[INPUT]])
         for node in self.graph.nodes:
@@ -444,7 +467,7 @@ class _Builder:
                 self.act[node.name] = self.act[node.inputs[0]]
                 continue
             out = self.buffer(f"act:{node.name}", "act", self.prec.act,
-                              elements(self.graph.shapes[node.name]), node.name, "arena")
+                              self.samples(self.graph.shapes[node.name]), node.name, "arena")
             self.act[node.name] = out
             reads = [self.act[t] for t in node.inputs] + self.param_buffers(node)
             scratch = [*self.acc_scratch(node), *self.c_layer_buffers(node, ("colf",))]
@@ -455,7 +478,7 @@ class _Builder:
         if not (self.prec.quantized and op_memory(node.op).accumulates):
             return []
         return [self.buffer(f"scratch:acc:{node.name}", "scratch", "int32",
-                            elements(self.graph.shapes[node.name]), node.name, "arena")]
+                            self.samples(self.graph.shapes[node.name]), node.name, "arena")]
 
     def error_buffer(self, tensor: str) -> str:
         """The buffer of a tensor's error; a view shares its input's."""
@@ -465,16 +488,17 @@ class _Builder:
                 self.err[tensor] = self.error_buffer(node.inputs[0])
             else:
                 self.err[tensor] = self.buffer(f"err:{tensor}", "err", self.prec.err,
-                                               elements(self.graph.shapes[tensor]), tensor,
+                                               self.samples(self.graph.shapes[tensor]), tensor,
                                                "arena")
         return self.err[tensor]
 
     def loss(self) -> None:
-        """int8: fixed-point softmax-CE gradient and exponentials, int64[K] each; otherwise
-        float32 probabilities [K]."""
+        """int8: fixed-point softmax-CE gradient (int64[samples, K]) and exponentials
+        (int64[K]); otherwise float32 probabilities [K]."""
         out = self.graph.output
         k = elements(self.graph.shapes[out])
-        dtype, count = ("int64", 2 * k) if self.prec.err == "int8" else ("float32", k)
+        dtype, count = (("int64", (self.config.step_samples + 1) * k) if self.prec.err == "int8"
+                        else ("float32", k))
         scratch = self.buffer("scratch:loss", "scratch", dtype, count, self.graph.loss, "arena")
         err = self.error_buffer(out)
         self.err_made.add(err)
@@ -493,7 +517,7 @@ class _Builder:
         return "int32" if fits else "int64"
 
     def grad_buffers(self, node: Node) -> list[str]:
-        region = "arena" if self.config.batch == 1 else "state"
+        region = "state" if self.config.accumulates else "arena"
         return [self.buffer(f"grad:{node.params[role]}", "grad", self.grad_dtype(node, role),
                             self.graph.params[node.params[role]].size, node.name, region)
                 for role in sorted(self.trained.get(node.name, ()))]
@@ -517,7 +541,7 @@ class _Builder:
     def backward_weight(self, node: Node) -> list[str]:
         mem = op_memory(node.op)
         grads = self.grad_buffers(node)
-        accumulate = grads if self.config.batch > 1 else []
+        accumulate = grads if self.config.accumulates else []
         costly = any(r in mem.param_keeps or not mem.known for r in self.trained[node.name])
         scratch = self.topk_scratch(node)  # filled, then read, by this step
         scratch += self.c_layer_buffers(node, ("colb", "wt", "kb"))
@@ -568,8 +592,8 @@ class _Builder:
         name = f"scratch:ec:{node.name}"
         if name in self.buffers:
             return [name], []
-        self.buffer(name, "scratch", "int16", elements(self.graph.shapes[node.name]), node.name,
-                    "arena")
+        self.buffer(name, "scratch", "int16", self.samples(self.graph.shapes[node.name]),
+                    node.name, "arena")
         return [], [name]
 
     def backward_error(self, node: Node) -> None:
@@ -664,7 +688,12 @@ class _Builder:
         for op in sorted({n.op for n in self.graph.nodes if not op_memory(n.op).known}):
             self.notes.append(f"op '{op}' has no memory rule: planned conservatively "
                               "(keeps its inputs and output for backward)")
-        if self.config.batch > 1:
+        if self.config.batch > 1 and not self.config.accumulates:
+            self.notes.append(f"batch {self.config.batch}: as the C runtime, each step runs on "
+                              "the whole batch (activations, errors and accumulators for "
+                              f"{self.config.batch} samples); a layer's gradient sums the "
+                              "batch and its update follows at once")
+        elif self.config.batch > 1:
             self.notes.append(f"batch {self.config.batch}: gradient accumulators persist "
                               "across the batch; the update runs after the last sample")
         elif not self.config.reordered:
