@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgetrain.numerics.rounding import Stream, round_f32
+from edgetrain.numerics.rounding import Stream, round_f32_integral
 
 QMIN, QMAX = -128, 127
 S_MIN = np.float32(2.0**-40)  # smallest scale: keeps every division finite
@@ -87,7 +87,9 @@ def quantize(x: np.ndarray, qp: QParams, mode: str, rng: Stream | None = None,
     x = np.asarray(x, np.float32)
     s, z = _bcast(qp.scale, x.ndim, axis), _bcast(qp.zero, x.ndim, axis)
     v = np.clip(x / s, np.float32(-2.0**20), np.float32(2.0**20))  # float32[x.shape]
-    return saturate(round_f32(v, mode, rng).astype(np.int64, copy=False) + z)
+    r = round_f32_integral(v, mode, rng)  # integral float32/float64, |r| <= 2^20
+    q = r + z.astype(r.dtype)  # exact: |q| < 2^24
+    return q.clip(q.dtype.type(QMIN), q.dtype.type(QMAX)).astype(np.int8)  # saturate
 
 
 def dequantize(q: np.ndarray, qp: QParams, axis: int = 0) -> np.ndarray:

@@ -12,6 +12,10 @@ with an int64 product. Input ranges (checked): |acc| < 2^38, 0 <= M < 128 (large
 clamped to the largest float32 below 128); shift is clamped to 62, so M below 2^-39
 loses its low bits (the same in C).
 
+Host shortcut, same integers: while max|acc| * m < 2^53, acc * m * 2^-shift is held exactly
+in float64 and rounded there (``rounding.ROUND_DYADIC``; floor and nearest), which is
+several times faster in NumPy than the int64 product and shifts. C keeps the int64 form.
+
 >>> m, sh = multiplier(np.float32(0.75))
 >>> int(m), int(sh)
 (12582912, 24)
@@ -24,9 +28,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgetrain.numerics.qparams import QMAX, QMIN
-from edgetrain.numerics.rounding import Stream, round_shift_inplace
+from edgetrain.numerics.rounding import ROUND_DYADIC, Stream, round_shift_inplace
 
 ACC_LIMIT = 2**38
+DYADIC_LIMIT = 2**53  # |acc| m below this: acc * M is exact in float64 (host shortcut)
 M_MAX = np.array(0x42FFFFFF, np.uint32).view(np.float32)  # largest float32 below 128
 
 
@@ -58,12 +63,10 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
                lo: int = QMIN, hi: int = QMAX, axis: int = 1,
                extremes: tuple[int, int] | None = None) -> np.ndarray:
     """saturate(round(acc * M) + zero, lo, hi); M and zero may be per-channel along `axis`.
-    `extremes`: (min, max) of acc when the caller has them already (checked instead)."""
-    acc = np.asarray(acc, np.int64)
-    if acc.size:
-        a_min, a_max = extremes if extremes is not None else (acc.min(), acc.max())
-        if int(a_max) >= ACC_LIMIT or int(a_min) <= -ACC_LIMIT:
-            raise OverflowError(f"accumulator out of range |acc| < 2^38 ({a_min}, {a_max})")
+    `acc` holds integers (an int array, or a float array of exact integers as the host
+    GEMMs return). `extremes`: (min, max) of acc when the caller has them already."""
+    acc = np.asarray(acc)
+    bound = _checked_bound(acc, extremes)
     zero = np.asarray(zero, np.int64)
     M = np.broadcast_to(np.asarray(M, np.float32), zero.shape) if zero.ndim else M
     m, shift = multiplier(M)
@@ -73,7 +76,30 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
         m, shift = m.reshape(1, -1, 1), shift.reshape(1, -1, 1)
     if zero.ndim:
         zero = zero.reshape(1, -1, 1)
-    q = round_shift_inplace(acc * m, shift, mode, rng)  # int64, |acc * m| < 2^62
+    if mode in ROUND_DYADIC and bound * int(m.max()) < DYADIC_LIMIT:
+        q = ROUND_DYADIC[mode](_scaled_exactly(acc, m, shift))  # float64 integers
+    else:
+        q = round_shift_inplace(acc.astype(np.int64) * m, shift, mode, rng)  # |acc m| < 2^62
     q += zero
-    q.clip(np.int64(lo), np.int64(hi), out=q)  # int64 bounds: no Python-int dispatch
+    q.clip(q.dtype.type(lo), q.dtype.type(hi), out=q)  # bounds of q's type: no dispatch
     return q.astype(np.int8 if QMIN <= lo and hi <= QMAX else np.int32).reshape(shape)
+
+
+def _checked_bound(acc: np.ndarray, extremes) -> int:
+    """max |acc| (0 when empty), checked against the accumulator range |acc| < 2^38."""
+    if not acc.size:
+        return 0
+    a_min, a_max = extremes if extremes is not None else (acc.min(), acc.max())
+    if int(a_max) >= ACC_LIMIT or int(a_min) <= -ACC_LIMIT:
+        raise OverflowError(f"accumulator out of range |acc| < 2^38 ({a_min}, {a_max})")
+    return max(-int(a_min), int(a_max))
+
+
+def _scaled_exactly(acc: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """float64 acc * m * 2^-shift, exact while |acc| m < 2^53 (the caller checks): the value
+    round_shift(acc * m, shift) rounds, held without an int64 product."""
+    if m.ndim:
+        M = np.ldexp(m.astype(np.float64), -shift.astype(np.int32))  # exact: 24-bit m
+    else:
+        M = np.float64(float(m) * 2.0 ** -int(shift))
+    return np.multiply(acc, M, dtype=np.float64)  # a fresh array, rounded in place next

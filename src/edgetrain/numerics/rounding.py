@@ -95,29 +95,27 @@ def _golden_steps(n: int) -> np.ndarray:
 
 def _check_f32(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float32)
-    if not (np.abs(v) <= F32_LIMIT).all():  # also catches NaN
+    if v.size and not (v.min() >= -F32_LIMIT and v.max() <= F32_LIMIT):  # NaN fails too
         raise FloatingPointError(f"value out of the rounding range |v| <= 2^40 (max {np.max(v)})")
     return v
 
 
+# The float modes return the rounded values as integral floats (exact: float32 for floor and
+# stochastic, float64 for nearest), so callers that stay in [-2^24, 2^24] skip int64.
 def _f32_floor(v, rng):
-    return np.floor(_check_f32(v)).astype(np.int64)
+    return np.floor(v)
 
 
 def _f32_nearest(v, rng):
-    v = _check_f32(v)
-    fl = np.floor(v)
-    frac = v - fl  # exact in float32 for |v| < 2^23; for larger v frac is 0
-    up = (frac > np.float32(0.5)) | ((frac == np.float32(0.5)) & (v >= 0))
-    return (fl.astype(np.int64) + up.astype(np.int64))
+    return _dyadic_nearest(v.astype(np.float64))  # v has 24 bits: v +- 0.5 exact in float64
 
 
 def _f32_stochastic(v, rng):
-    v = _check_f32(v)
-    fl = np.floor(v)
-    frac = v - fl
-    u = (rng.bits(v.shape) >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)  # [0, 1)
-    return fl.astype(np.int64) + (u < frac).astype(np.int64)
+    r = np.floor(v)
+    frac = v - r  # exact in float32; 0 for |v| >= 2^23, so r + 1 below is exact
+    u = (rng.bits(v.shape) >> np.uint32(8)).astype(np.float32)  # float32 integers < 2^24
+    u *= np.float32(2.0**-24)  # [0, 1), exact
+    return r + (u < frac)  # float32
 
 
 # The shift modes work IN PLACE on p (a fresh int64 array owned by the caller).
@@ -151,6 +149,27 @@ def _shift_stochastic(p, shift, rng):
     return p
 
 
+# Host shortcut (same integers): v = p * 2^-shift held EXACTLY in float64 (|p| < 2^53, so
+# v's bits span at most 53 places and v +- 0.5 is exact too) is rounded in place by float
+# operations instead of int64 shifts: floor(v) == p >> shift, and ties away from zero
+# trunc(v + copysign(0.5, v)) == sign(p) ((|p| + 2^(shift-1)) >> shift). Stochastic
+# rounding has no such form (it consumes the stream's bits) and stays on round_shift.
+SIGN_BIT, HALF_BITS = np.uint64(1 << 63), np.uint64(0x3FE0000000000000)  # float64 0.5
+
+
+def _dyadic_floor(v):
+    return np.floor(v, out=v)
+
+
+def _dyadic_nearest(v):
+    half = v.view(np.uint64) & SIGN_BIT  # copysign(0.5, v) from v's sign bit (no libm call)
+    half |= HALF_BITS
+    v += half.view(np.float64)
+    return np.trunc(v, out=v)
+
+
+ROUND_DYADIC: dict[str, Callable] = {"floor": _dyadic_floor, "nearest": _dyadic_nearest}
+
 ROUND_F32: dict[str, Callable] = {"floor": _f32_floor, "nearest": _f32_nearest,
                                   "stochastic": _f32_stochastic}
 ROUND_SHIFT: dict[str, Callable] = {"floor": _shift_floor, "nearest": _shift_nearest,
@@ -160,9 +179,14 @@ MODES = tuple(ROUND_F32)
 
 def round_f32(v: np.ndarray, mode: str, rng: Stream | None = None) -> np.ndarray:
     """int64 rounding of float32 values ``v`` (|v| <= 2^40, no NaN) by the named mode."""
+    return round_f32_integral(v, mode, rng).astype(np.int64)
+
+
+def round_f32_integral(v: np.ndarray, mode: str, rng: Stream | None = None) -> np.ndarray:
+    """round_f32 with the result left as integral floats (float32 or float64, exact)."""
     if mode not in ROUND_F32:
         raise unknown("rounding mode", mode, ROUND_F32)
-    return ROUND_F32[mode](v, rng)
+    return ROUND_F32[mode](_check_f32(v), rng)
 
 
 def round_shift(p: np.ndarray, shift: np.ndarray | int, mode: str,
