@@ -74,6 +74,7 @@ class VerifyResult:
     within_tolerance: bool = True  # int8: the same as bit_exact (tolerance 0)
     max_abs_error: dict[str, float] = field(default_factory=dict)  # per tensor kind
     max_rel_error: dict[str, float] = field(default_factory=dict)
+    flipped_elements: dict[str, int] = field(default_factory=dict)  # beyond rounding, allowed
     tolerance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -211,85 +212,109 @@ def compare_step(step: int, trace: dict, records: dict[str, bytes],
 
 @dataclass(frozen=True)
 class Bound:
-    """The largest allowed difference of one tensor kind: absolute (``abs``, e.g. int8 codes)
-    and relative to the tensor's largest magnitude (``rel``); None: not bounded that way."""
+    """The largest allowed difference of one tensor kind: elements must satisfy
+    ``|C - Python| <= abs + rel * max |Python|`` (max over the tensor), except at most a
+    fraction ``flips`` of them (at least one when nonzero): the elements on the other side
+    of a discontinuity (a ReLU mask or a max-pool's arg max decided by a float32 rounding
+    difference of the forward pass)."""
 
-    abs: float | None = None
-    rel: float | None = None
+    abs: float = 0.0
+    rel: float = 0.0
+    flips: float = 0.0
+
+    def beyond(self, d: np.ndarray, top: float) -> int:
+        """How many differences ``d`` exceed abs + rel * top."""
+        return int(np.count_nonzero(d > self.abs + self.rel * top))
+
+    def allows(self, d: np.ndarray, top: float) -> bool:
+        allowed = int(np.ceil(self.flips * d.size))
+        return self.beyond(d, top) <= allowed and bool(np.isfinite(d).all())
 
 
-# Set from the differences measured over 100 steps of every zoo model x {full, last-2} on
-# host and cortex-m4 (docs/deploy.md, section "mixed and float32"), with margin.
+# Set from the per-step differences measured over 100 steps of every zoo model x {full,
+# last-2} on host (docs/deploy.md, "mixed and float32"), with a margin of 10-40x. Codes
+# (act, w, zero points) are int8, b int32 (mixed); errors and the loss are in loss-gradient
+# units (|e| <= 1), so their absolute floor is float32 rounding of values near 1.
 TOLERANCES: dict[str, dict[str, Bound]] = {
     "mixed": {"act": Bound(abs=1), "act_scale": Bound(rel=1e-4), "act_zero": Bound(abs=1),
-              "err": Bound(rel=1e-3), "w": Bound(abs=1), "w_scale": Bound(rel=1e-4),
-              "w_zero": Bound(abs=1), "b": Bound(rel=1e-4), "loss": Bound(rel=1e-4),
-              "predict": Bound(rel=1e-3)},
-    "float32": {"act": Bound(rel=1e-4), "err": Bound(rel=1e-3), "w": Bound(rel=1e-4),
-                "b": Bound(rel=1e-4), "loss": Bound(rel=1e-4), "predict": Bound(rel=1e-4)},
+              "err": Bound(abs=1e-6, rel=1e-3, flips=0.005), "w": Bound(abs=1),
+              "w_scale": Bound(rel=1e-4), "w_zero": Bound(abs=1), "b": Bound(abs=1, rel=1e-3),
+              "loss": Bound(abs=1e-6, rel=1e-4), "predict": Bound(abs=1e-6, rel=1e-4)},
+    "float32": {"act": Bound(rel=1e-4), "err": Bound(abs=1e-6, rel=1e-3, flips=0.005),
+                "w": Bound(rel=1e-4), "b": Bound(rel=1e-4), "loss": Bound(abs=1e-6, rel=1e-4),
+                "predict": Bound(abs=1e-6, rel=1e-4)},
 }
 
 
-def difference(expected, got: bytes) -> tuple[float, float, int] | None:
-    """(max |got - expected|, that over max |expected|, its flat index), or None when the
-    sizes differ; non-finite C values count as infinitely far."""
+def value_arrays(expected, got: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Python's and the C's values of one tensor as float64 arrays, or None when the sizes
+    differ (per-channel zero points: one value in C)."""
     want, dtype = _as_bytes(expected)
     e = np.frombuffer(want, dtype).astype(np.float64)
     if len(got) % dtype.itemsize:
         return None
     g = np.frombuffer(got, dtype).astype(np.float64)
     if g.size == 1 and e.size > 1 and np.all(e == e[0]):
-        g = np.full(e.size, g[0])  # per-channel zero points: one value in C
-    if e.size != g.size:
+        g = np.full(e.size, g[0])
+    return (e, g) if e.size == g.size else None
+
+
+def difference(expected, got: bytes) -> tuple[float, float, int, float] | None:
+    """(max |got - expected|, that over max |expected|, its flat index, max |expected|), or
+    None when the sizes differ; non-finite C values count as infinitely far."""
+    arrays = value_arrays(expected, got)
+    if arrays is None:
         return None
+    e, g = arrays
     if e.size == 0:
-        return 0.0, 0.0, 0
+        return 0.0, 0.0, 0, 0.0
     d = np.where(np.isfinite(g), np.abs(g - e), np.inf)
     i = int(np.argmax(d))
     top = float(np.abs(e).max())
     rel = float(d[i]) / top if top > 0 else (0.0 if d[i] == 0 else float("inf"))
-    return float(d[i]), rel, i
+    return float(d[i]), rel, i, top
 
 
 class ToleranceCheck:
-    """Compares tensors within the precision's bounds and keeps the largest differences per
-    tensor kind; ``exact`` stays True while every value agrees bit for bit."""
+    """Compares tensors within the precision's bounds and keeps, per tensor kind, the largest
+    differences and how many elements lay beyond the rounding bound (``flipped``);
+    ``exact`` stays True while every value agrees bit for bit."""
 
     def __init__(self, precision: str):
         self.bounds = TOLERANCES[precision]
         self.max_abs: dict[str, float] = {}
         self.max_rel: dict[str, float] = {}
+        self.flipped: dict[str, int] = {}
         self.exact = True
 
     def __call__(self, step: int, name: str, expected, got: bytes | None) -> Mismatch | None:
         kind, _, layer = name.partition("/")
         exact = compare_tensor(step, name, expected, got)
         if exact is None:
-            self._keep(kind, 0.0, 0.0)
+            self._keep(kind, 0.0, 0.0, 0)
             return None
-        diff = None if got is None else difference(expected, got)
-        if diff is None:
-            self.exact = False
-            return exact  # missing, or a different size
         self.exact = False
-        abs_err, rel_err, i = diff
-        self._keep(kind, abs_err, rel_err)
-        bound = self.bounds.get(kind, Bound(abs=0))
-        if ((bound.abs is not None and abs_err > bound.abs)
-                or (bound.rel is not None and rel_err > bound.rel)
-                or (bound.abs is None and bound.rel is None)):
-            e = np.asarray(expected).ravel()
-            g = np.frombuffer(got, _as_bytes(expected)[1])
-            return Mismatch(step, layer, kind, i, repr(e[i].item()),
-                            repr(g[min(i, g.size - 1)].item()))
-        return None
+        arrays = None if got is None else value_arrays(expected, got)
+        if arrays is None:
+            return exact  # missing, or a different size
+        e, g = arrays
+        d = np.where(np.isfinite(g), np.abs(g - e), np.inf)
+        top = float(np.abs(e).max())
+        bound = self.bounds.get(kind, Bound())
+        i = int(np.argmax(d))
+        self._keep(kind, float(d[i]), float(d[i]) / top if top > 0 else float("inf"),
+                   bound.beyond(d, top))
+        if bound.allows(d, top):
+            return None
+        return Mismatch(step, layer, kind, i, repr(e[i].item()), repr(g[i].item()))
 
-    def _keep(self, kind: str, abs_err: float, rel_err: float) -> None:
+    def _keep(self, kind: str, abs_err: float, rel_err: float, flipped: int) -> None:
         self.max_abs[kind] = max(self.max_abs.get(kind, 0.0), abs_err)
         self.max_rel[kind] = max(self.max_rel.get(kind, 0.0), rel_err)
+        self.flipped[kind] = self.flipped.get(kind, 0) + flipped
 
     def stated(self) -> dict[str, dict[str, float]]:
-        return {k: {key: v for key, v in (("abs", b.abs), ("rel", b.rel)) if v is not None}
+        return {k: {"abs": b.abs, "rel": b.rel, "flips": b.flips}
                 for k, b in self.bounds.items()}
 
 
@@ -429,6 +454,7 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
     if isinstance(check, ToleranceCheck):
         result.bit_exact = check.exact and not mismatches
         result.max_abs_error, result.max_rel_error = check.max_abs, check.max_rel
+        result.flipped_elements = check.flipped
         result.tolerance = check.stated()
     if t.cross:
         _measure(project, t, result, timeout)
