@@ -73,8 +73,11 @@ def check_model_state(e, p):
     assert e.state_bytes <= planned <= e.state_bytes + 8 * buffers  # each rounded up to 8
 
 
-def test_runtime_ram_counts_the_emitted_descriptors():
-    e, p = emitted_and_planned("mbednet", "partial")  # adds, merges, pools, flatten
+@pytest.mark.parametrize("model, policy", [
+    ("mbednet", "partial"), ("mlp", "bias-only"), ("motion-cnn1d", "last-2"),
+    ("mnist-cnn", "full")])  # adds and merges, no input error, frozen layers, pools
+def test_runtime_ram_counts_the_emitted_descriptors(model, policy):
+    e, p = emitted_and_planned(model, policy)
     declared = {struct: e.model_c.count(f"static {struct} ")
                 for struct in ("et_tensor", "et_wlayer", "et_intop")}
     planned = {b.dtype: b.elements for b in p.state if b.kind == "runtime"
