@@ -4,6 +4,7 @@ struct sizes, the fixed C library / runtime / model.c statics) is measured here 
 arm-none-eabi-gcc and newlib-nano produce, for every Cortex-M family the catalogue uses."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,31 @@ def test_deploy_links_no_semihosting_stdio_or_heap(tmp_path_factory, core):
     names = {line.split()[-1] for line in run_tool([nm, str(elf)], "symbols").stdout.splitlines()}
     assert not names & {"initialise_monitor_handles", "_malloc_r", "__sinit", "_write_r",
                         "exit"}
+
+
+def test_plan_fits_exactly_when_the_deploy_program_links(tmp_path):
+    """With the stack reservation the plan's verdict is the linker's: a device just large
+    enough for the plan links; one a byte too small for the ELF's .data + .bss + stack does
+    not, and the plan says so too (its peak is never below the ELF's RAM)."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgetrain.export.toolchains import elf_size
+
+    g = tiny_graph()
+    calib = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    stack, base = runtime.STACK_RESERVE_BYTES, devices.get("nrf52840")
+    sram = plan(g, base, "full", "int8").peak_ram_bytes + stack
+    for links in (True, False):
+        device = dataclasses.replace(base, sram_bytes=sram)
+        project = tmp_path / str(sram)
+        export_project(g, device, project, policy="full", calibration=calib)
+        make = subprocess.run(["make", "-s", "build/cortex-m4/et_deploy.elf"], cwd=project,
+                              check=False, capture_output=True, text=True)
+        assert (make.returncode == 0) == links, make.stderr[-300:]
+        assert links or "overflowed" in make.stderr
+        assert plan(g, device, "full", "int8").fits == links
+        if links:  # next: a byte less than what the link needs
+            elf = project / "build" / "cortex-m4" / "et_deploy.elf"
+            sram = elf_size(elf).ram_bytes + stack - 1

@@ -101,6 +101,20 @@ def test_batch_major_at_int8_per_sample_accumulators_on_request():
     assert major.cost.bytes_moved < one.cost.bytes_moved
 
 
+def test_int8_fits_only_with_the_stack_the_linker_reserves():
+    import dataclasses
+
+    g = GRAPHS["motion-cnn1d"]
+    peak = plan(g, "nrf52840", "bias-only", "int8").peak_ram_bytes
+    stack = runtime.STACK_RESERVE_BYTES
+    tight = dataclasses.replace(devices.get("nrf52840"), sram_bytes=peak + stack - 1)
+    p = plan(g, tight, "bias-only", "int8")
+    assert p.stack_reserved_bytes == stack and not p.fits and p.ram_over_bytes == 1
+    roomy = dataclasses.replace(tight, sram_bytes=peak + stack)
+    assert plan(g, roomy, "bias-only", "int8").fits
+    assert plan(g, tight, "bias-only", "float32").stack_reserved_bytes == 0  # no C program
+
+
 def test_fits_and_shortfall_against_the_device():
     g = GRAPHS["mbednet"]
     big = plan(g, "imxrt1062", "full", "float32")

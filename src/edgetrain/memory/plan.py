@@ -13,7 +13,8 @@ Peak RAM = arena (activations, kept tensors, errors, per-layer gradients, scratc
            ``memory/runtime.py``), which is the .data + .bss of the exported model ELF;
 flash    = frozen weights + constants + initial images of the trained parameters (.data)
          + a code-size ESTIMATE (labelled as such).
-The C stack is not included.
+The C stack is not included in the peak; at int8 the device check (``fits``,
+``ram_over_bytes``) adds the exported program's stack reservation, as its linker does.
 
 >>> from edgetrain.ir import GraphBuilder
 >>> b = GraphBuilder("tiny", (16,), seed=0)
@@ -145,8 +146,15 @@ class Plan:
         return self.flash_data_bytes + self.code_bytes_estimate
 
     @property
+    def stack_reserved_bytes(self) -> int:
+        """int8 plans: the stack the exported program's linker script reserves beside
+        .data + .bss (not part of the peak RAM; the link needs it)."""
+        return runtime.STACK_RESERVE_BYTES if self.schedule.config.c_runtime else 0
+
+    @property
     def ram_over_bytes(self) -> int:
-        return max(0, self.peak_ram_bytes - self.device.sram_bytes)
+        """Bytes by which peak RAM and the stack reservation exceed the device's SRAM."""
+        return max(0, self.peak_ram_bytes + self.stack_reserved_bytes - self.device.sram_bytes)
 
     @property
     def flash_over_bytes(self) -> int:
@@ -196,6 +204,7 @@ class Plan:
                "peak_ram_bytes": self.peak_ram_bytes, "arena_bytes": self.arena_bytes,
                "lower_bound_bytes": self.lower_bound_bytes, "state_bytes": self.state_bytes,
                "runtime_ram_bytes": self.runtime_ram_bytes,
+               "stack_reserved_bytes": self.stack_reserved_bytes,
                "sram_bytes": self.device.sram_bytes, "ram_over_bytes": self.ram_over_bytes,
                "flash_bytes": self.flash_bytes, "flash_data_bytes": self.flash_data_bytes,
                "code_bytes_estimate": self.code_bytes_estimate,

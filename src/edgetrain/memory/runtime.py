@@ -62,6 +62,11 @@ class FixedRam:
         return self.c_library + self.runtime + self.model
 
 
+# The stack the exported program's linker script reserves (export.sources.DEFAULT_STACK_BYTES
+# renders it into et_cortexm.ld): not .data/.bss, but the link fails unless .data + .bss +
+# stack fit the device's RAM, so an int8 plan that fits is one that links.
+STACK_RESERVE_BYTES = 8 * 1024
+
 # per core architecture (devices.toml `arch`); the same newlib-nano objects on both today
 FIXED_RAM = {"armv6-m": FixedRam(101, 16, 12), "armv7e-m": FixedRam(101, 16, 12)}
 

@@ -39,14 +39,14 @@ class Candidate:
     flash_bytes: int
     latency_ms_estimate: float
     latency_ms_estimate_best_case: float
-    fits: bool  # within the RAM budget and the device's flash
+    fits: bool  # within the RAM budget and the device (its RAM with the stack, its flash)
 
     @classmethod
     def of(cls, p: Plan, ram_budget: int) -> Candidate:
         return cls(p.policy.name, p.config.batch, p.trainable_params, p.peak_ram_bytes,
                    p.arena_bytes, p.flash_bytes, round(p.cost.latency_ms_estimate, 3),
                    round(p.cost.latency_ms_estimate_best, 3),
-                   p.peak_ram_bytes <= ram_budget and p.flash_over_bytes == 0)
+                   p.peak_ram_bytes <= ram_budget and p.fits)
 
     def to_dict(self) -> dict:
         return asdict(self)
