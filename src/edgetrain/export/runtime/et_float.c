@@ -27,13 +27,8 @@ void et_f_trace(const et_ftensor *t, uint16_t id, int32_t batch)
 
 /* ------------------------------------------------------------------- operands */
 
-typedef struct { const float *f; const int8_t *q; int32_t zero; } et_fx;   /* a layer input */
-
-/* input element i: float32 value, or (mixed) the centred code (x - z_x) */
-static inline float et_fx_at(const et_fx *x, int32_t i)
-{
-    return x->f ? x->f[i] : (float)((int32_t)x->q[i] - x->zero);
-}
+/* a layer input: float32 values, or (mixed) int8 codes read centred, (float)(x - z_x) */
+typedef struct { const float *f; const int8_t *q; int32_t zero; } et_fx;
 
 /* weight j of row o: float32 value, or (mixed) dequantize(w, w_qp) = (float)(w - z) * s[o] */
 static inline float et_fw(const et_flayer *L, int32_t o, int32_t j)
@@ -46,20 +41,42 @@ static inline float et_fw(const et_flayer *L, int32_t o, int32_t j)
  * Direct loops over (output channel, output position, input channel, kernel offset); a
  * linear layer is a 1x1 convolution of a 1x1 input. Padding contributes nothing. */
 
+static int32_t et_f_maxi(int32_t a, int32_t b) { return a > b ? a : b; }
+static int32_t et_f_mini(int32_t a, int32_t b) { return a < b ? a : b; }
+
+/* kernel offsets [lo, hi) of output position o whose input o * stride - pad + k lies in
+ * [0, n): the same terms, in the same order, as testing each offset */
+static void et_f_offsets(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t n,
+                         int32_t *lo, int32_t *hi)
+{
+    int32_t base = o * stride - pad;
+    *lo = et_f_maxi(0, -base);
+    *hi = et_f_mini(k, n - base);
+}
+
+/* output positions [lo, hi) of kernel offset k whose input o * stride - pad + k lies in
+ * [0, n) (n_out outputs) */
+static void et_f_outputs(int32_t k, int32_t stride, int32_t pad, int32_t n, int32_t n_out,
+                         int32_t *lo, int32_t *hi)
+{
+    int32_t first = pad - k, last = n - 1 + pad - k;   /* o * stride in [first, last] */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    *hi = last < 0 ? 0 : et_f_mini(n_out, last / stride + 1);
+}
+
 static float et_f_window_dot(const et_conv_geo *g, const float *x, const float *w, int32_t c0,
                              int32_t oh, int32_t ow)
 {
-    int32_t cg = g->c_in / g->groups;
+    int32_t cg = g->c_in / g->groups, i0, i1, j0, j1;
+    et_f_offsets(oh, g->sh, g->ph, g->kh, g->h, &i0, &i1);
+    et_f_offsets(ow, g->sw, g->pw, g->kw, g->w, &j0, &j1);
+    int32_t dh = oh * g->sh - g->ph, dw = ow * g->sw - g->pw;
     float s = 0.0f;
     for (int32_t ci = 0; ci < cg; ci++)
-        for (int32_t i = 0; i < g->kh; i++) {
-            int32_t ih = oh * g->sh - g->ph + i;
-            if (ih < 0 || ih >= g->h) continue;
-            for (int32_t j = 0; j < g->kw; j++) {
-                int32_t iw = ow * g->sw - g->pw + j;
-                if (iw < 0 || iw >= g->w) continue;
-                s += x[((c0 + ci) * g->h + ih) * g->w + iw] * w[(ci * g->kh + i) * g->kw + j];
-            }
+        for (int32_t i = i0; i < i1; i++) {
+            const float *xr = x + ((c0 + ci) * g->h + dh + i) * g->w + dw;
+            const float *wr = w + (ci * g->kh + i) * g->kw;
+            for (int32_t j = j0; j < j1; j++) s += xr[j] * wr[j];
         }
     return s;
 }
@@ -85,21 +102,19 @@ static void et_f_conv_bwd_in(const et_flayer *L, const float *e, const uint8_t *
     for (int32_t i = 0; i < et_f_in(g); i++) dx[i] = 0.0f;
     for (int32_t o = 0; o < g->c_out; o++) {
         if (kept && !kept[o]) continue;
-        int32_t c0 = (o / og) * cg;
+        int32_t c0 = (o / og) * cg, i0, i1, j0, j1;
         for (int32_t oh = 0; oh < g->ho; oh++)
             for (int32_t ow = 0; ow < g->wo; ow++) {
                 float ev = e[(o * g->ho + oh) * g->wo + ow];
                 if (ev == 0.0f) continue;
+                et_f_offsets(oh, g->sh, g->ph, g->kh, g->h, &i0, &i1);
+                et_f_offsets(ow, g->sw, g->pw, g->kw, g->w, &j0, &j1);
+                int32_t dh = oh * g->sh - g->ph, dw = ow * g->sw - g->pw;
                 for (int32_t ci = 0; ci < cg; ci++)
-                    for (int32_t i = 0; i < g->kh; i++) {
-                        int32_t ih = oh * g->sh - g->ph + i;
-                        if (ih < 0 || ih >= g->h) continue;
-                        for (int32_t j = 0; j < g->kw; j++) {
-                            int32_t iw = ow * g->sw - g->pw + j;
-                            if (iw < 0 || iw >= g->w) continue;
-                            dx[((c0 + ci) * g->h + ih) * g->w + iw] +=
-                                ev * et_fw(L, o, o * K + (ci * g->kh + i) * g->kw + j);
-                        }
+                    for (int32_t i = i0; i < i1; i++) {
+                        float *dr = dx + ((c0 + ci) * g->h + dh + i) * g->w + dw;
+                        int32_t wj = o * K + (ci * g->kh + i) * g->kw;
+                        for (int32_t j = j0; j < j1; j++) dr[j] += ev * et_fw(L, o, wj + j);
                     }
             }
     }
@@ -109,14 +124,18 @@ static void et_f_conv_bwd_in(const et_flayer *L, const float *e, const uint8_t *
 static float et_f_grad_at(const et_conv_geo *g, const float *eo, const et_fx *x, int32_t c,
                           int32_t i, int32_t j)
 {
+    int32_t h0, h1, w0, w1;
+    et_f_outputs(i, g->sh, g->ph, g->h, g->ho, &h0, &h1);
+    et_f_outputs(j, g->sw, g->pw, g->w, g->wo, &w0, &w1);
     float s = 0.0f;
-    for (int32_t oh = 0; oh < g->ho; oh++) {
-        int32_t ih = oh * g->sh - g->ph + i;
-        if (ih < 0 || ih >= g->h) continue;
-        for (int32_t ow = 0; ow < g->wo; ow++) {
-            int32_t iw = ow * g->sw - g->pw + j;
-            if (iw < 0 || iw >= g->w) continue;
-            s += eo[oh * g->wo + ow] * et_fx_at(x, (c * g->h + ih) * g->w + iw);
+    for (int32_t oh = h0; oh < h1; oh++) {
+        const float *er = eo + oh * g->wo;
+        int32_t row = (c * g->h + oh * g->sh - g->ph + i) * g->w - g->pw + j;
+        if (x->f) {
+            for (int32_t ow = w0; ow < w1; ow++) s += er[ow] * x->f[row + ow * g->sw];
+        } else {
+            for (int32_t ow = w0; ow < w1; ow++)
+                s += er[ow] * (float)((int32_t)x->q[row + ow * g->sw] - x->zero);
         }
     }
     return s;
