@@ -1,11 +1,20 @@
-/* edgetrain integer kernels (see et_kernels.h). Plain loops, correct first; the dual-MAC
- * inner loops for ARMv7E-M sit next to the plain ones and produce the same integers. */
+/* edgetrain integer kernels (see et_kernels.h). Plain loops on every core; on ARMv7E-M the
+ * inner loops use dual 16-bit MACs and produce the same integers (all sums are exact int32).
+ *
+ * Blocking, so that one load or one unpack feeds several MACs: gathered convolutions compute
+ * two output channels at two positions per pass over a column pair (2 x 2), weight gradients
+ * four channels per pass over a shifted input, linear layers four rows per pass over the
+ * input. Scratch beyond et_conv_scratch is a bounded stack buffer (ET_STACK_COL int16); a
+ * layer whose columns are longer takes the one-column path. */
+#include <string.h>
+
 #include "et_kernels.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
 #define ET_SIMD 1
-#include <string.h>
 static inline uint32_t et_ld32(const int8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint32_t et_ld32h(const int16_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline void et_st32(int8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline uint32_t et_sxtb16(uint32_t v)
 { uint32_t r; __asm("sxtb16 %0, %1" : "=r"(r) : "r"(v)); return r; }
 static inline uint32_t et_sxtb16_ror8(uint32_t v)
@@ -14,28 +23,206 @@ static inline uint32_t et_ssub16(uint32_t a, uint32_t b)
 { uint32_t r; __asm("ssub16 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b)); return r; }
 static inline int32_t et_smlad(uint32_t a, uint32_t b, int32_t acc)
 { int32_t r; __asm("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+/* single 16 x 16 MACs on chosen halves: b(ottom) / t(op) of the first, then the second operand */
+static inline int32_t et_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{ int32_t r; __asm("smlabb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+static inline int32_t et_smlatb(uint32_t a, uint32_t b, int32_t acc)
+{ int32_t r; __asm("smlatb %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+static inline int32_t et_smlabt(uint32_t a, uint32_t b, int32_t acc)
+{ int32_t r; __asm("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+static inline int32_t et_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{ int32_t r; __asm("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+/* (low half of a, low half of b) and (high half of a, high half of b) */
+static inline uint32_t et_pkhbt(uint32_t a, uint32_t b)
+{ uint32_t r; __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b)); return r; }
+static inline uint32_t et_pkhtb(uint32_t a, uint32_t b)
+{ uint32_t r; __asm("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a)); return r; }
+#define ET_PAIR(lo, hi) (((uint32_t)(uint16_t)(lo)) | ((uint32_t)(hi) << 16))
 #else
 #define ET_SIMD 0
 #endif
 
-/* sum_i (x_i - zx) * w_i over n elements: the dot product every forward row needs.
- * With DSP: four int8 per load, sign-extended in pairs (SXTB16), x centred with SSUB16,
- * two multiply-accumulates per SMLAD. */
-static int32_t et_dot_centred(const int8_t *x, int32_t zx, const int8_t *w, int32_t n)
+/* int16 entries of the stack column used for the second position of a 2 x 2 block */
+#define ET_STACK_COL 256
+
+static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------- dot products */
+
+/* Columns of 16-bit operands against int8 rows. With DSP, each full group of four entries
+ * of either the column or the row (never both) is stored in the order 0, 2, 1, 3
+ * (et_perm_col / et_perm_row): the order SXTB16 / SXTB16 ROR 8 unpack four int8 in, so one
+ * 32-bit load of the column meets one unpacked pair. */
+
+/* s = {a.w0, b.w0, a.w1, b.w1} over n entries: two columns against two rows. The DSP loop
+ * is written out (fourteen live registers: GCC's own allocation spilled in this loop). */
+static inline void et_dot22(const int16_t *a, const int16_t *b, const int8_t *w0, const int8_t *w1,
+                     int32_t n, int32_t *s)
 {
-    int32_t acc = 0;
-    int32_t i = 0;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
 #if ET_SIMD
-    uint32_t zz = ((uint32_t)(uint16_t)zx << 16) | (uint16_t)zx;
-    for (; i + 4 <= n; i += 4) {
-        uint32_t xv = et_ld32(x + i), wv = et_ld32(w + i);
-        acc = et_smlad(et_ssub16(et_sxtb16(xv), zz), et_sxtb16(wv), acc);
-        acc = et_smlad(et_ssub16(et_sxtb16_ror8(xv), zz), et_sxtb16_ror8(wv), acc);
+    int32_t m = n >> 2;
+    if (m > 0) {
+        uint32_t u, v, x, y, t;
+        __asm volatile(
+            "1:\n\t"
+            "ldr %[u], [%[w0]], #4\n\t"
+            "ldr %[x], [%[a]], #4\n\t"
+            "ldr %[y], [%[b]], #4\n\t"
+            "sxtb16 %[t], %[u]\n\t"
+            "sxtb16 %[u], %[u], ror #8\n\t"
+            "smlad %[s0], %[t], %[x], %[s0]\n\t"
+            "smlad %[s1], %[t], %[y], %[s1]\n\t"
+            "ldr %[v], [%[w1]], #4\n\t"
+            "sxtb16 %[t], %[v]\n\t"
+            "sxtb16 %[v], %[v], ror #8\n\t"
+            "smlad %[s2], %[t], %[x], %[s2]\n\t"
+            "smlad %[s3], %[t], %[y], %[s3]\n\t"
+            "ldr %[x], [%[a]], #4\n\t"
+            "ldr %[y], [%[b]], #4\n\t"
+            "smlad %[s0], %[u], %[x], %[s0]\n\t"
+            "smlad %[s1], %[u], %[y], %[s1]\n\t"
+            "smlad %[s2], %[v], %[x], %[s2]\n\t"
+            "smlad %[s3], %[v], %[y], %[s3]\n\t"
+            "subs %[m], %[m], #1\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [a] "+r"(a),
+              [b] "+r"(b), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
+              [v] "=&r"(v), [x] "=&r"(x), [y] "=&r"(y), [t] "=&r"(t)
+            :
+            : "cc", "memory");
+        n -= 4 * (n >> 2);
     }
 #endif
-    for (; i < n; i++)
-        acc += ((int32_t)x[i] - zx) * (int32_t)w[i];
-    return acc;
+    for (; i < n; i++) {
+        int32_t x0 = w0[i], x1 = w1[i];
+        s0 += a[i] * x0;
+        s1 += b[i] * x0;
+        s2 += a[i] * x1;
+        s3 += b[i] * x1;
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* s[r] = col . e_r over n int16 entries (natural order) for four rows e_r */
+static void et_dot4_q15(const int16_t *col, const int16_t *const *e, int32_t n, int32_t *s)
+{
+    const int16_t *e0 = e[0], *e1 = e[1], *e2 = e[2], *e3 = e[3];
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+#if ET_SIMD
+    int32_t m = n >> 2;
+    if (m > 0) {
+        uint32_t c0, c1, t;
+        __asm volatile(
+            "1:\n\t"
+            "ldr %[c0], [%[col]], #4\n\t"
+            "ldr %[c1], [%[col]], #4\n\t"
+            "ldr %[t], [%[e0]], #4\n\t"
+            "smlad %[s0], %[t], %[c0], %[s0]\n\t"
+            "ldr %[t], [%[e0]], #4\n\t"
+            "smlad %[s0], %[t], %[c1], %[s0]\n\t"
+            "ldr %[t], [%[e1]], #4\n\t"
+            "smlad %[s1], %[t], %[c0], %[s1]\n\t"
+            "ldr %[t], [%[e1]], #4\n\t"
+            "smlad %[s1], %[t], %[c1], %[s1]\n\t"
+            "ldr %[t], [%[e2]], #4\n\t"
+            "smlad %[s2], %[t], %[c0], %[s2]\n\t"
+            "ldr %[t], [%[e2]], #4\n\t"
+            "smlad %[s2], %[t], %[c1], %[s2]\n\t"
+            "ldr %[t], [%[e3]], #4\n\t"
+            "smlad %[s3], %[t], %[c0], %[s3]\n\t"
+            "ldr %[t], [%[e3]], #4\n\t"
+            "smlad %[s3], %[t], %[c1], %[s3]\n\t"
+            "subs %[m], %[m], #1\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [col] "+r"(col),
+              [e0] "+r"(e0), [e1] "+r"(e1), [e2] "+r"(e2), [e3] "+r"(e3), [m] "+r"(m),
+              [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t)
+            :
+            : "cc", "memory");
+        n -= 4 * (n >> 2);
+    }
+#endif
+    for (; i < n; i++) {
+        int32_t c = col[i];
+        s0 += c * e0[i];
+        s1 += c * e1[i];
+        s2 += c * e2[i];
+        s3 += c * e3[i];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* reorder natural-order entries into the dual-MAC order (0, 2, 1, 3 per group of four) */
+static void et_perm_col(int16_t *col, int32_t n)
+{
+#if ET_SIMD
+    for (int32_t i = 0; i + 4 <= n; i += 4) {
+        int16_t c1 = col[i + 1];
+        col[i + 1] = col[i + 2];
+        col[i + 2] = c1;
+    }
+#else
+    (void)col;
+    (void)n;
+#endif
+}
+
+static void et_perm_row(int8_t *row, int32_t n)
+{
+#if ET_SIMD
+    for (int32_t i = 0; i + 4 <= n; i += 4) {
+        int8_t c1 = row[i + 1];
+        row[i + 1] = row[i + 2];
+        row[i + 2] = c1;
+    }
+#else
+    (void)row;
+    (void)n;
+#endif
+}
+
+/* ------------------------------------------------------------------ linear */
+
+/* s[r] = sum_i (x_i - zx) * w_r[i] for four rows w_r: the input is loaded, sign-extended
+ * and centred once for four rows */
+static void et_dot4_centred(const int8_t *x, int32_t zx, const int8_t *const *w, int32_t n,
+                            int32_t *s)
+{
+    const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+#if ET_SIMD
+    uint32_t zz = ET_PAIR(zx, zx);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t xv = et_ld32(x + i), u;
+        uint32_t x02 = et_ssub16(et_sxtb16(xv), zz), x13 = et_ssub16(et_sxtb16_ror8(xv), zz);
+        u = et_ld32(w0 + i);
+        s0 = et_smlad(et_sxtb16_ror8(u), x13, et_smlad(et_sxtb16(u), x02, s0));
+        u = et_ld32(w1 + i);
+        s1 = et_smlad(et_sxtb16_ror8(u), x13, et_smlad(et_sxtb16(u), x02, s1));
+        u = et_ld32(w2 + i);
+        s2 = et_smlad(et_sxtb16_ror8(u), x13, et_smlad(et_sxtb16(u), x02, s2));
+        u = et_ld32(w3 + i);
+        s3 = et_smlad(et_sxtb16_ror8(u), x13, et_smlad(et_sxtb16(u), x02, s3));
+    }
+#endif
+    for (; i < n; i++) {
+        int32_t xc = (int32_t)x[i] - zx;
+        s0 += xc * w0[i];
+        s1 += xc * w1[i];
+        s2 += xc * w2[i];
+        s3 += xc * w3[i];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
 }
 
 static int32_t et_sum_centred(const int8_t *x, int32_t zx, int32_t n)
@@ -46,107 +233,137 @@ static int32_t et_sum_centred(const int8_t *x, int32_t zx, int32_t n)
     return s;
 }
 
-/* Columns of 16-bit operands for the dual-MAC loops. With DSP, each full group of four
- * entries is stored in the order 0, 2, 1, 3 (et_perm_col): the order SXTB16 / SXTB16 ROR 8
- * unpack four int8 weights in, so one 32-bit load of the column meets one weight pair. */
-
-#if ET_SIMD
-static inline uint32_t et_ld32h(const int16_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-#endif
-
-/* a0 = sum col[perm(i)] * w0[i], a1 the same with w1 (two output rows share the column loads) */
-static void et_dot2_col(const int16_t *col, const int8_t *w0, const int8_t *w1, int32_t n,
-                        int32_t *a0, int32_t *a1)
-{
-    int32_t s0 = 0, s1 = 0, i = 0;
-#if ET_SIMD
-    for (; i + 4 <= n; i += 4) {
-        uint32_t c02 = et_ld32h(col + i), c13 = et_ld32h(col + i + 2);
-        uint32_t u = et_ld32(w0 + i), v = et_ld32(w1 + i);
-        s0 = et_smlad(et_sxtb16(u), c02, s0);
-        s0 = et_smlad(et_sxtb16_ror8(u), c13, s0);
-        s1 = et_smlad(et_sxtb16(v), c02, s1);
-        s1 = et_smlad(et_sxtb16_ror8(v), c13, s1);
-    }
-#endif
-    for (; i < n; i++) {
-        s0 += (int32_t)col[i] * w0[i];
-        s1 += (int32_t)col[i] * w1[i];
-    }
-    *a0 = s0;
-    *a1 = s1;
-}
-
-static int32_t et_dot_col(const int16_t *col, const int8_t *w, int32_t n)
-{
-    int32_t s = 0, i = 0;
-#if ET_SIMD
-    for (; i + 4 <= n; i += 4) {
-        uint32_t u = et_ld32(w + i);
-        s = et_smlad(et_sxtb16(u), et_ld32h(col + i), s);
-        s = et_smlad(et_sxtb16_ror8(u), et_ld32h(col + i + 2), s);
-    }
-#endif
-    for (; i < n; i++) s += (int32_t)col[i] * w[i];
-    return s;
-}
-
-/* sum a[i] * b[i] over int16 vectors (natural order) */
-static int32_t et_dot_q15(const int16_t *a, const int16_t *b, int32_t n)
-{
-    int32_t s = 0, i = 0;
-#if ET_SIMD
-    for (; i + 4 <= n; i += 4) {
-        s = et_smlad(et_ld32h(a + i), et_ld32h(b + i), s);
-        s = et_smlad(et_ld32h(a + i + 2), et_ld32h(b + i + 2), s);
-    }
-#endif
-    for (; i < n; i++) s += (int32_t)a[i] * b[i];
-    return s;
-}
-
-/* ------------------------------------------------------------------ linear */
-
 void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
                    int32_t n_in, int32_t n_out, int32_t *acc)
 {
     /* sum (x - zx)(w - zw) = sum (x - zx) w - zw * sum (x - zx): exact integer identity */
-    int32_t xsum = zw ? et_sum_centred(x, zx, n_in) : 0;
-    for (int32_t o = 0; o < n_out; o++)
-        acc[o] = et_dot_centred(x, zx, w + (int32_t)o * n_in, n_in) - zw * xsum;
+    int32_t corr = zw ? zw * et_sum_centred(x, zx, n_in) : 0, s[4];
+    for (int32_t o = 0; o < n_out; o += 4) {
+        const int8_t *rows[4];                        /* a short last block repeats its row */
+        for (int32_t t = 0; t < 4; t++) rows[t] = w + et_min32(o + t, n_out - 1) * n_in;
+        et_dot4_centred(x, zx, rows, n_in, s);
+        for (int32_t t = 0; t < et_min32(4, n_out - o); t++) acc[o + t] = s[t] - corr;
+    }
+}
+
+/* dx[i] += sum_r e_r * w_r[i] over the four rows w_r. With DSP, two rows' weights at one
+ * input are packed in a pair (PKHBT/PKHTB) for one SMLAD against the packed errors. */
+static void et_axpy4(int32_t *dx, const int8_t *const *w, const int32_t *e, int32_t n)
+{
+    const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    int32_t i = 0;
+#if ET_SIMD
+    uint32_t e01 = ET_PAIR(e[0], e[1]), e23 = ET_PAIR(e[2], e[3]);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t a = et_ld32(w0 + i), b = et_ld32(w1 + i);
+        uint32_t a02 = et_sxtb16(a), a13 = et_sxtb16_ror8(a);
+        uint32_t b02 = et_sxtb16(b), b13 = et_sxtb16_ror8(b);
+        int32_t d0 = et_smlad(et_pkhbt(a02, b02), e01, dx[i]);
+        int32_t d1 = et_smlad(et_pkhbt(a13, b13), e01, dx[i + 1]);
+        int32_t d2 = et_smlad(et_pkhtb(a02, b02), e01, dx[i + 2]);
+        int32_t d3 = et_smlad(et_pkhtb(a13, b13), e01, dx[i + 3]);
+        a = et_ld32(w2 + i);
+        b = et_ld32(w3 + i);
+        a02 = et_sxtb16(a);
+        a13 = et_sxtb16_ror8(a);
+        b02 = et_sxtb16(b);
+        b13 = et_sxtb16_ror8(b);
+        dx[i] = et_smlad(et_pkhbt(a02, b02), e23, d0);
+        dx[i + 1] = et_smlad(et_pkhbt(a13, b13), e23, d1);
+        dx[i + 2] = et_smlad(et_pkhtb(a02, b02), e23, d2);
+        dx[i + 3] = et_smlad(et_pkhtb(a13, b13), e23, d3);
+    }
+#endif
+    for (; i < n; i++)
+        dx[i] += e[0] * w0[i] + e[1] * w1[i] + e[2] * w2[i] + e[3] * w3[i];
 }
 
 void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
                       int32_t n_in, int32_t n_out, int32_t *dx)
 {
-    int32_t esum = 0;
-    for (int32_t i = 0; i < n_in; i++) dx[i] = 0;
-    for (int32_t o = 0; o < n_out; o++) {
-        if (sel && !sel[o]) continue;
-        int32_t eo = ec[o];
-        if (eo == 0) continue;
-        const int8_t *row = w + (int32_t)o * n_in;
-        esum += eo;
-        for (int32_t i = 0; i < n_in; i++)
-            dx[i] += eo * (int32_t)row[i];
+    const int8_t *rows[4];
+    int32_t e[4], esum = 0, r = 0;
+    memset(dx, 0, (size_t)n_in * sizeof *dx);
+    for (int32_t o = 0; o <= n_out; o++) {
+        int last = o == n_out;
+        if (!last && (ec[o] == 0 || (sel && !sel[o]))) continue;
+        if (!last) {                                  /* kept row with an error: queue it */
+            rows[r] = w + o * n_in;
+            e[r++] = ec[o];
+            esum += ec[o];
+        }
+        if (r == 4 || (last && r > 0)) {
+            for (int32_t t = r; t < 4; t++) {         /* pad the block with zero errors */
+                rows[t] = rows[0];
+                e[t] = 0;
+            }
+            et_axpy4(dx, rows, e, n_in);
+            r = 0;
+        }
     }
     if (zw)
         for (int32_t i = 0; i < n_in; i++) dx[i] -= zw * esum;
 }
 
-void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
-                     int32_t n_in, int32_t n_out, int32_t *dw)
+/* dw_r[i] += e_r * (x_i - zx) for four rows dw_r (the centred input unpacked once) */
+static void et_outer4(int32_t *const *dw, const int32_t *e, const int8_t *x, int32_t zx,
+                      int32_t n)
 {
-    for (int32_t o = 0; o < n_out; o++) {
-        if (sel && !sel[o]) continue;
-        int32_t eo = ec[o];
-        if (eo == 0) continue;
-        int32_t *row = dw + (int32_t)o * n_in;
-        for (int32_t i = 0; i < n_in; i++)
-            row[i] += eo * ((int32_t)x[i] - zx);
+    int32_t *d0 = dw[0], *d1 = dw[1], *d2 = dw[2], *d3 = dw[3];
+    int32_t e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], i = 0;
+#if ET_SIMD
+    uint32_t zz = ET_PAIR(zx, zx), e01 = ET_PAIR(e0, e1), e23 = ET_PAIR(e2, e3);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t xv = et_ld32(x + i);
+        uint32_t x02 = et_ssub16(et_sxtb16(xv), zz), x13 = et_ssub16(et_sxtb16_ror8(xv), zz);
+        d0[i] = et_smlabb(x02, e01, d0[i]);
+        d0[i + 1] = et_smlabb(x13, e01, d0[i + 1]);
+        d0[i + 2] = et_smlatb(x02, e01, d0[i + 2]);
+        d0[i + 3] = et_smlatb(x13, e01, d0[i + 3]);
+        d1[i] = et_smlabt(x02, e01, d1[i]);
+        d1[i + 1] = et_smlabt(x13, e01, d1[i + 1]);
+        d1[i + 2] = et_smlatt(x02, e01, d1[i + 2]);
+        d1[i + 3] = et_smlatt(x13, e01, d1[i + 3]);
+        d2[i] = et_smlabb(x02, e23, d2[i]);
+        d2[i + 1] = et_smlabb(x13, e23, d2[i + 1]);
+        d2[i + 2] = et_smlatb(x02, e23, d2[i + 2]);
+        d2[i + 3] = et_smlatb(x13, e23, d2[i + 3]);
+        d3[i] = et_smlabt(x02, e23, d3[i]);
+        d3[i + 1] = et_smlabt(x13, e23, d3[i + 1]);
+        d3[i + 2] = et_smlatt(x02, e23, d3[i + 2]);
+        d3[i + 3] = et_smlatt(x13, e23, d3[i + 3]);
+    }
+#endif
+    for (; i < n; i++) {
+        int32_t xc = (int32_t)x[i] - zx;
+        d0[i] += e0 * xc;
+        d1[i] += e1 * xc;
+        d2[i] += e2 * xc;
+        d3[i] += e3 * xc;
     }
 }
 
+void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
+                     int32_t n_in, int32_t n_out, int32_t *dw)
+{
+    int32_t *rows[4], e[4], r = 0;
+    for (int32_t o = 0; o <= n_out; o++) {
+        int last = o == n_out;
+        if (!last && (ec[o] == 0 || (sel && !sel[o]))) continue;
+        if (!last) {
+            rows[r] = dw + o * n_in;
+            e[r++] = ec[o];
+        }
+        if (r == 4 || (last && r > 0)) {
+            for (int32_t t = r; t < 4; t++) {         /* zero errors add nothing */
+                rows[t] = rows[0];
+                e[t] = 0;
+            }
+            et_outer4(rows, e, x, zx, n_in);
+            r = 0;
+        }
+    }
+}
 /* ------------------------------------------------------------------- conv2d */
 
 /* The input rows and columns a kernel offset reads for output row/column range:
@@ -259,39 +476,322 @@ static void et_conv_bwd_w_direct(const et_conv_geo *g, const int16_t *ec, const 
     }
 }
 
-/* ---- gathered convolutions: a column of 16-bit operands per position, then dual-MAC
- * dot products against whole weight rows (CMSIS-NN style). Used unless every group has one
- * input and one output channel (depthwise), where the direct loops do less work. */
+/* ---- depthwise, 3 wide (groups == c_in == c_out, kw == 3, stride 1 or 2 across): per
+ * channel a padded copy of the input plane in raw codes, padding = the zero point, so every
+ * tap is valid and sum w (x - zx) = sum w x - zx sum w; then rows of dual MACs, two outputs
+ * per 32-bit load. The backward error (stride 1 across) correlates zero-padded error rows
+ * with the flipped kernel. Other depthwise shapes take the direct loops above. */
 
+/* one input and one output channel per group (depthwise) */
 static int et_conv_direct(const et_conv_geo *g)
 {
     return g->c_in / g->groups == 1 && g->c_out / g->groups == 1;
 }
 
-/* reorder a natural-order column into the dual-MAC order (0, 2, 1, 3 per group of four) */
-static void et_perm_col(int16_t *col, int32_t n)
+#define ET_DW_PLANE 2048   /* bytes of the stack plane / int16 error row buffer */
+#define ET_DW_KH 8         /* kernel rows handled */
+
+static int32_t et_plane_rows(const et_conv_geo *g) { return (g->ho - 1) * g->sh + g->kh; }
+static int32_t et_plane_stride(const et_conv_geo *g) { return (g->wo - 1) * g->sw + 8; }
+
+static int et_dw3(const et_conv_geo *g)
 {
-#if ET_SIMD
-    for (int32_t i = 0; i + 4 <= n; i += 4) {
-        int16_t c1 = col[i + 1];
-        col[i + 1] = col[i + 2];
-        col[i + 2] = c1;
-    }
-#else
-    (void)col;
-    (void)n;
-#endif
+    return et_conv_direct(g) && g->kw == 3 && (g->sw == 1 || g->sw == 2) && g->kh <= ET_DW_KH &&
+           et_plane_rows(g) * et_plane_stride(g) <= ET_DW_PLANE;
 }
 
-/* column of centred inputs read by output position (oy, ox) of group gi; returns its sum */
-static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
-                           int32_t oy, int32_t ox, int16_t *col)
+/* plane row r = input row r - ph, column j = input column j - pw: the padding (zx) is
+ * written once per call, each channel then copies its rows into the interior */
+static void et_plane_init(const et_conv_geo *g, int32_t zx, int8_t *pl)
 {
-    int32_t cg = g->c_in / g->groups, k = 0, sum = 0;
-    int32_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
+    memset(pl, zx, (size_t)(et_plane_rows(g) * et_plane_stride(g)));
+}
+
+static void et_plane_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
+{
+    int32_t stride = et_plane_stride(g), rows = et_min32(g->h, et_plane_rows(g) - g->ph);
+    int32_t n = et_min32(g->w, stride - g->pw);
+    pl += g->ph * stride + g->pw;
+    for (int32_t iy = 0; iy < rows; iy++, pl += stride, xc += g->w) {
+        int32_t i = 0;
+#if ET_SIMD
+        for (; i + 4 <= n; i += 4) et_st32(pl + i, et_ld32(xc + i));
+#endif
+        for (; i < n; i++) pl[i] = xc[i];
+    }
+}
+
+/* out[ox] += w0 x[ox s] + w1 x[ox s + 1] + w2 x[ox s + 2] for ox < n, s = 1 or 2 */
+static void et_dw3_row(int32_t *out, const int8_t *x, const int32_t *w, int32_t n, int32_t s)
+{
+    int32_t ox = 0;
+#if ET_SIMD
+    uint32_t w02 = ET_PAIR(w[0], w[2]), w1 = ET_PAIR(w[1], 0);
+    if (s == 1)
+        for (; ox + 2 <= n; ox += 2) {
+            uint32_t v = et_ld32(x + ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
+            out[ox] = et_smlabb(o, w1, et_smlad(e, w02, out[ox]));
+            out[ox + 1] = et_smlatb(e, w1, et_smlad(o, w02, out[ox + 1]));
+        }
+    else
+        for (; ox + 2 <= n; ox += 2) {
+            uint32_t v = et_ld32(x + 2 * ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
+            uint32_t e2 = et_sxtb16(et_ld32(x + 2 * ox + 4));
+            out[ox] = et_smlabb(o, w1, et_smlad(e, w02, out[ox]));
+            out[ox + 1] = et_smlabt(e2, w02, et_smlatb(o, w1, et_smlatb(e, w02, out[ox + 1])));
+        }
+#endif
+    for (; ox < n; ox++) {
+        const int8_t *r = x + ox * s;
+        out[ox] += w[0] * r[0] + w[1] * r[1] + w[2] * r[2];
+    }
+}
+
+/* the nine centred weights of a 3 x 3 kernel packed for the dual MACs: (w0, w2) of each row,
+ * (w1 row 0, w1 row 1), (w1 row 2, 0); w: the same weights unpacked (scalar tail) */
+typedef struct { uint32_t a02, b02, c02, ab1, c1; const int32_t *w; } et_w33;
+
+/* out[ox] = base + sum over kernel rows k of w[3k .. 3k + 2] . x[k stride + ox s ..] for
+ * ox < n, s = 1 or 2; the plane's slack makes the last pair's reads safe */
+static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, const et_w33 *k,
+                               int32_t n, int32_t s, int32_t base)
+{
+    int32_t ox = 0;
+#if ET_SIMD
+    const uint32_t a02 = k->a02, b02 = k->b02, c02 = k->c02, ab1 = k->ab1, c1 = k->c1;
+    const int8_t *x1 = x + stride, *x2 = x + 2 * stride;
+    for (; s == 1 && ox < n; ox += 2) {
+        uint32_t v = et_ld32(x + ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
+        int32_t s0 = et_smlabb(o, ab1, et_smlad(e, a02, base));
+        int32_t s1 = et_smlatb(e, ab1, et_smlad(o, a02, base));
+        v = et_ld32(x1 + ox);
+        e = et_sxtb16(v);
+        o = et_sxtb16_ror8(v);
+        s0 = et_smlabt(o, ab1, et_smlad(e, b02, s0));
+        s1 = et_smlatt(e, ab1, et_smlad(o, b02, s1));
+        v = et_ld32(x2 + ox);
+        e = et_sxtb16(v);
+        o = et_sxtb16_ror8(v);
+        out[ox] = et_smlabb(o, c1, et_smlad(e, c02, s0));
+        if (ox + 1 < n) out[ox + 1] = et_smlatb(e, c1, et_smlad(o, c02, s1));
+    }
+    for (; s == 2 && ox < n; ox += 2) {
+        uint32_t v = et_ld32(x + 2 * ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
+        uint32_t e2 = et_sxtb16(et_ld32(x + 2 * ox + 4));
+        int32_t s0 = et_smlabb(o, ab1, et_smlad(e, a02, base));
+        int32_t s1 = et_smlabt(e2, a02, et_smlatb(o, ab1, et_smlatb(e, a02, base)));
+        v = et_ld32(x1 + 2 * ox);
+        e = et_sxtb16(v);
+        o = et_sxtb16_ror8(v);
+        e2 = et_sxtb16(et_ld32(x1 + 2 * ox + 4));
+        s0 = et_smlabt(o, ab1, et_smlad(e, b02, s0));
+        s1 = et_smlabt(e2, b02, et_smlatt(o, ab1, et_smlatb(e, b02, s1)));
+        v = et_ld32(x2 + 2 * ox);
+        e = et_sxtb16(v);
+        o = et_sxtb16_ror8(v);
+        e2 = et_sxtb16(et_ld32(x2 + 2 * ox + 4));
+        out[ox] = et_smlabb(o, c1, et_smlad(e, c02, s0));
+        if (ox + 1 < n)
+            out[ox + 1] = et_smlabt(e2, c02, et_smlatb(o, c1, et_smlatb(e, c02, s1)));
+    }
+#endif
+    for (; ox < n; ox++) {
+        int32_t t = base;
+        for (int32_t r = 0; r < 3; r++) {
+            const int8_t *xr = x + r * stride + ox * s;
+            t += k->w[3 * r] * xr[0] + k->w[3 * r + 1] * xr[1] + k->w[3 * r + 2] * xr[2];
+        }
+        out[ox] = t;
+    }
+}
+
+/* a 3 x 3 kernel over the padded plane of one channel (out: its ho x wo sums) */
+static void et_dw33_plane(const et_conv_geo *g, int32_t *out, const int8_t *pl, int32_t stride,
+                          const int32_t *w, int32_t base)
+{
+    et_w33 k = {0, 0, 0, 0, 0, w};
+#if ET_SIMD
+    k.a02 = ET_PAIR(w[0], w[2]);
+    k.b02 = ET_PAIR(w[3], w[5]);
+    k.c02 = ET_PAIR(w[6], w[8]);
+    k.ab1 = ET_PAIR(w[1], w[4]);
+    k.c1 = ET_PAIR(w[7], 0);
+#endif
+    for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo)
+        et_dw33_row(out, pl + oy * g->sh * stride, stride, &k, g->wo, g->sw, base);
+}
+
+/* centred weights of channel c, kh rows of three; returns their sum */
+static int32_t et_dw3_weights(const et_conv_geo *g, const int8_t *w, int32_t zw, int32_t c,
+                              int32_t *wc)
+{
+    int32_t sum = 0;
+    for (int32_t k = 0; k < g->kh * 3; k++) {
+        wc[k] = (int32_t)w[c * g->kh * 3 + k] - zw;
+        sum += wc[k];
+    }
+    return sum;
+}
+
+static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
+                       int32_t zw, int32_t *acc)
+{
+    int8_t pl[ET_DW_PLANE];
+    int32_t wc[ET_DW_KH * 3], stride = et_plane_stride(g);
+    et_plane_init(g, zx, pl);
+    for (int32_t c = 0; c < g->c_out; c++) {
+        et_plane_fill(g, x + c * g->h * g->w, pl);
+        int32_t base = -zx * et_dw3_weights(g, w, zw, c, wc);
+        int32_t *out = acc + c * g->ho * g->wo;
+        if (g->kh == 3) {
+            et_dw33_plane(g, out, pl, stride, wc, base);
+            continue;
+        }
+        for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo) {
+            for (int32_t ox = 0; ox < g->wo; ox++) out[ox] = base;
+            for (int32_t ky = 0; ky < g->kh; ky++)
+                et_dw3_row(out, pl + (oy * g->sh + ky) * stride, wc + 3 * ky, g->wo, g->sw);
+        }
+    }
+}
+
+/* s[kx] += sum_ox e[ox] x[ox s + kx] for kx < 3, ox < n, s = 1 or 2 */
+static void et_dw3_grad_row(const int16_t *e, const int8_t *x, int32_t n, int32_t st,
+                            int32_t *s)
+{
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], ox = 0;
+#if ET_SIMD
+    if (st == 1)
+        for (; ox + 2 <= n; ox += 2) {
+            uint32_t ee = et_ld32h(e + ox), v = et_ld32(x + ox);
+            uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
+            s0 = et_smlatb(ee, xo, et_smlabb(ee, xe, s0));
+            s1 = et_smlatt(ee, xe, et_smlabb(ee, xo, s1));
+            s2 = et_smlatt(ee, xo, et_smlabt(ee, xe, s2));
+        }
+    else
+        for (; ox + 2 <= n; ox += 2) {
+            uint32_t ee = et_ld32h(e + ox), v = et_ld32(x + 2 * ox);
+            uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
+            uint32_t xe2 = et_sxtb16(et_ld32(x + 2 * ox + 4));
+            s0 = et_smlad(ee, xe, s0);
+            s1 = et_smlad(ee, xo, s1);
+            s2 = et_smlatb(ee, xe2, et_smlabt(ee, xe, s2));
+        }
+#endif
+    for (; ox < n; ox++) {
+        const int8_t *r = x + ox * st;
+        s0 += e[ox] * r[0];
+        s1 += e[ox] * r[1];
+        s2 += e[ox] * r[2];
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+}
+
+static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                         const int8_t *x, int32_t zx, int32_t *dw)
+{
+    int8_t pl[ET_DW_PLANE];
+    int32_t stride = et_plane_stride(g), P = g->ho * g->wo;
+    et_plane_init(g, zx, pl);
+    for (int32_t c = 0; c < g->c_out; c++) {
+        if (sel && !sel[c]) continue;
+        const int16_t *e = ec + c * P;
+        int32_t esum = 0;
+        for (int32_t p = 0; p < P; p++) esum += e[p];
+        et_plane_fill(g, x + c * g->h * g->w, pl);
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+            int32_t s[3] = {0, 0, 0};
+            for (int32_t oy = 0; oy < g->ho; oy++)
+                et_dw3_grad_row(e + oy * g->wo, pl + (oy * g->sh + ky) * stride, g->wo, g->sw, s);
+            for (int32_t kx = 0; kx < 3; kx++) dw[(c * g->kh + ky) * 3 + kx] += s[kx] - zx * esum;
+        }
+    }
+}
+
+/* out[i] += f0 r[i] + f1 r[i + 1] + f2 r[i + 2] for i < n over int16 r */
+static void et_dw3_row_q15(int32_t *out, const int16_t *r, const int32_t *f, int32_t n)
+{
+    int32_t i = 0;
+#if ET_SIMD
+    uint32_t f01 = ET_PAIR(f[0], f[1]), f12 = ET_PAIR(f[1], f[2]);
+    for (; i + 2 <= n; i += 2) {
+        uint32_t a = et_ld32h(r + i), b = et_ld32h(r + i + 2);
+        out[i] = et_smlabt(b, f12, et_smlad(a, f01, out[i]));
+        out[i + 1] = et_smlad(b, f12, et_smlatb(a, f01, out[i + 1]));
+    }
+#endif
+    for (; i < n; i++) out[i] += f[0] * r[i] + f[1] * r[i + 1] + f[2] * r[i + 2];
+}
+
+static int et_dw3_in(const et_conv_geo *g)
+{
+    return et_dw3(g) && g->sw == 1 && g->pw <= 2 && g->w + 8 <= ET_DW_PLANE / 2;
+}
+
+/* dx[iy][ix] = sum over (ky, oy) with oy sh = iy + ph - ky of the error row oy (padded by
+ * 2 - pw on the left) correlated with kernel row ky flipped */
+static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                          const int8_t *w, int32_t zw, int32_t *dx)
+{
+    int16_t er[ET_DW_PLANE / 2];
+    int32_t wc[ET_DW_KH * 3], f[ET_DW_KH * 3], lead = 2 - g->pw, hw = g->h * g->w;
+    int32_t n = et_min32(g->wo, g->w + 2 - lead);
+    memset(dx, 0, (size_t)(g->c_in * hw) * sizeof *dx);
+    memset(er, 0, sizeof er);
+    for (int32_t c = 0; c < g->c_out; c++) {
+        if (sel && !sel[c]) continue;
+        et_dw3_weights(g, w, zw, c, wc);
+        for (int32_t k = 0; k < g->kh * 3; k++) f[k] = wc[k - k % 3 + 2 - k % 3];
+        for (int32_t oy = 0; oy < g->ho; oy++) {
+            memcpy(er + lead, ec + (c * g->ho + oy) * g->wo, (size_t)n * sizeof *er);
+            for (int32_t ky = 0; ky < g->kh; ky++) {
+                int32_t iy = oy * g->sh + ky - g->ph;
+                if (iy >= 0 && iy < g->h)
+                    et_dw3_row_q15(dx + c * hw + iy * g->w, er, f + 3 * ky, g->w);
+            }
+        }
+    }
+}
+
+/* ---- gathered convolutions: a column of 16-bit operands per position, then dual-MAC
+ * dot products against whole weight rows (CMSIS-NN style), two rows and two positions per
+ * pass. Used unless every group has one input and one output channel (depthwise). */
+
+/* centred inputs of a 1 x 1 kernel without padding: one per input channel of the group */
+static int32_t et_gather_1x1(const int8_t *x, int32_t zx, int32_t hw, int32_t cg, int16_t *col)
+{
+    int32_t sum = 0, c = 0;
+    for (; c + 4 <= cg; c += 4, x += 4 * hw) {    /* stored in the dual-MAC order directly */
+        int32_t v0 = x[0] - zx, v1 = x[hw] - zx, v2 = x[2 * hw] - zx, v3 = x[3 * hw] - zx;
+        col[c] = (int16_t)v0;
+        col[c + 1 + ET_SIMD] = (int16_t)v1;
+        col[c + 2 - ET_SIMD] = (int16_t)v2;
+        col[c + 3] = (int16_t)v3;
+        sum += v0 + v1 + v2 + v3;
+    }
+    for (; c < cg; c++, x += hw) {
+        int32_t v = x[0] - zx;
+        col[c] = (int16_t)v;
+        sum += v;
+    }
+    return sum;
+}
+
+/* column of centred inputs read by output position p of the group whose first input
+ * channel is c0, in the dual-MAC order; returns its sum */
+static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
+                           int32_t p, int16_t *col)
+{
+    int32_t cg = g->c_in / g->groups, k = 0, sum = 0, oy = p / g->wo, ox = p - oy * g->wo;
+    int32_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw, hw = g->h * g->w;
+    if (g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0)
+        return et_gather_1x1(x + c0 * hw + y0 * g->w + x0, zx, hw, cg, col);
     int inside = y0 >= 0 && y0 + g->kh <= g->h && x0 >= 0 && x0 + g->kw <= g->w;
     for (int32_t c = 0; c < cg; c++) {
-        const int8_t *xc = x + (c0 + c) * g->h * g->w;
+        const int8_t *xc = x + (c0 + c) * hw;
         for (int32_t ky = 0; ky < g->kh; ky++) {
             int32_t iy = y0 + ky;
             if (inside) {                           /* no padding: copy the row */
@@ -316,112 +816,174 @@ static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, in
     return sum;
 }
 
+/* out_r[p] = a . w_r - ca and out_r[q] = b . w_r - cb for rows r < rows (w_r = w + r ldw,
+ * out_r = out + r ldo): the 2 x 2 blocks of one column pair, every gathered kernel's end */
+static void et_rows22(const int16_t *a, const int16_t *b, const int8_t *w, int32_t ldw,
+                      int32_t rows, int32_t n, int32_t *out, int32_t ldo, int32_t p, int32_t q,
+                      int32_t ca, int32_t cb)
+{
+    int32_t s[4];
+    for (int32_t r = 0; r < rows; r += 2) {
+        int32_t r1 = r + 1 < rows ? r + 1 : r;      /* an odd last row pairs with itself */
+        et_dot22(a, b, w + r * ldw, w + r1 * ldw, n, s);
+        int32_t *o0 = out + r * ldo, *o1 = out + r1 * ldo;
+        o0[p] = s[0] - ca;
+        o0[q] = s[1] - cb;
+        o1[p] = s[2] - ca;
+        o1[q] = s[3] - cb;
+    }
+}
+
 void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
                  int32_t zw, int32_t *acc, const et_conv_scratch *sc)
 {
     if (et_conv_direct(g)) {
-        et_conv_fwd_direct(g, x, zx, w, zw, acc);
+        (et_dw3(g) ? et_dw3_fwd : et_conv_fwd_direct)(g, x, zx, w, zw, acc);
         return;
     }
+    int16_t second[ET_STACK_COL];
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
-    int32_t P = g->ho * g->wo;
+    int32_t P = g->ho * g->wo, two = K <= ET_STACK_COL;
     for (int32_t gi = 0; gi < g->groups; gi++)
-        for (int32_t oy = 0; oy < g->ho; oy++)
-            for (int32_t ox = 0; ox < g->wo; ox++) {
-                int32_t p = oy * g->wo + ox, a0, a1;
-                int32_t corr = zw * et_gather_x(g, x, zx, gi * cg, oy, ox, sc->col);
-                int32_t o = gi * og, end = o + og;
-                for (; o + 1 < end; o += 2) {
-                    et_dot2_col(sc->col, w + o * K, w + (o + 1) * K, K, &a0, &a1);
-                    acc[o * P + p] = a0 - corr;
-                    acc[(o + 1) * P + p] = a1 - corr;
-                }
-                if (o < end) acc[o * P + p] = et_dot_col(sc->col, w + o * K, K) - corr;
-            }
+        for (int32_t p = 0, q; p < P; p = q + 1) {
+            q = two && p + 1 < P ? p + 1 : p;       /* the pair (p, q); q == p: one column */
+            const int16_t *b = q != p ? second : sc->col;
+            int32_t ca = zw * et_gather_x(g, x, zx, gi * cg, p, sc->col);
+            int32_t cb = q != p ? zw * et_gather_x(g, x, zx, gi * cg, q, second) : ca;
+            et_rows22(sc->col, b, w + gi * og * K, K, og, K, acc + gi * og * P, P, p, q, ca, cb);
+        }
 }
 
-/* backward error: dx[c][iy][ix] = sum over kept outputs o and offsets (ky, kx) of
+/* Backward error: dx[c][iy][ix] = sum over kept outputs o and offsets (ky, kx) of
  * ec[o][oy][ox] * w[o][c][ky][kx]: a gathered convolution with transposed weights, built
  * per call for the kept outputs only (dropped structures cost nothing). */
+
+/* wt row c (stride og * kk) = w[o_j][c][k] for kept o_j, entries j * kk + k, in the dual-MAC
+ * order; kept[j] = o_j * P (the error row's offset). Returns the number of kept outputs. */
+static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
+                                 int32_t gi, const et_conv_scratch *sc)
+{
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
+    int32_t n = 0, P = g->ho * g->wo;
+    for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
+        if (sel && !sel[o]) continue;
+        for (int32_t c = 0; c < cg; c++)
+            memcpy(sc->wt + c * og * kk + n * kk, w + (o * cg + c) * kk, (size_t)kk);
+        sc->kept[n++] = o * P;
+    }
+    for (int32_t c = 0; c < cg; c++) et_perm_row(sc->wt + c * og * kk, n * kk);
+    return n;
+}
+
+/* errors met by input position p through offset k = (ky, kx): the output position they
+ * come from, or -1 */
+static int32_t et_source(const et_conv_geo *g, int32_t p, int32_t ky, int32_t kx)
+{
+    int32_t iy = p / g->w, ix = p - iy * g->w;
+    int32_t ty = iy + g->ph - ky, tx = ix + g->pw - kx;
+    if (ty < 0 || tx < 0 || ty % g->sh || tx % g->sw) return -1;
+    ty /= g->sh;
+    tx /= g->sw;
+    return ty < g->ho && tx < g->wo ? ty * g->wo + tx : -1;
+}
+
+/* column of kept errors met by input position p (entries j * kk + k, natural order) */
+static int32_t et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                           int32_t n, int32_t p, int16_t *col)
+{
+    int32_t kk = g->kh * g->kw, sum = 0;
+    for (int32_t k = 0; k < kk; k++) {
+        int32_t q = et_source(g, p, k / g->kw, k % g->kw);
+        int16_t *dst = col + k;
+        if (q < 0) {
+            for (int32_t j = 0; j < n; j++, dst += kk) *dst = 0;
+            continue;
+        }
+        const int16_t *eq = ec + q;
+        for (int32_t j = 0; j < n; j++, dst += kk) {
+            int32_t v = eq[kept[j]];
+            *dst = (int16_t)v;
+            sum += v;
+        }
+    }
+    return sum;
+}
+
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc)
 {
     if (et_conv_direct(g)) {
-        et_conv_bwd_in_direct(g, ec, sel, w, zw, dx);
+        (et_dw3_in(g) ? et_dw3_bwd_in : et_conv_bwd_in_direct)(g, ec, sel, w, zw, dx);
         return;
     }
+    int16_t second[ET_STACK_COL];
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t P = g->ho * g->wo;
+    int32_t hw = g->h * g->w;
     for (int32_t gi = 0; gi < g->groups; gi++) {
-        int32_t n = 0;                                  /* kept outputs of the group */
-        for (int32_t ol = 0; ol < og; ol++) {
-            int32_t o = gi * og + ol;
-            if (sel && !sel[o]) continue;
-            for (int32_t c = 0; c < cg; c++)
-                for (int32_t k = 0; k < kk; k++)
-                    sc->wt[c * og * kk + n * kk + k] = w[(o * cg + c) * kk + k];
-            sc->kept[n++] = o;
+        int32_t n = et_transpose_kept(g, sel, w, gi, sc), KT = n * kk, two = KT <= ET_STACK_COL;
+        int32_t *dg = dx + gi * cg * hw;
+        for (int32_t p = 0, q; p < hw; p = q + 1) {
+            q = two && p + 1 < hw ? p + 1 : p;
+            const int16_t *b = q != p ? second : sc->col;
+            int32_t ca = zw * et_gather_e(g, ec, sc->kept, n, p, sc->col);
+            int32_t cb = q != p ? zw * et_gather_e(g, ec, sc->kept, n, q, second) : ca;
+            et_rows22(sc->col, b, sc->wt, og * kk, cg, KT, dg, hw, p, q, ca, cb);
         }
-        int32_t KT = n * kk;
-        for (int32_t iy = 0; iy < g->h; iy++)
-            for (int32_t ix = 0; ix < g->w; ix++) {
-                int32_t k = 0, sum = 0;
-                for (int32_t j = 0; j < n; j++) {
-                    const int16_t *eo = ec + sc->kept[j] * P;
-                    for (int32_t ky = 0; ky < g->kh; ky++) {
-                        int32_t ty = iy + g->ph - ky, oy = g->sh == 1 ? ty : ty / g->sh;
-                        int row_ok = ty >= 0 && (g->sh == 1 || ty % g->sh == 0) && oy < g->ho;
-                        for (int32_t kx = 0; kx < g->kw; kx++, k++) {
-                            int32_t tx = ix + g->pw - kx, ox = g->sw == 1 ? tx : tx / g->sw;
-                            int32_t v = row_ok && tx >= 0 && (g->sw == 1 || tx % g->sw == 0) &&
-                                        ox < g->wo ? eo[oy * g->wo + ox] : 0;
-                            sc->col[k] = (int16_t)v;
-                            sum += v;
-                        }
-                    }
-                }
-                et_perm_col(sc->col, KT);
-                for (int32_t c = 0; c < cg; c++)
-                    dx[((gi * cg + c) * g->h + iy) * g->w + ix] =
-                        (KT ? et_dot_col(sc->col, sc->wt + c * og * kk, KT) : 0) - zw * sum;
-            }
+    }
+}
+
+/* centred inputs met by kernel entry (ky, kx) of input plane xc at every output position
+ * (natural order, zero where the entry reads padding) */
+static void et_gather_shift(const et_conv_geo *g, const int8_t *xc, int32_t zx, int32_t ky,
+                            int32_t kx, int16_t *col)
+{
+    int32_t x0 = et_first_valid(kx, g->sw, g->pw);
+    int32_t x1 = et_end_valid(kx, g->sw, g->pw, g->w, g->wo);
+    if (x1 < x0) x1 = x0;
+    for (int32_t oy = 0; oy < g->ho; oy++, col += g->wo) {
+        int32_t iy = oy * g->sh + ky - g->ph, ox = 0;
+        if (iy < 0 || iy >= g->h) {
+            memset(col, 0, (size_t)g->wo * sizeof *col);
+            continue;
+        }
+        for (; ox < x0; ox++) col[ox] = 0;
+        const int8_t *xr = xc + iy * g->w + x0 * g->sw + kx - g->pw;
+        if (g->sw == 1)
+            for (; ox < x1; ox++) col[ox] = (int16_t)(*xr++ - zx);
+        else
+            for (; ox < x1; ox++, xr += g->sw) col[ox] = (int16_t)(*xr - zx);
+        for (; ox < g->wo; ox++) col[ox] = 0;
     }
 }
 
 /* weight gradient: per kernel entry (c, ky, kx) the centred inputs it met at every output
- * position, then one int16 dot product per kept output channel */
+ * position, then int16 dot products with four kept output channels' errors at a time */
 void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                    const int8_t *x, int32_t zx, int32_t *dw, const et_conv_scratch *sc)
 {
     if (et_conv_direct(g)) {
-        et_conv_bwd_w_direct(g, ec, sel, x, zx, dw);
+        (et_dw3(g) ? et_dw3_bwd_w : et_conv_bwd_w_direct)(g, ec, sel, x, zx, dw);
         return;
     }
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t P = g->ho * g->wo;
-    for (int32_t gi = 0; gi < g->groups; gi++)
-        for (int32_t c = 0; c < cg; c++) {
-            const int8_t *xc = x + (gi * cg + c) * g->h * g->w;
-            for (int32_t ky = 0; ky < g->kh; ky++)
-                for (int32_t kx = 0; kx < g->kw; kx++) {
-                    for (int32_t oy = 0; oy < g->ho; oy++) {
-                        int32_t iy = oy * g->sh + ky - g->ph;
-                        int row_ok = iy >= 0 && iy < g->h;
-                        for (int32_t ox = 0; ox < g->wo; ox++) {
-                            int32_t ix = ox * g->sw + kx - g->pw;
-                            sc->col[oy * g->wo + ox] = (int16_t)(
-                                row_ok && ix >= 0 && ix < g->w ? (int32_t)xc[iy * g->w + ix] - zx
-                                                               : 0);
-                        }
-                    }
-                    for (int32_t ol = 0; ol < og; ol++) {
-                        int32_t o = gi * og + ol;
-                        if (sel && !sel[o]) continue;
-                        dw[(o * cg + c) * kk + ky * g->kw + kx] += et_dot_q15(ec + o * P,
-                                                                             sc->col, P);
-                    }
+    int32_t P = g->ho * g->wo, s[4];
+    for (int32_t gi = 0; gi < g->groups; gi++) {
+        int32_t n = 0;
+        for (int32_t o = gi * og; o < (gi + 1) * og; o++)
+            if (!sel || sel[o]) sc->kept[n++] = o;
+        for (int32_t c = 0; c < cg; c++)
+            for (int32_t k = 0; k < kk; k++) {
+                et_gather_shift(g, x + (gi * cg + c) * g->h * g->w, zx, k / g->kw, k % g->kw,
+                                sc->col);
+                for (int32_t j = 0; j < n; j += 4) {
+                    const int16_t *e[4];              /* a short last block repeats a row */
+                    for (int32_t t = 0; t < 4; t++) e[t] = ec + sc->kept[et_min32(j + t, n - 1)] * P;
+                    et_dot4_q15(sc->col, e, P, s);
+                    for (int32_t t = 0; t < et_min32(4, n - j); t++)
+                        dw[(sc->kept[j + t] * cg + c) * kk + k] += s[t];
                 }
-        }
+            }
+    }
 }
 
 /* ------------------------------------------------------------------ pooling */
