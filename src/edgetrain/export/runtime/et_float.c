@@ -550,7 +550,8 @@ static void et_m_weight_qparams(const et_ctx *c, et_wlayer *q)
     q->w_zero = per_ch ? 0 : qp.zero;
 }
 
-/* the new real range of each row (per channel) or of the tensor, observed by the trackers */
+/* the new real weights, written over their gradients in gw, and the new range of each row
+ * (per channel) or of the tensor, observed by the trackers */
 static void et_m_observe_weights(const et_ctx *c, et_flayer *L, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_f_k(&L->g);
@@ -560,6 +561,7 @@ static void et_m_observe_weights(const et_ctx *c, et_flayer *L, const uint8_t *r
         float lo = 0.0f, hi = 0.0f;
         for (int32_t i = 0; i < K; i++) {
             float wf = et_m_new_weight(c, L, o, o * K + i, rows);
+            L->gw[o * K + i] = wf;
             lo = i == 0 ? wf : et_fmin(lo, wf);
             hi = i == 0 ? wf : et_fmax(hi, wf);
         }
@@ -582,10 +584,9 @@ static void et_m_apply_weight(const et_ctx *c, et_flayer *L, const uint8_t *rows
     for (int32_t o = 0; o < O; o++) {
         if (per_ch && rows && !rows[o]) continue;
         et_qparams qp = et_range_qparams(&q->w_range[per_ch ? o : 0], per_ch, 0);
-        for (int32_t i = 0; i < K; i++) {      /* code j is read (old) once, then rewritten */
+        for (int32_t i = 0; i < K; i++) {      /* gw holds the new real weights */
             int32_t j = o * K + i;
-            float wf = et_m_new_weight(c, L, o, j, rows);
-            q->w[j] = et_quantize(wf, qp, (et_round_mode)mode,
+            q->w[j] = et_quantize(L->gw[j], qp, (et_round_mode)mode,
                                   et_bits_for(mode, base, (uint32_t)j));
         }
     }
