@@ -1,6 +1,7 @@
 """The host shortcuts of the integer primitives give the spec's integers bit for bit:
 requantization rounded in exact float64 instead of int64 shifts, quantization rounded as
-integral floats. References below are written from docs/numerics.md with Python ints."""
+integral floats, 2x2 max pooling on int16 pairs. References below are written from
+docs/numerics.md with Python ints, or are the general loops."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from edgetrain.numerics import Stream, multiplier, requant, requantize, round_f32
 from edgetrain.numerics.qparams import QParams, quantize
+from edgetrain.ops import pool
 
 MODES = ("floor", "nearest")
 
@@ -61,11 +63,11 @@ def test_float_and_integer_paths_agree_per_channel(mode, monkeypatch):
     M = (rng.random(5) * 2.0 ** rng.integers(-40, 2, 5)).astype(np.float32)
     zero = rng.integers(-128, 128, 5).astype(np.int32)
     fast = requantize(acc, M, zero, mode)
-    monkeypatch.setattr(requant, "DYADIC_LIMIT", 0)  # force the int64 product and shifts
+    monkeypatch.setattr(requant, "DYADIC_ACC_LIMIT", 0)  # force the int64 product and shifts
     np.testing.assert_array_equal(fast, requantize(acc, M, zero, mode))
 
 
-def test_products_beyond_2_53_take_the_integer_path():
+def test_large_accumulators_take_the_integer_path():
     acc = np.array([2**38 - 1, -(2**38) + 1, 2**38 - 3], np.int64)
     M = np.float32(0.3)  # m ~ 2^23: |acc| m ~ 2^61
     for mode in MODES:
@@ -118,3 +120,23 @@ def test_quantize_and_rounding_refuse_nan():
                  "nearest")
     with pytest.raises(FloatingPointError):
         round_f32(np.array([np.float32(2.0**41)]), "floor")
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 8, 6), (1, 1, 2, 2), (2, 2, 6, 4)])
+@pytest.mark.parametrize("high", [-126, 2, 128])  # few distinct codes: many ties
+def test_maxpool_pairs_path_matches_the_window_loops(shape, high, monkeypatch):
+    rng = np.random.default_rng(high + 200)
+    q = rng.integers(-128, high, shape).astype(np.int8)
+    e = rng.integers(-128, 128, (shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(
+        np.int8)
+    attrs, zeros = {"kernel": 2}, [(-5, -7), (127, -128), (-128, 127)]
+    fast = [(pool.int_maxpool2d_forward(attrs, q, zq, 127, "nearest", None), ze)
+            for zq, ze in zeros]
+    monkeypatch.setattr(pool, "_pairs_apply", lambda *args: False)  # the general loops
+    for ((y, ctx), ze), (zq, _) in zip(fast, zeros):
+        y0, ctx0 = pool.int_maxpool2d_forward(attrs, q, zq, 127, "nearest", None)
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_array_equal(ctx[0], ctx0[0])  # first maximum's offset
+        np.testing.assert_array_equal(pool.int_maxpool2d_backward_codes(attrs, ctx, e, ze),
+                                      pool.int_maxpool2d_backward_codes(attrs, ctx0, e, ze))
+        assert (y.dtype, ctx[0].dtype) == (y0.dtype, ctx0[0].dtype) == (np.int8, np.int8)

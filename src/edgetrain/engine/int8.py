@@ -47,7 +47,7 @@ from edgetrain.numerics.kernels import IntKernel, Selection, int8_kernel
 from edgetrain.numerics.qparams import S_MIN, QParams, dequantize, quantize, saturate
 from edgetrain.numerics.quantize import Int8Model, output_clamp
 from edgetrain.numerics.requant import requantize
-from edgetrain.numerics.rounding import Stream, round_f32
+from edgetrain.numerics.rounding import Stream, round_f32, round_f32_integral
 from edgetrain.numerics.tracker import GradStats, RangeTracker
 
 PRECISIONS = ("int8", "mixed", "float32")
@@ -113,9 +113,10 @@ def _max_abs(a: np.ndarray) -> int:
     return max(-int(a.min()), int(a.max()))
 
 
-def _sum_spatial(e: np.ndarray) -> np.ndarray:
-    """Per-channel sum over batch and spatial axes: [C]."""
-    return e.sum(axis=(0, *range(2, e.ndim)))
+def _sum_spatial(e: np.ndarray, dtype=None) -> np.ndarray:
+    """Per-channel sum over batch and spatial axes: [C] (float64 sums of integer-valued
+    errors are exact)."""
+    return e.sum(axis=(0, *range(2, e.ndim)), dtype=dtype)
 
 
 class Trainer:
@@ -140,13 +141,16 @@ class Trainer:
         self.rng = Stream(seed)  # seeded per run; its state is saved with the model
         model.state["rng"] = self.rng.state
         self._deferred: list[tuple[str, np.float32, np.float32, float]] = []
+        self._step_wqp: dict[str, QParams] = {}  # weight qparams of this step, by node
+        self._row_macs = {n.name: self._macs_per_row(n) for n in self.graph.nodes
+                          if n.name in self.needed}
         self._check_learning_rate()
 
     # ----------------------------------------------------------------- public API
     def step(self, x: np.ndarray, y: np.ndarray, trace: bool = False) -> float:
         """One mini-batch step; with trace=True, ``self.trace`` holds every tensor of it."""
         self.trace = {} if trace else None
-        self._deferred = []
+        self._deferred, self._step_wqp = [], {}
         fwd = self._forward(np.asarray(x, np.float32), observe=True)
         loss, e_out = self._loss_error(fwd.values[self.graph.output], np.asarray(y))
         grads = self._backward(fwd, e_out)
@@ -162,7 +166,7 @@ class Trainer:
         """float32[B, K] logits in inference mode (no range updates; stochastic rounding,
         if configured, draws from its own stream so evaluation never changes training)."""
         saved = self.rng
-        self.rng = Stream(seed)
+        self.rng, self._step_wqp = Stream(seed), {}
         try:
             out = self._forward(np.asarray(x, np.float32), observe=False).values[
                 self.graph.output]
@@ -224,7 +228,12 @@ class Trainer:
         return fwd
 
     def _weights(self, node: Node) -> tuple[np.ndarray, QParams]:
-        return self.model.state[f"{node.name}:w"], self.model.weight_qparams(node.name)
+        """The int8 weights and their qparams (derived once per step: they change only in
+        the update, after their last use)."""
+        qp = self._step_wqp.get(node.name)
+        if qp is None:
+            qp = self._step_wqp[node.name] = self.model.weight_qparams(node.name)
+        return self.model.state[f"{node.name}:w"], qp
 
     def _fwd_weight_q(self, node, inputs, observe):
         ((x, x_qp),) = inputs
@@ -373,7 +382,7 @@ class Trainer:
     def _bwd_weight_q(self, node, fwd, e):
         q, e_qp = e
         (saved, x_scale, x_max, (wc, w_max)) = fwd.ctxs[node.name]
-        ec = np.subtract(q, e_qp.zero, dtype=np.int64)  # int64[B, O, ...] centred errors
+        ec = np.subtract(q, e_qp.zero, dtype=np.float32)  # float32[B, O, ...] centred, exact
         ec, mask, sel = self._select(node, ec, e_qp.scale)
         g = self._weight_grads(node, saved, ec, mask, sel, e_qp.scale * x_scale, e_qp.scale,
                                x_max)
@@ -384,7 +393,7 @@ class Trainer:
         src, s_src = self._error_source(ec, e_qp.scale, w_qp.scale)
         terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * int(np.prod(w.shape[2:]))
         dtype = _exact_dtype(terms, _max_abs(src), w_max)
-        src = src.astype(dtype)
+        src = src.astype(dtype, copy=False)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
         acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
                                                      sel_src)  # exact integers (float)
@@ -421,7 +430,8 @@ class Trainer:
 
     def _weight_grads(self, node, saved, ec, mask, sel, s_w_grad, s_b_grad, x_max=0):
         """(weight gradient, bias gradient, their scales, kept rows or None) of a trained
-        layer, or None: int64 sums in int8 mode (real = scale * value), float otherwise."""
+        layer, or None: integer sums in int8 mode (real = scale * value; the bias gradient
+        as float64 holding the exact integer sum), float otherwise."""
         roles = self.trainable.get(node.name, frozenset())
         if not roles:
             return None
@@ -432,9 +442,9 @@ class Trainer:
             bound = x_max * _max_abs(ec) if self.integer_errors else None
             g_w = self.kernels[node.name].backward_weight(node.attrs, saved, ec, w_shape, sel,
                                                           bound)
-            g_w = g_w.astype(np.int64, copy=False) if self.integer_errors else g_w * np.float64(s_w_grad)
+            g_w = g_w if self.integer_errors else g_w * np.float64(s_w_grad)  # int8: exact sums
         if "bias" in roles:
-            g_b = _sum_spatial(ec)  # [O]
+            g_b = _sum_spatial(ec, np.float64 if self.integer_errors else None)  # [O]
         scales = (s_w_grad, s_b_grad) if self.integer_errors else (1.0, 1.0)
         return g_w, g_b, scales, None if mask is None else mask.any(axis=0)
 
@@ -447,7 +457,7 @@ class Trainer:
         if not self.policy.partial or "weight" not in self.trainable.get(node.name, ()):
             return ec, None, None
         b, n = ec.shape[:2]
-        mags = np.abs(ec).reshape(b, n, -1).sum(axis=2)  # [B, N] (int64 in int8 mode)
+        mags = np.abs(ec).reshape(b, n, -1).sum(axis=2, dtype=np.float64)  # [B, N], exact
         mean = (mags.sum(axis=1).astype(np.float32) * s_e) / np.float32(ec[0].size)  # [B]
         key = f"{node.name}:emax"
         prev = self.model.state.get(key, np.zeros((), np.float32)).reshape(1)
@@ -467,11 +477,15 @@ class Trainer:
     def _count(self, node: Node, phase: str, mask, batch: int) -> None:
         """Add the MACs of one backward phase: each kept structure (filter/row) costs its
         share of the layer's MACs; without partial updates every structure is kept."""
-        total = get_op(node.op).macs(node.attrs, self.graph.in_shapes(node),
-                                     self.graph.shapes[node.name])
         n_out = self.graph.shapes[node.name][0]
         kept = batch * n_out if mask is None else int(np.count_nonzero(mask))
-        self.macs[phase] += kept * (total // n_out)
+        self.macs[phase] += kept * self._row_macs[node.name]
+
+    def _macs_per_row(self, node: Node) -> int:
+        """MACs of one output structure (filter/row) of a node, per sample."""
+        total = get_op(node.op).macs(node.attrs, self.graph.in_shapes(node),
+                                     self.graph.shapes[node.name])
+        return total // self.graph.shapes[node.name][0]
 
     # --------------------------------------------------------------------- update
     def _update_layer(self, node: Node, g_w, g_b, scales, rows) -> None:
@@ -495,7 +509,7 @@ class Trainer:
         if self.integer_errors:
             g_q, s_g = self._quantize_gradient(g, scale)  # s_g: float32[] or [R, 1]
             mean, var = _int_row_stats(g_q, s_g)
-            g_real = g_q.astype(np.float32) * s_g  # float32[R, K]
+            g_real = np.multiply(g_q, s_g, dtype=np.float32)  # float32[R, K]
         else:
             g_real = g.astype(np.float32)
             mean, var = g.mean(axis=1).astype(np.float32), g.var(axis=1).astype(np.float32)
@@ -508,7 +522,10 @@ class Trainer:
         st = self.model.state
         st[f"{key}_mean"], st[f"{key}_var"], st[f"{key}_seen"] = stats.mean, stats.var, stats.seen
         sigma = np.sqrt(stats.var) + np.float32(self.num.grad_eps)  # float32[R]
-        step = self.lr * ((g_real - stats.mean[:, None]) / sigma[:, None])  # float32[R, K]
+        step = g_real  # lr * ((g_real - mean) / sigma), in place: float32[R, K]
+        step -= stats.mean[:, None]
+        step /= sigma[:, None]
+        step *= self.lr
         return step if rows is None else step * rows[:, None]
 
     def _grad_stats(self, key: str, rows: int) -> GradStats:
@@ -535,7 +552,8 @@ class Trainer:
             self.graph.param(node, "weight")[...] -= step
             return
         w, w_qp = self._weights(node)
-        w_f = dequantize(w, w_qp, axis=0) - step  # float32[O, ...]
+        w_f = dequantize(w, w_qp, axis=0)  # float32[O, ...], a fresh array
+        w_f -= step
         old = self.model.tracker(f"{n}:w")
         tracker = self.model.tracker(f"{n}:w")
         flat = w_f.reshape(len(w_f), -1)
@@ -565,7 +583,7 @@ class Trainer:
         old = self.model.state[f"{n}:b"]
         b_f = old.astype(np.float32) * s_b - step  # float32[O]
         v = np.clip(b_f / s_b, np.float32(I32[0]), np.float32(2.0**31 - 128))
-        b = np.clip(round_f32(v, self.num.round_update, self.rng), *I32).astype(np.int32)
+        b = round_f32_integral(v, self.num.round_update, self.rng).astype(np.int32)  # in I32
         self.model.state[f"{n}:b"] = b if rows is None else np.where(rows, b, old)
         self._record(f"b/{n}", self.model.state[f"{n}:b"])
 

@@ -12,7 +12,7 @@ with an int64 product. Input ranges (checked): |acc| < 2^38, 0 <= M < 128 (large
 clamped to the largest float32 below 128); shift is clamped to 62, so M below 2^-39
 loses its low bits (the same in C).
 
-Host shortcut, same integers: while max|acc| * m < 2^53, acc * m * 2^-shift is held exactly
+Host shortcut, same integers: while max|acc| < 2^29 (so |acc| m < 2^53), acc * m * 2^-shift is held exactly
 in float64 and rounded there (``rounding.ROUND_DYADIC``; floor and nearest), which is
 several times faster in NumPy than the int64 product and shifts. C keeps the int64 form.
 
@@ -31,7 +31,8 @@ from edgetrain.numerics.qparams import QMAX, QMIN
 from edgetrain.numerics.rounding import ROUND_DYADIC, Stream, round_shift_inplace
 
 ACC_LIMIT = 2**38
-DYADIC_LIMIT = 2**53  # |acc| m below this: acc * M is exact in float64 (host shortcut)
+DYADIC_ACC_LIMIT = 2**29  # |acc| below this: acc * M (24-bit m) is exact in float64
+M_EXACT = 2.0**-39  # from here up M == m * 2^-shift with shift <= 62
 M_MAX = np.array(0x42FFFFFF, np.uint32).view(np.float32)  # largest float32 below 128
 
 
@@ -67,18 +68,16 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
     GEMMs return). `extremes`: (min, max) of acc when the caller has them already."""
     acc = np.asarray(acc)
     bound = _checked_bound(acc, extremes)
+    M = np.minimum(np.asarray(M, np.float32), M_MAX)
     zero = np.asarray(zero, np.int64)
-    M = np.broadcast_to(np.asarray(M, np.float32), zero.shape) if zero.ndim else M
-    m, shift = multiplier(M)
     shape = acc.shape
-    if m.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
-        acc = acc.reshape(int(np.prod(shape[:axis])), m.size, -1)
-        m, shift = m.reshape(1, -1, 1), shift.reshape(1, -1, 1)
-    if zero.ndim:
-        zero = zero.reshape(1, -1, 1)
-    if mode in ROUND_DYADIC and bound * int(m.max()) < DYADIC_LIMIT:
-        q = ROUND_DYADIC[mode](_scaled_exactly(acc, m, shift))  # float64 integers
+    if M.ndim or zero.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
+        acc = acc.reshape(int(np.prod(shape[:axis])), -1, int(np.prod(shape[axis + 1:])))
+        M, zero = (a.reshape(1, -1, 1) if a.ndim else a for a in (M, zero))
+    if mode in ROUND_DYADIC and bound < DYADIC_ACC_LIMIT:
+        q = ROUND_DYADIC[mode](np.multiply(acc, _multiplier_f64(M), dtype=np.float64))
     else:
+        m, shift = multiplier(M)
         q = round_shift_inplace(acc.astype(np.int64) * m, shift, mode, rng)  # |acc m| < 2^62
     q += zero
     q.clip(q.dtype.type(lo), q.dtype.type(hi), out=q)  # bounds of q's type: no dispatch
@@ -95,11 +94,14 @@ def _checked_bound(acc: np.ndarray, extremes) -> int:
     return max(-int(a_min), int(a_max))
 
 
-def _scaled_exactly(acc: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """float64 acc * m * 2^-shift, exact while |acc| m < 2^53 (the caller checks): the value
-    round_shift(acc * m, shift) rounds, held without an int64 product."""
-    if m.ndim:
-        M = np.ldexp(m.astype(np.float64), -shift.astype(np.int32))  # exact: 24-bit m
-    else:
-        M = np.float64(float(m) * 2.0 ** -int(shift))
-    return np.multiply(acc, M, dtype=np.float64)  # a fresh array, rounded in place next
+def _multiplier_f64(M: np.ndarray):
+    """m * 2^-shift of multiplier(M) as float64 (M clamped already): M itself when M is 0
+    or >= 2^-39 (shift <= 62, nothing clamped), else from (m, shift)."""
+    if M.ndim == 0:
+        f = float(M)
+        if f == 0.0 or f >= M_EXACT:
+            return f
+    elif ((M >= M_EXACT) | (M == 0)).all():
+        return M.astype(np.float64)
+    m, shift = multiplier(M)  # checks M >= 0 (and not NaN)
+    return np.ldexp(m.astype(np.float64), -shift.astype(np.int32))  # exact: 24-bit m

@@ -408,15 +408,18 @@ def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
 
 def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
     """dW, exact. `bound` = max |e| * max |x|: when a sample's sum over positions stays
-    below 2^24, per-sample GEMMs run in float32 and the batch is summed in int64."""
+    below 2^24, per-sample GEMMs run in float32 and the batch is summed in float64."""
     saved, geo = ctx
     if sel is not None and geo.groups == 1:
-        saved = saved.astype(np.float64, copy=False)
-        rows = np.matmul(_kept_rows(sel, len(e)), saved.transpose(0, 2, 1))  # [B, k, K]
+        saved = saved.astype(np.float64, copy=False)  # one dtype: mixed matmul skips BLAS
+        kept = _kept_rows(sel, len(e)).astype(np.float64, copy=False)
+        rows = np.matmul(kept, saved.transpose(0, 2, 1))  # [B, k, K]
         dw = np.zeros((w_shape[0], rows.shape[2]), rows.dtype)
         np.add.at(dw, sel.idx.ravel(), rows.reshape(-1, rows.shape[2]))
         return dw.reshape(w_shape)
     positions = e[0, 0].size
+    if geo.depthwise and bound is not None and saved[1] * saved[2] * bound < 2**24:
+        return _int_depthwise_weight(saved, e, w_shape, geo)
     if geo.depthwise:
         return _depthwise_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
                                    True)[1]
@@ -425,10 +428,27 @@ def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
         return _gemm_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
                               True)[1]
     b, g = len(e), geo.groups
-    eg = e.astype(np.float32).reshape(b, g, geo.c_out // g, -1)  # [B, g, O/g, P]
+    eg = e.astype(np.float32, copy=False).reshape(b, g, geo.c_out // g, -1)  # [B, g, O/g, P]
     cols = saved.astype(np.float32, copy=False).reshape(b, g, -1, saved.shape[-1])
     per_sample = np.matmul(eg, cols.transpose(0, 1, 3, 2))  # [B, g, O/g, K], exact
-    return per_sample.astype(np.int64).sum(axis=0).reshape(w_shape)
+    return per_sample.sum(axis=0, dtype=np.float64).reshape(w_shape)  # exact below 2^53
+
+
+def _int_depthwise_weight(saved, e, w_shape, geo):
+    """Depthwise dW, exact: per channel and sample the sum over the Hq*Wq phase slots of
+    e * x runs in float32 (the caller checked Hq*Wq * max|e| * max|x| < 2^24), the samples
+    are summed in float64. float64[C, 1, kh, kw]."""
+    flat, hq, wq = saved  # float32[C, phases, (B+1)*Hq*Wq] from the forward pass
+    (ho, wo), (kh, kw), (b, c) = geo.out_hw, geo.kernel, e.shape[:2]
+    ef = np.zeros((c, b, hq, wq), np.float32)  # slots outside the output get no error
+    ef[:, :, :ho, :wo] = e.transpose(1, 0, 2, 3)
+    ef = ef.reshape(c, b, hq * wq)
+    dw = np.empty(w_shape, np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            run = phase_run(flat, geo, b * hq * wq, wq, i, j).reshape(c, b, hq * wq)
+            dw[:, 0, i, j] = np.einsum("cbp,cbp->cb", ef, run).sum(axis=1, dtype=np.float64)
+    return dw
 
 
 def _as_2d(attrs):

@@ -18,6 +18,7 @@ order, as PyTorch does.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -162,6 +163,9 @@ register(OpDef("global_avg_pool", _infer_gap, global_avg_pool_forward,
 # centred errors, whose scale is the output error's scale / n)
 def int_maxpool2d_forward(attrs, q, zero, qmax, mode, rng):
     (kh, kw), stride, padding, out_hw = pool_geometry(attrs, q.shape[1:], "maxpool2d")
+    if _pairs_apply((kh, kw), stride, padding, q.shape):
+        y, arg = _maxpool_pairs(q)
+        return y, (arg, q.shape, (kh, kw), stride, padding)
     xp = pad_hw(q.astype(np.int16), padding, -32768) if any(padding) else q  # below any code
     wins = [window(xp, k // kw, k % kw, stride, out_hw) for k in range(kh * kw)]
     y = wins[0].copy()  # int[B, C, Ho, Wo]
@@ -190,12 +194,55 @@ def int_maxpool2d_backward_codes(attrs, ctx, q, zero):
     if tuple(stride) != (kh, kw) or any(padding):
         e = int_maxpool2d_backward(attrs, ctx, q.astype(np.int32) - zero) + zero
         return np.clip(e, -128, 127).astype(np.int8)
+    if _pairs_apply((kh, kw), stride, padding, shape):
+        return _unpool_pairs(arg, q, zero, shape)
     dx = np.full(shape, zero, np.int8)
     ho, wo = arg.shape[2:]
     for k in range(kh * kw):
         view = dx[:, :, k // kw:k // kw + kh * ho:kh, k % kw:k % kw + kw * wo:kw]
         np.copyto(view, q, where=arg == k)
     return dx
+
+
+# 2x2 windows at stride 2 (the common case) on contiguous rows: NumPy is slow on int8 views
+# with stride 2, so each image row is read as int16 pairs (even column = low byte on a
+# little-endian host) and split into its even and odd columns. Same integers as the loops.
+def _pairs_apply(kernel, stride, padding, shape) -> bool:
+    return (tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and not any(padding)
+            and shape[-2] % 2 == 0 and shape[-1] % 2 == 0 and sys.byteorder == "little")
+
+
+def _maxpool_pairs(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max, offset k = 2 i + j of the first maximum in row-major order) of each 2x2 window
+    of int8 q[B, C, H, W]: int8[B, C, H/2, W/2] each."""
+    b, c, h, w = q.shape
+    pairs = np.ascontiguousarray(q).view(np.int16)  # [B, C, H, W/2]
+    even, odd = pairs.astype(np.int8), (pairs >> 8).astype(np.int8)  # the low, high bytes
+    row_max = np.maximum(even, odd).reshape(b, c, h // 2, 2, w // 2)
+    row_j = (odd > even).reshape(b, c, h // 2, 2, w // 2)  # a tie keeps the even column
+    lower = row_max[:, :, :, 1] > row_max[:, :, :, 0]  # a tie keeps the upper row
+    j = row_j[:, :, :, 0] ^ row_j[:, :, :, 1]  # j of the chosen row (bool ops: no np.where)
+    j &= lower
+    j ^= row_j[:, :, :, 0]
+    arg = np.add(lower, lower, dtype=np.int8)  # 2 i
+    arg += j
+    return np.maximum(row_max[:, :, :, 0], row_max[:, :, :, 1]), arg
+
+
+def _unpool_pairs(arg: np.ndarray, q: np.ndarray, zero, shape) -> np.ndarray:
+    """int8[shape]: each window's code q at its offset arg, the zero code elsewhere."""
+    b, c, h, w = shape
+    d = np.subtract(q, zero, dtype=np.int16)  # code - zero: z + d * [arg == k] is q or z
+    pairs = np.empty((b, c, h // 2, 2, w // 2), np.int16)  # [B, C, H/2, i, W/2]
+    for i in (0, 1):
+        even = d * (arg == 2 * i)  # int16 (no np.where: slow with a scalar operand)
+        even += zero
+        even &= 0xFF  # the low byte
+        odd = d * (arg == 2 * i + 1)
+        odd += zero
+        odd <<= 8
+        np.bitwise_or(odd, even, out=pairs[:, :, :, i])
+    return pairs.view(np.int8).reshape(shape)
 
 
 def _window_sum(xc, attrs):
