@@ -11,6 +11,13 @@
 #define ET_S_MIN_F 9.094947017729282e-13f      /* 2^-40, numerics.qparams.S_MIN */
 #define ET_CHANNEL_FRACTION 64.0f
 
+/* the per-element loops of the update kept out of their callers (registers for the loop) */
+#if defined(__GNUC__)
+#define ET_NOINLINE __attribute__((noinline))
+#else
+#define ET_NOINLINE
+#endif
+
 static uint32_t et_call_base(const et_ctx *c, int mode)
 {
     return mode == ET_ROUND_STOCHASTIC ? et_stream_next(c->rng) : 0u;
@@ -100,26 +107,37 @@ void et_trace_tensor(const et_tensor *t, int32_t batch)
 
 static int8_t et_sat8(int64_t v) { return (int8_t)et_sat(v, ET_QMIN, ET_QMAX); }
 
-/* n int32 accumulators requantized into int8 codes, element j0 + i drawing the stochastic
- * bits of index j0 + i (the rounding mode a constant at each call site: specialized loops) */
-static inline void et_requant_span(const int32_t *acc, int8_t *dst, int32_t n, et_multiplier m,
-                                   int32_t zero, et_round_mode mode, uint32_t base, uint32_t j0)
+/* n int32 accumulators plus a bias requantized into int8 codes, element j0 + i drawing the
+ * stochastic bits of index j0 + i (the rounding mode a constant at each call site: specialized
+ * loops); acc[i] + bias must not leave int32 (the caller checks) */
+static inline void et_requant_span(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
+                                   et_multiplier m, int32_t zero, et_round_mode mode,
+                                   uint32_t base, uint32_t j0)
 {
+    et_rq32 r = et_rq32_prepare(m, 31);
+    if (r.fast) {                               /* one SMLAL per element */
+        for (int32_t i = 0; i < n; i++)
+            dst[i] = et_rq32_int8(&r, acc[i] + bias, zero, mode,
+                                  et_bits_for(mode, base, j0 + (uint32_t)i));
+        return;
+    }
     for (int32_t i = 0; i < n; i++)
-        dst[i] = (int8_t)et_requantize32(acc[i], m, zero, mode,
+        dst[i] = (int8_t)et_requantize32(acc[i] + bias, m, zero, mode,
                                          et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN,
                                          ET_QMAX);
 }
 
-static void et_requant_row(const int32_t *acc, int8_t *dst, int32_t n, et_multiplier m,
-                           int32_t zero, int mode, uint32_t base, uint32_t j0)
+static void et_requant_row(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
+                           et_multiplier m, int32_t zero, int mode, uint32_t base, uint32_t j0)
 {
     switch (mode) {
-    case ET_ROUND_FLOOR: et_requant_span(acc, dst, n, m, zero, ET_ROUND_FLOOR, base, j0); break;
-    case ET_ROUND_NEAREST:
-        et_requant_span(acc, dst, n, m, zero, ET_ROUND_NEAREST, base, j0);
+    case ET_ROUND_FLOOR:
+        et_requant_span(acc, bias, dst, n, m, zero, ET_ROUND_FLOOR, base, j0);
         break;
-    default: et_requant_span(acc, dst, n, m, zero, (et_round_mode)mode, base, j0); break;
+    case ET_ROUND_NEAREST:
+        et_requant_span(acc, bias, dst, n, m, zero, ET_ROUND_NEAREST, base, j0);
+        break;
+    default: et_requant_span(acc, bias, dst, n, m, zero, (et_round_mode)mode, base, j0); break;
     }
 }
 
@@ -165,7 +183,42 @@ static void et_forward_acc(const et_wlayer *L, const int8_t *x, int32_t zx, int3
         et_linear_fwd(x, zx, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
 }
 
-/* Trainer._fwd_weight_q */
+/* channel o's bias in accumulator units (scale s_acc), rounding nearest */
+static int32_t et_bias_acc(const et_wlayer *L, int32_t o, float s_acc)
+{
+    et_multiplier mb = et_multiplier_from(L->b_scale[o] / s_acc);
+    return et_requantize(L->b[o], mb, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN, ET_I32_MAX);
+}
+
+/* running min / max of n int32 */
+static void et_minmax_update(const int32_t *a, int32_t n, int32_t *mn, int32_t *mx)
+{
+    int32_t lo = *mn, hi = *mx;
+    for (int32_t i = 0; i < n; i++) {
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    *mn = lo;
+    *mx = hi;
+}
+
+/* the engine's int32 accumulators with the bias added and saturated, in place: only needed
+ * when some sum leaves int32 (otherwise the bias is added as the sums are requantized) */
+static void et_add_biases_saturated(const et_wlayer *L, float s_x, int32_t B)
+{
+    int32_t O = L->g.c_out, P = L->g.ho * L->g.wo;
+    for (int32_t o = 0; o < O; o++) {
+        int32_t bias = et_bias_acc(L, o, s_x * L->w_scale[o]);
+        for (int32_t b = 0; b < B; b++)
+            for (int32_t p = 0; p < P; p++) {
+                int32_t *a = &L->acc[(b * O + o) * P + p];
+                *a = et_sat((int64_t)*a + bias, ET_I32_MIN, ET_I32_MAX);
+            }
+    }
+}
+
+/* Trainer._fwd_weight_q: the channel ranges come from the accumulators' extremes plus the
+ * bias (adding a constant keeps the order), so the sums are read once before requantizing */
 void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor *y,
                    int observe)
 {
@@ -174,22 +227,18 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     for (int32_t b = 0; b < B; b++)
         et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
     float lo = 0.0f, hi = 0.0f;
+    int fused = 1;                              /* every sum + bias fits int32 */
     for (int32_t o = 0; o < O; o++) {
         float s_acc = x->qp.scale * L->w_scale[o];
-        et_multiplier mb = et_multiplier_from(L->b_scale[o] / s_acc);
-        int32_t bias = et_requantize(L->b[o], mb, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN, ET_I32_MAX);
-        int64_t mn = INT64_MAX, mx = INT64_MIN;
-        for (int32_t b = 0; b < B; b++)
-            for (int32_t p = 0; p < P; p++) {
-                int64_t v = (int64_t)L->acc[b * ny + o * P + p] + bias;
-                L->acc[b * ny + o * P + p] = (int32_t)et_sat(v, ET_I32_MIN, ET_I32_MAX);
-                if (v < mn) mn = v;
-                if (v > mx) mx = v;
-            }
+        int32_t bias = et_bias_acc(L, o, s_acc), amn = ET_I32_MAX, amx = ET_I32_MIN;
+        for (int32_t b = 0; b < B; b++) et_minmax_update(L->acc + b * ny + o * P, P, &amn, &amx);
+        int64_t mn = (int64_t)amn + bias, mx = (int64_t)amx + bias;
+        fused &= mn >= ET_I32_MIN && mx <= ET_I32_MAX;
         float clo = (float)mn * s_acc, chi = (float)mx * s_acc;
         lo = o == 0 ? clo : et_minf(lo, clo);
         hi = o == 0 ? chi : et_maxf(hi, chi);
     }
+    if (!fused) et_add_biases_saturated(L, x->qp.scale, B);
     lo = et_clipf(lo, L->clamp_lo, L->clamp_hi);
     hi = et_clipf(hi, L->clamp_lo, L->clamp_hi);
     y->qp = et_tracked_qparams(c, L->a_range, lo, hi, c->cfg->rate_activation, observe);
@@ -198,10 +247,12 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     int8_t *yq = y->q;
     uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
-        et_multiplier m = et_multiplier_from((x->qp.scale * L->w_scale[o]) / y->qp.scale);
+        float s_acc = x->qp.scale * L->w_scale[o];
+        int32_t bias = fused ? et_bias_acc(L, o, s_acc) : 0;
+        et_multiplier m = et_multiplier_from(s_acc / y->qp.scale);
         for (int32_t b = 0; b < B; b++) {
             int32_t i = b * ny + o * P;
-            et_requant_row(acc + i, yq + i, P, m, zero, mode, base, (uint32_t)i);
+            et_requant_row(acc + i, bias, yq + i, P, m, zero, mode, base, (uint32_t)i);
         }
     }
     L->s_x = x->qp.scale;
@@ -241,12 +292,35 @@ static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
     }
 }
 
+/* the largest |g| of a linear layer's weight gradient from one sample: g[o][i] is
+ * e[o] * (x[i] - zero), so its largest magnitude is max|e| * max|x - zero| (O + K reads
+ * instead of O * K); errors of dropped rows are zero already */
+static int32_t et_outer_abs_max(const int16_t *ec, int32_t O, const int8_t *x, int32_t n,
+                                int32_t zx)
+{
+    int32_t emax = 0, xmn = x[0], xmx = x[0];
+    for (int32_t o = 0; o < O; o++) {
+        int32_t a = ec[o] < 0 ? -ec[o] : ec[o];
+        emax = a > emax ? a : emax;
+    }
+    for (int32_t i = 1; i < n; i++) {
+        xmn = x[i] < xmn ? x[i] : xmn;
+        xmx = x[i] > xmx ? x[i] : xmx;
+    }
+    xmn = zx - xmn;
+    xmx = xmx - zx;
+    return emax * (xmn > xmx ? xmn : xmx);      /* <= 2^15 * 255: no overflow */
+}
+
 /* Trainer._weight_grads: int sums over the batch (gradient scales kept for the update) */
 static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, float s_e)
 {
     int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo, K = et_k(L);
     L->s_wgrad = s_e * L->s_x;
     L->s_bgrad = s_e;
+    L->g_amax1 = 0;                             /* unknown: the update scans the gradient */
+    if (L->train_w && !L->conv && B == 1)       /* <= 2^15 * 255 + 1 < 2^24 */
+        L->g_amax1 = (unsigned)et_outer_abs_max(L->ec, O, x->q, L->g.c_in, x->qp.zero) + 1u;
     if (L->train_w) {
         for (int32_t i = 0; i < O * K; i++) L->gw[i] = 0;
         for (int32_t b = 0; b < B; b++) {
@@ -278,10 +352,14 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
     for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
     for (int32_t o = 0; o < O; o++) {
         et_multiplier m = et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION);
+        et_rq32 r = et_rq32_prepare(m, 16);     /* int16 errors; the result fits int16 */
         for (int32_t b = 0; b < n / (O * P); b++) {
             int16_t *ec = L->ec + (b * O + o) * P;
-            for (int32_t p = 0; p < P; p++)
-                if (ec[p])
+            if (r.fast)
+                for (int32_t p = 0; p < P; p++)
+                    ec[p] = (int16_t)et_rq32_shift_small(&r, ec[p], ET_ROUND_NEAREST, 0u);
+            else
+                for (int32_t p = 0; p < P; p++)
                     ec[p] = (int16_t)et_requantize32(ec[p], m, 0, ET_ROUND_NEAREST, 0,
                                                      ET_I32_MIN, ET_I32_MAX);
         }
@@ -324,7 +402,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     const int32_t *acc = L->dxacc, zero = dx->qp.zero;
     int8_t *dq = dx->q;
     uint32_t base = et_call_base(c, mode);
-    et_requant_row(acc, dq, B * nx, m, zero, mode, base, 0u);
+    et_requant_row(acc, 0, dq, B * nx, m, zero, mode, base, 0u);
 }
 
 /* ------------------------------------------------------------------- update */
@@ -332,12 +410,24 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
 /* the largest |g| of n values */
 static int32_t et_abs_max(const int32_t *g, int32_t n)
 {
-    int32_t m = 0;
-    for (int32_t i = 0; i < n; i++) {
-        int32_t a = g[i] < 0 ? -g[i] : g[i];
-        m = a > m ? a : m;
+    int32_t mn = 0, mx = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {                /* unrolled: the loop test once per 4 */
+        int32_t a = g[i], b = g[i + 1], c = g[i + 2], d = g[i + 3];
+        mn = a < mn ? a : mn;
+        mx = a > mx ? a : mx;
+        mn = b < mn ? b : mn;
+        mx = b > mx ? b : mx;
+        mn = c < mn ? c : mn;
+        mx = c > mx ? c : mx;
+        mn = d < mn ? d : mn;
+        mx = d > mx ? d : mx;
     }
-    return m;
+    for (; i < n; i++) {
+        mn = g[i] < mn ? g[i] : mn;
+        mx = g[i] > mx ? g[i] : mx;
+    }
+    mn = mn == ET_I32_MIN ? ET_I32_MAX : -mn;
+    return mx > mn ? mx : mn;
 }
 
 /* one row of int32 gradient sums requantized into int8 codes in place (et_requantize per
@@ -347,12 +437,24 @@ static inline void et_gradient_row(int32_t *gr, int32_t k, et_multiplier m, et_r
                                    uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
 {
     int32_t a = 0, b = 0;
-    for (int32_t i = 0; i < k; i++) {
-        int32_t q = et_requantize32(gr[i], m, 0, mode,
-                                    et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN, ET_QMAX);
-        gr[i] = q;
-        a += q;
-        b += q * q;
+    et_rq32 r = et_rq32_prepare(m, 31);
+    if (r.fast) {                               /* one SMLAL and one SSAT per element */
+        for (int32_t i = 0; i < k; i++) {
+            int32_t q = et_ssat8(et_rq32_shift(&r, gr[i], mode,
+                                               et_bits_for(mode, base, j0 + (uint32_t)i)));
+            gr[i] = q;
+            a += q;
+            b += q * q;
+        }
+    } else {
+        for (int32_t i = 0; i < k; i++) {
+            int32_t q = et_requantize32(gr[i], m, 0, mode,
+                                        et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN,
+                                        ET_QMAX);
+            gr[i] = q;
+            a += q;
+            b += q * q;
+        }
     }
     *s1 = a;
     *s2 = b;
@@ -373,12 +475,12 @@ static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mo
  * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). */
 static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
                                 float scale, et_range *stats, const uint8_t *kept_rows,
-                                float *s_g)
+                                int32_t g_absmax, float *s_g)
 {
     const int mode = c->cfg->round_gradient, grad_rows = c->cfg->grad_rows;
     const float rate_mean = c->cfg->rate_grad_mean, rate_var = c->cfg->rate_grad_var;
-    float s_all = grad_rows ? 0.0f
-                  : et_maxf(((float)et_abs_max(g, rows * k) * scale) / 127.0f, ET_S_MIN_F);
+    int32_t amax = grad_rows ? 0 : (g_absmax >= 0 ? g_absmax : et_abs_max(g, rows * k));
+    float s_all = grad_rows ? 0.0f : et_maxf(((float)amax * scale) / 127.0f, ET_S_MIN_F);
     uint32_t base = et_call_base(c, mode);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
@@ -423,44 +525,136 @@ static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st,
 }
 
 /* n floats quantized into int8 codes (et_quantize per element; the rounding mode a constant
- * at each call site so the loop is specialized) */
+ * at each call site so the loop is specialized; the stream's bits drawn incrementally).
+ * in_range: the caller knows every |src / scale| <= 2^20 (no NaN), so the clip test goes */
 static inline void et_quantize_span(const float *src, int8_t *dst, int32_t n, et_qparams qp,
-                                    et_round_mode mode, uint32_t base, uint32_t j0)
+                                    et_round_mode mode, uint32_t base, uint32_t j0,
+                                    int in_range)
 {
-    for (int32_t i = 0; i < n; i++)
-        dst[i] = et_quantize(src[i], qp, mode, et_bits_for(mode, base, j0 + (uint32_t)i));
-}
-
-static void et_quantize_row(const float *src, int8_t *dst, int32_t n, et_qparams qp, int mode,
-                            uint32_t base, uint32_t j0)
-{
-    switch (mode) {
-    case ET_ROUND_FLOOR: et_quantize_span(src, dst, n, qp, ET_ROUND_FLOOR, base, j0); break;
-    case ET_ROUND_NEAREST: et_quantize_span(src, dst, n, qp, ET_ROUND_NEAREST, base, j0); break;
-    case ET_ROUND_STOCHASTIC:
-        et_quantize_span(src, dst, n, qp, ET_ROUND_STOCHASTIC, base, j0);
-        break;
-    default: et_quantize_span(src, dst, n, qp, (et_round_mode)mode, base, j0); break;
+    const float scale = qp.scale;
+    const int32_t zero = qp.zero;
+    uint32_t h = base + j0 * ET_GOLDEN;         /* et_bits(base, j0 + i) == fmix32(h) */
+    for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) {
+        uint32_t bits = mode == ET_ROUND_STOCHASTIC ? et_fmix32(h) : 0u;
+        float v = src[i] / scale;
+        if (!in_range && !(fabsf(v) <= 1048576.0f))   /* outside +-2^20 or NaN */
+            dst[i] = et_quantize_clipped(v, qp, mode, bits);
+        else
+            dst[i] = (int8_t)et_ssat8(et_round_small(v, mode, bits) + zero);
     }
 }
 
-/* one kept row dequantized and stepped into wrow: w * scale - lr * ((g_q * s_g - mu) / sigma)
- * per element (the engine's float32 operations in its order); returns the row's range */
-static void et_stepped_row(const int8_t *w, int32_t zero, float scale, const int32_t *g,
-                           float s_g, float mu, float sigma, float lr, int32_t k, float *wrow,
-                           float *lo_out, float *hi_out)
+static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t n,
+                                         et_qparams qp, int mode, uint32_t base, uint32_t j0,
+                                         int in_range)
 {
-    float lo = 0.0f, hi = 0.0f;
-    for (int32_t i = 0; i < k; i++) {
-        float wf = (float)((int32_t)w[i] - zero) * scale;
-        float g_real = (float)g[i] * s_g;
-        wf = wf - lr * ((g_real - mu) / sigma);
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_FLOOR, base, j0, in_range);
+        break;
+    case ET_ROUND_NEAREST:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_NEAREST, base, j0, in_range);
+        break;
+    case ET_ROUND_STOCHASTIC:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_STOCHASTIC, base, j0, in_range);
+        break;
+    default:
+        et_quantize_span(src, dst, n, qp, (et_round_mode)mode, base, j0, in_range);
+        break;
+    }
+}
+
+static ET_NOINLINE void et_quantize_row(const float *src, int8_t *dst, int32_t n, et_qparams qp,
+                                        int mode, uint32_t base, uint32_t j0, int in_range)
+{
+    if (in_range)
+        et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 1);
+    else
+        et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 0);
+}
+
+/* a row's update constants: new weight = (w - zero) * scale - lr * ((g * s_g - mu) / sigma) */
+typedef struct { int32_t zero; float scale, s_g, mu, sigma, lr; } et_row_step;
+
+/* the updated float weight of one element (the engine's float32 operations in its order);
+ * the row passed by value: its fields are locals the loops' float stores cannot alias */
+static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
+{
+    float wf = (float)((int32_t)w - r.zero) * r.scale;
+    float g_real = (float)g * r.s_g;
+    return wf - r.lr * ((g_real - r.mu) / r.sigma);
+}
+
+/* one kept row stepped into wrow; returns the row's range in lo/hi (elements taken in pairs:
+ * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4) */
+static ET_NOINLINE void et_stepped_row(et_row_step r, const int8_t *w, const int32_t *g,
+                                       int32_t k, float *wrow, float *lo_out, float *hi_out)
+{
+    float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
+    int32_t i = 1;
+    wrow[0] = wf;
+    for (; i + 2 <= k; i += 2) {
+        float a = et_stepped(r, w[i], g[i]), b = et_stepped(r, w[i + 1], g[i + 1]);
+        wrow[i] = a;
+        wrow[i + 1] = b;
+        int a_small = a < b;
+        lo = et_minf(lo, a_small ? a : b);
+        hi = et_maxf(hi, a_small ? b : a);
+    }
+    if (i < k) {
+        wf = et_stepped(r, w[i], g[i]);
         wrow[i] = wf;
-        lo = i == 0 ? wf : et_minf(lo, wf);
-        hi = i == 0 ? wf : et_maxf(hi, wf);
+        lo = et_minf(lo, wf);
+        hi = et_maxf(hi, wf);
     }
     *lo_out = lo;
     *hi_out = hi;
+}
+
+/* the range of one kept row's stepped weights (not stored) */
+static void et_stepped_range(et_row_step r, const int8_t *w, const int32_t *g, int32_t k,
+                             float *lo_out, float *hi_out)
+{
+    float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
+    for (int32_t i = 1; i < k; i++) {
+        wf = et_stepped(r, w[i], g[i]);
+        lo = et_minf(lo, wf);
+        hi = et_maxf(hi, wf);
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+static int et_finite(float x) { return x - x == 0.0f; }   /* not inf, not NaN */
+
+/* every stepped weight of a row with these constants is a number (no NaN): (w - zero) *
+ * scale stays finite (|w - zero| <= 255), the step's quotient has a finite numerator part and
+ * sigma > 0, and lr != 0 keeps lr * inf from being NaN; an infinity would show in lo / hi */
+static int et_row_step_no_nan(const et_row_step *r)
+{
+    return et_finite(255.0f * r->scale) && et_finite(r->s_g) && et_finite(r->mu) &&
+           r->sigma > 0.0f && et_finite(r->sigma) && r->lr != 0.0f && et_finite(r->lr);
+}
+
+/* no element of the row leaves +-2^20 once divided by scale (division by scale > 0 keeps
+ * the order, so the row's largest magnitude bounds them all) and none is NaN */
+static int et_row_in_range(const et_row_step *r, float lo, float hi, float scale)
+{
+    return et_row_step_no_nan(r) && et_finite(lo) && et_finite(hi) &&
+           et_maxf(-lo, hi) / scale <= 1048576.0f;
+}
+
+static et_row_step et_row_step_of(const et_ctx *c, const et_wlayer *L, int32_t o, float scale,
+                                  int32_t zero)
+{
+    et_row_step r;
+    r.zero = zero;
+    r.scale = scale;
+    r.s_g = L->s_g[o];
+    r.mu = L->g_stats[o].lo;
+    r.sigma = et_sigma(c, &L->g_stats[o]);
+    r.lr = c->cfg->lr;
+    return r;
 }
 
 /* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
@@ -470,17 +664,17 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
 {
     int32_t O = L->g.c_out, K = et_k(L);
     const int mode = c->cfg->round_update;
-    const float lr = c->cfg->lr, rate = c->cfg->rate_weight;
+    const float rate = c->cfg->rate_weight;
     uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
         if (rows && !rows[o]) continue;
-        const et_range *st = &L->g_stats[o];
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], L->w_zero);
         float lo, hi;
-        et_stepped_row(L->w + o * K, L->w_zero, L->w_scale[o], L->gw + o * K, L->s_g[o], st->lo,
-                       et_sigma(c, st), lr, K, L->wrow, &lo, &hi);
+        et_stepped_row(r, L->w + o * K, L->gw + o * K, K, L->wrow, &lo, &hi);
         et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
-        et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K));
+        et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
+                        et_row_in_range(&r, lo, hi, qp.scale));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);
@@ -488,48 +682,77 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
     ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
 }
 
-/* the updated float weight j of row o (computed twice: for the range, then to quantize) */
-static float et_new_weight(const et_ctx *c, const et_wlayer *L, int32_t o, int32_t j,
-                           float w_scale, int32_t w_zero, const uint8_t *rows)
+/* the range of one row's dequantized codes: the step of a dropped row is zero (wf - 0.0f is
+ * wf) and (w - zero) * scale grows with w (scale > 0), so the extreme codes give it */
+static void et_dequantized_range(const int8_t *w, int32_t k, int32_t zero, float scale,
+                                 float *lo_out, float *hi_out)
 {
-    float wf = (float)((int32_t)L->w[j] - w_zero) * w_scale;
-    return wf - et_step(c, L->gw[j], L->s_g[o], &L->g_stats[o], !rows || rows[o]);
+    int32_t mn = w[0], mx = w[0];
+    for (int32_t i = 1; i < k; i++) {
+        mn = w[i] < mn ? w[i] : mn;
+        mx = w[i] > mx ? w[i] : mx;
+    }
+    *lo_out = (float)(mn - zero) * scale - 0.0f;
+    *hi_out = (float)(mx - zero) * scale - 0.0f;
 }
 
-/* Trainer._apply_weight: dequantize, step, observe the new range, requantize in place */
+/* a kept row's updated weights recomputed (the same floats as et_stepped_row) and quantized
+ * with the new qparams; a dropped row's codes requantized with a zero step */
+static inline void et_requantize_stepped(et_row_step r, int kept, int8_t *w,
+                                         const int32_t *g, int32_t k, et_qparams qp,
+                                         et_round_mode mode, uint32_t base, uint32_t j0)
+{
+    for (int32_t i = 0; i < k; i++) {
+        float wf = kept ? et_stepped(r, w[i], g[i])
+                        : (float)((int32_t)w[i] - r.zero) * r.scale - 0.0f;
+        w[i] = et_quantize(wf, qp, mode, et_bits_for(mode, base, j0 + (uint32_t)i));
+    }
+}
+
+static void et_requantize_stepped_row(et_row_step r, int kept, int8_t *w,
+                                      const int32_t *g, int32_t k, et_qparams qp, int mode,
+                                      uint32_t base, uint32_t j0)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        et_requantize_stepped(r, kept, w, g, k, qp, ET_ROUND_FLOOR, base, j0);
+        break;
+    case ET_ROUND_NEAREST:
+        et_requantize_stepped(r, kept, w, g, k, qp, ET_ROUND_NEAREST, base, j0);
+        break;
+    default:
+        et_requantize_stepped(r, kept, w, g, k, qp, (et_round_mode)mode, base, j0);
+        break;
+    }
+}
+
+/* Trainer._apply_weight (one scale for the tensor): dequantize, step, observe the new range
+ * over all rows, then recompute each row's new weights and requantize them in place */
 static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
 {
     int32_t O = L->g.c_out, K = et_k(L), old_zero = L->w_zero;
-    int per_ch = c->cfg->weight_channels;
     float glo = 0.0f, ghi = 0.0f;
     for (int32_t o = 0; o < O; o++) {
-        float lo = 0.0f, hi = 0.0f;
-        for (int32_t i = 0; i < K; i++) {
-            float wf = et_new_weight(c, L, o, o * K + i, L->w_scale[o], old_zero, rows);
-            lo = i == 0 ? wf : et_minf(lo, wf);
-            hi = i == 0 ? wf : et_maxf(hi, wf);
-        }
-        if (per_ch && (!rows || rows[o]))         /* dropped rows keep scale and codes */
-            et_range_observe(&L->w_range[o], lo, hi, c->cfg->rate_weight);
+        float lo, hi;
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
+        if (!rows || rows[o])
+            et_stepped_range(r, L->w + o * K, L->gw + o * K, K, &lo, &hi);
+        else
+            et_dequantized_range(L->w + o * K, K, old_zero, L->w_scale[o], &lo, &hi);
         glo = o == 0 ? lo : et_minf(glo, lo);
         ghi = o == 0 ? hi : et_maxf(ghi, hi);
     }
-    if (!per_ch) et_range_observe(&L->w_range[0], glo, ghi, c->cfg->rate_weight);
+    et_range_observe(&L->w_range[0], glo, ghi, c->cfg->rate_weight);
+    et_qparams qp = et_range_qparams(&L->w_range[0], 0, 0);
     uint32_t base = et_call_base(c, c->cfg->round_update);
     for (int32_t o = 0; o < O; o++) {
-        float old_scale = L->w_scale[o];
-        et_qparams qp = et_range_qparams(&L->w_range[per_ch ? o : 0], per_ch, 0);
-        if (per_ch && rows && !rows[o]) continue;
-        for (int32_t i = 0; i < K; i++) {
-            uint32_t j = (uint32_t)(o * K + i);
-            float wf = et_new_weight(c, L, o, (int32_t)j, old_scale, old_zero, rows);
-            L->w[j] = et_quantize(wf, qp, (et_round_mode)c->cfg->round_update,
-                                  et_bits_for(c->cfg->round_update, base, j));
-        }
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
+        et_requantize_stepped_row(r, !rows || rows[o], L->w + o * K, L->gw + o * K, K, qp,
+                                  c->cfg->round_update, base, (uint32_t)(o * K));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);
-    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * (per_ch ? O : 1));
+    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4);
     ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
 }
 
@@ -561,6 +784,7 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
     }
     if (L->train_w) {
         et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats, rows,
+                            (int32_t)L->g_amax1 - 1,
                             L->s_g);
         if (c->cfg->weight_channels)
             et_apply_weight_rows(c, L, rows);
@@ -569,7 +793,7 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
     }
     if (L->train_b) {
         float s_g;
-        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, &s_g);
+        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, -1, &s_g);
         et_apply_bias(c, L, s_g, rows);
     }
 }
@@ -621,11 +845,12 @@ void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const e
         const int8_t *eb = e->q + b * e->n, *yb = y->q + b * y->n, *xb = x->q + b * x->n;
         int8_t *db = dx->q + b * dx->n;
         if (op->kind == ET_RELU || op->kind == ET_RELU6 || op->kind == ET_FLATTEN) {
-            for (int32_t i = 0; i < e->n; i++) {
-                int keep = op->kind == ET_FLATTEN ||
-                           (yb[i] > x->qp.zero && (op->kind == ET_RELU || yb[i] < qmax));
-                db[i] = (int8_t)(keep ? eb[i] : ze);
-            }
+            /* the error passes where lo < y < hi: relu y > zero, relu6 also y < qmax */
+            const int32_t lo = op->kind == ET_FLATTEN ? -129 : x->qp.zero;
+            const int32_t hi = op->kind == ET_RELU6 ? qmax : 128;
+            const int32_t n = e->n;
+            for (int32_t i = 0; i < n; i++)
+                db[i] = (int8_t)(yb[i] > lo && yb[i] < hi ? eb[i] : ze);
             continue;
         }
         int32_t *ein = op->e32, *eout = op->e32 + e->n;
@@ -657,6 +882,28 @@ static void et_minmax32(const int32_t *r, int32_t n, int32_t *mn, int32_t *mx)
     }
 }
 
+/* r[i] += requantize(q[i] - zero, M, 0, mode) with the fast form (|q - zero| <= 255, M < 128:
+ * each term is below 2^15 in magnitude, so neither it nor the sum of a few saturates) */
+static inline void et_requantized_add(const et_tensor *t, const et_rq32 *rq, int32_t count,
+                                      et_round_mode mode, uint32_t base, int32_t *r)
+{
+    const int8_t *q = t->q;
+    const int32_t zero = t->qp.zero;
+    for (int32_t i = 0; i < count; i++)
+        r[i] += et_rq32_shift_small(rq, (int32_t)q[i] - zero, mode,
+                                    et_bits_for(mode, base, (uint32_t)i));
+}
+
+static void et_requantized_add_mode(const et_tensor *t, const et_rq32 *rq, int32_t count,
+                                    int mode, uint32_t base, int32_t *r)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR: et_requantized_add(t, rq, count, ET_ROUND_FLOOR, base, r); break;
+    case ET_ROUND_NEAREST: et_requantized_add(t, rq, count, ET_ROUND_NEAREST, base, r); break;
+    default: et_requantized_add(t, rq, count, (et_round_mode)mode, base, r); break;
+    }
+}
+
 /* sum over parts of requantize(q - zero, s_part / s_out, 0, mode) into r (one call each) */
 static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, int n, float s_out,
                                int mode, int32_t count, int32_t *r)
@@ -666,6 +913,11 @@ static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, i
         const et_tensor *t = parts[p];
         et_multiplier m = et_multiplier_from(t->qp.scale / s_out);
         uint32_t base = et_call_base(c, mode);
+        et_rq32 rq = et_rq32_prepare(m, 8);     /* |q - zero| < 2^8 */
+        if (rq.fast && n <= 256) {
+            et_requantized_add_mode(t, &rq, count, mode, base, r);
+            continue;
+        }
         for (int32_t i = 0; i < count; i++) {
             int64_t v = (int64_t)r[i] + et_requantize((int64_t)t->q[i] - t->qp.zero, m, 0,
                                                       (et_round_mode)mode,

@@ -62,7 +62,9 @@ void et_range_observe(et_range *r, float lo, float hi, float rate);
 
 /* ---- weight layers (linear, conv2d, conv1d) ---- */
 typedef struct {
-    uint8_t conv;                 /* 0: linear, 1: conv (conv1d as conv2d with H = 1) */
+    unsigned conv : 8;            /* 0: linear, 1: conv (conv1d as conv2d with H = 1) */
+    unsigned g_amax1 : 24;        /* largest |weight gradient| + 1 when the backward pass
+                                     knows it (linear, batch 1), else 0; shares conv's word */
     et_conv_geo g;                /* linear: c_in = n_in, c_out = n_out, all else 1 */
     int8_t *w;                    /* int8[O * K]: RAM when trained, flash (cast) when frozen */
     int32_t *b;                   /* int32[O] */

@@ -50,6 +50,38 @@ static inline int32_t et_sat(int64_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : (int32_t)v);
 }
 
+/* floor(x / 2^s) for signed x, 0 <= s <= 31 (one ASR: the compiler folds the form) */
+static inline int32_t et_asr32(int32_t x, int s)
+{
+    return x < 0 ? ~(~x >> s) : x >> s;
+}
+
+/* floor(v / 2^32): the high word of an int64 (no code: a register of the pair) */
+static inline int32_t et_hi32(int64_t v)
+{
+    uint32_t h = (uint32_t)((uint64_t)v >> 32);
+    return h < 0x80000000u ? (int32_t)h : -(int32_t)(~h) - 1;
+}
+
+/* v clamped to int8 / int16: one SSAT on ARMv7-M (the compiler does not always find it) */
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+static inline int32_t et_ssat8(int32_t v)
+{
+    int32_t r;
+    __asm("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline int32_t et_ssat16(int32_t v)
+{
+    int32_t r;
+    __asm("ssat %0, #16, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+#else
+static inline int32_t et_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
+static inline int32_t et_ssat16(int32_t v) { return v < -32768 ? -32768 : (v > 32767 ? 32767 : v); }
+#endif
+
 /* ---- the run's random stream: xorshift32 state, murmur3 fmix32 per element ---- */
 uint32_t et_xorshift32(uint32_t x);
 static inline uint32_t et_fmix32(uint32_t h)
@@ -72,6 +104,20 @@ static inline uint32_t et_bits_for(int mode, uint32_t base, uint32_t i)
 }
 
 /* ---- rounding: float32 values and exact int64 / 2^shift ---- */
+/* the stochastic threshold u = (bits >> 8) * 2^-24 in [0, 1), exact: one fixed-point VCVT
+ * (24 fraction bits) where the FPU has it */
+static inline float et_uniform24(uint32_t bits)
+{
+#if defined(__ARM_FP) && (defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__))
+    union { uint32_t u; float f; } c;
+    c.u = bits >> 8;
+    __asm("vcvt.f32.u32 %0, %0, #24" : "+t"(c.f));
+    return c.f;
+#else
+    return (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24 */
+#endif
+}
+
 int64_t et_floor_f32(float v);                        /* |v| <= 2^40 */
 
 /* ---- quantization parameters ---- */
@@ -100,8 +146,7 @@ static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
     case ET_ROUND_NEAREST:                  /* ties away from zero */
         return fl + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
     case ET_ROUND_STOCHASTIC: {
-        float u = (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24: [0, 1) */
-        return fl + (u < frac);
+        return fl + (et_uniform24(bits) < frac);
     }
     }
     return fl;
@@ -111,16 +156,19 @@ static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
 static inline int32_t et_round_small(float v, et_round_mode mode, uint32_t bits)
 {
     int32_t i = (int32_t)v;
-    if ((float)i > v) i -= 1;
-    float frac = v - (float)i;              /* exact: |v| < 2^23 */
+    float fi = (float)i;
+    if (fi > v) {                           /* floor: fi - 1 is exact, no second conversion */
+        i -= 1;
+        fi -= 1.0f;
+    }
+    float frac = v - fi;                    /* exact: |v| < 2^23 */
     switch (mode) {
     case ET_ROUND_FLOOR:
         return i;
     case ET_ROUND_NEAREST:                  /* ties away from zero */
         return i + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
     case ET_ROUND_STOCHASTIC: {
-        float u = (float)(bits >> 8) * 5.9604644775390625e-08f;   /* 2^-24: [0, 1) */
-        return i + (u < frac);
+        return et_uniform24(bits) < frac ? i + 1 : i;
     }
     }
     return i;
@@ -134,8 +182,7 @@ static inline int8_t et_quantize_clipped(float v, et_qparams qp, et_round_mode m
     if (v > 1048576.0f) v = 1048576.0f;
     if (v != v)                             /* NaN: et_round_f32 reports it */
         return (int8_t)et_sat(et_round_f32(v, mode, bits) + qp.zero, ET_QMIN, ET_QMAX);
-    int32_t q = et_round_small(v, mode, bits) + qp.zero;   /* |q| <= 2^20 + 128 */
-    return (int8_t)(q < ET_QMIN ? ET_QMIN : (q > ET_QMAX ? ET_QMAX : q));
+    return (int8_t)et_ssat8(et_round_small(v, mode, bits) + qp.zero);   /* |q| <= 2^20 + 128 */
 }
 
 static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uint32_t bits)
@@ -143,8 +190,7 @@ static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uin
     float v = x / qp.scale;
     if (!(fabsf(v) <= 1048576.0f))          /* outside +-2^20 or NaN */
         return et_quantize_clipped(v, qp, mode, bits);
-    int32_t q = et_round_small(v, mode, bits) + qp.zero;   /* |q| <= 2^20 + 128 */
-    return (int8_t)(q < ET_QMIN ? ET_QMIN : (q > ET_QMAX ? ET_QMAX : q));
+    return (int8_t)et_ssat8(et_round_small(v, mode, bits) + qp.zero);   /* |q| <= 2^20 + 128 */
 }
 
 /* ---- requantization: float32 M == m * 2^-shift exactly ---- */
@@ -208,6 +254,80 @@ static inline int32_t et_requantize32(int32_t acc, et_multiplier mul, int32_t ze
     }
     int64_t p = (int64_t)acc * (int32_t)mul.m;
     return et_sat(et_round_shift(p, mul.shift, mode, bits) + zero, lo, hi);
+}
+
+/* ---- requantization of int32 accumulators by one multiplier, prepared once per row ----
+ * et_round_shift(acc * m, shift, mode) on a 32-bit core. With L = max(0, 32 - shift) split
+ * as L = La + Lm (Lm <= 7 keeps m << Lm below 2^31; La > 0 only for accumulators known to be
+ * small, |acc| < 2^(31 - La)) and s = shift + L in [32, 62], the result is floor(V / 2^s)
+ * for the 64-bit V = (acc << La) * (m << Lm) + R, R the mode's rounding term times 2^L:
+ *   floor       0
+ *   nearest     2^(s-1) - [acc < 0]   (ties away from zero: for p < 0 the engine's
+ *                                     -floor((|p| + half) / 2^s) is floor((p + half - 1) / 2^s))
+ *   stochastic  bits << (s - 32)   (the engine's (bits >> (32 - shift)) << L when shift < 32
+ *               differs by less than 2^L, and acc * 2^L is a multiple of 2^L: same floor)
+ * |P| < 2^62 and 0 <= R < 2^62 keep |V| < 2^63, so V is one SMLAL and the result, which fits
+ * int32, one arithmetic shift of V's high word by s - 32: the same integers as
+ * et_requantize32 (tests/c/test_requant_numerics_c.py checks them against the engine). */
+typedef struct {
+    int32_t m;                    /* m << Lm: below 2^31 */
+    int32_t amul;                 /* 2^La */
+    int sh;                       /* s - 32, in [0, 30] */
+    int64_t half;                 /* 2^(s-1) */
+    int fast;                     /* the form above applies (else et_requantize32) */
+    et_multiplier mul;            /* the multiplier itself, for the general path */
+} et_rq32;
+
+/* acc_bits: every accumulator of the row has |acc| < 2^acc_bits (31: any int32) */
+static inline et_rq32 et_rq32_prepare(et_multiplier mul, int acc_bits)
+{
+    et_rq32 r;
+    int L = mul.shift < 32 ? 32 - mul.shift : 0, lm = L < 7 ? L : 7, la = L - lm;
+    r.mul = mul;
+    r.fast = mul.shift >= 1 && mul.shift <= 62 && mul.m >= 0 && mul.m < ((int64_t)1 << 24) &&
+             la <= 31 - acc_bits;
+    if (!r.fast) {                /* unused: in range all the same */
+        la = lm = L = 0;
+        mul.shift = 32;
+    }
+    r.m = (int32_t)(mul.m << lm);
+    r.amul = (int32_t)1 << la;
+    r.sh = mul.shift + L - 32;
+    r.half = (int64_t)1 << (mul.shift + L - 1);
+    return r;
+}
+
+/* V's rounding term for one element (mode a constant at the call site) */
+static inline int64_t et_rq32_term(const et_rq32 *r, int32_t acc, et_round_mode mode,
+                                   uint32_t bits)
+{
+    if (mode == ET_ROUND_NEAREST) return r->half + et_asr32(acc, 31);
+    if (mode == ET_ROUND_STOCHASTIC) return (int64_t)((uint64_t)bits << r->sh);
+    return 0;
+}
+
+/* round_shift(acc * m, shift, mode, bits) when r->fast and La = 0 (r->amul == 1) */
+static inline int32_t et_rq32_shift(const et_rq32 *r, int32_t acc, et_round_mode mode,
+                                    uint32_t bits)
+{
+    int64_t v = et_rq32_term(r, acc, mode, bits) + (int64_t)acc * r->m;
+    return et_asr32(et_hi32(v), r->sh);
+}
+
+/* the same for a small accumulator (|acc| < 2^acc_bits of et_rq32_prepare) */
+static inline int32_t et_rq32_shift_small(const et_rq32 *r, int32_t acc, et_round_mode mode,
+                                          uint32_t bits)
+{
+    int64_t v = et_rq32_term(r, acc, mode, bits) + (int64_t)(acc * r->amul) * r->m;
+    return et_asr32(et_hi32(v), r->sh);
+}
+
+/* et_requantize32(acc, mul, zero, mode, bits, -128, 127) when r->fast, La = 0 and zero in
+ * [-128, 127]: a result beyond int16 saturates to the same int8 after the zero is added */
+static inline int8_t et_rq32_int8(const et_rq32 *r, int32_t acc, int32_t zero,
+                                  et_round_mode mode, uint32_t bits)
+{
+    return (int8_t)et_ssat8(et_ssat16(et_rq32_shift(r, acc, mode, bits)) + zero);
 }
 
 /* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
