@@ -4,6 +4,7 @@
 #include "et_engine.h"
 
 #include <math.h>
+#include <string.h>
 
 #define ET_I32_MIN (-2147483647 - 1)
 #define ET_I32_MAX 2147483647
@@ -800,6 +801,64 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
 
 /* ----------------------------------------------------------- integer ops */
 
+/* ---- four int8 lanes per word on ARMv7E-M: SSUB8 sets each lane's GE flag when a >= b
+ * (signed, no wrap), SEL picks each lane by it ---- */
+#if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+#define ET_SIMD8 1
+static inline uint32_t et_sel_ge8(uint32_t a, uint32_t b, uint32_t t, uint32_t f)
+{
+    uint32_t r;                                 /* per lane: a >= b ? t : f */
+    __asm("ssub8 %0, %1, %2\n\tsel %0, %3, %4" : "=&r"(r) : "r"(a), "r"(b), "r"(t), "r"(f)
+          : "cc");
+    return r;
+}
+static uint32_t et_splat8(int32_t v) { return (uint32_t)(uint8_t)v * 0x01010101u; }
+#else
+#define ET_SIMD8 0
+#endif
+
+/* y = min(max(x, zero), qmax) per element (relu / relu6 on int8 codes); y may be x */
+static void et_relu_span(const int8_t *x, int8_t *y, int32_t n, int32_t zero, int32_t qmax)
+{
+    int32_t i = 0;
+#if ET_SIMD8
+    const uint32_t zb = et_splat8(zero), qb = et_splat8(qmax);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, x + i, 4);
+        v = et_sel_ge8(v, zb, v, zb);           /* max(v, zero) */
+        v = et_sel_ge8(v, qb, qb, v);           /* min(v, qmax) */
+        memcpy(y + i, &v, 4);
+    }
+#endif
+    for (; i < n; i++) {
+        int32_t v = x[i] < zero ? zero : x[i];
+        y[i] = (int8_t)(v > qmax ? qmax : v);
+    }
+}
+
+/* d = lo < y < hi ? e : ze per element (the error passes where the activation is live) */
+static void et_mask_span(const int8_t *y, const int8_t *e, int8_t *d, int32_t n, int32_t lo,
+                         int32_t hi, int32_t ze)
+{
+    int32_t i = 0;
+#if ET_SIMD8
+    if (lo < 127 && hi > -128) {                /* lo + 1 and hi - 1 are int8 */
+        const uint32_t lob = et_splat8(lo + 1), hib = et_splat8(hi - 1), zb = et_splat8(ze);
+        for (; i + 4 <= n; i += 4) {
+            uint32_t yv, ev;
+            memcpy(&yv, y + i, 4);
+            memcpy(&ev, e + i, 4);
+            ev = et_sel_ge8(yv, lob, ev, zb);   /* y >= lo + 1 */
+            ev = et_sel_ge8(hib, yv, ev, zb);   /* y <= hi - 1 */
+            memcpy(d + i, &ev, 4);
+        }
+    }
+#endif
+    for (; i < n; i++)
+        d[i] = (int8_t)(y[i] > lo && y[i] < hi ? e[i] : ze);
+}
+
 static int32_t et_relu6_qmax(const et_qparams *qp)
 {
     int64_t q = qp->zero + et_round_f32(6.0f / qp->scale, ET_ROUND_NEAREST, 0);
@@ -813,10 +872,7 @@ void et_fwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, et_tens
     y->qp = x->qp;
     if (op->kind == ET_RELU || op->kind == ET_RELU6) {
         int32_t qmax = op->kind == ET_RELU6 ? et_relu6_qmax(&x->qp) : 127;
-        for (int32_t i = 0; i < x->n * B; i++) {
-            int32_t v = x->q[i] < zero ? zero : x->q[i];
-            y->q[i] = (int8_t)(v > qmax ? qmax : v);
-        }
+        et_relu_span(x->q, y->q, x->n * B, zero, qmax);
     } else if (op->kind == ET_MAXPOOL) {
         for (int32_t b = 0; b < B; b++) et_maxpool_fwd(&op->g, x->q + b * x->n, y->q + b * y->n);
     } else if (op->kind == ET_AVGPOOL || op->kind == ET_GAP) {
@@ -848,9 +904,7 @@ void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const e
             /* the error passes where lo < y < hi: relu y > zero, relu6 also y < qmax */
             const int32_t lo = op->kind == ET_FLATTEN ? -129 : x->qp.zero;
             const int32_t hi = op->kind == ET_RELU6 ? qmax : 128;
-            const int32_t n = e->n;
-            for (int32_t i = 0; i < n; i++)
-                db[i] = (int8_t)(yb[i] > lo && yb[i] < hi ? eb[i] : ze);
+            et_mask_span(yb, eb, db, e->n, lo, hi, ze);
             continue;
         }
         int32_t *ein = op->e32, *eout = op->e32 + e->n;
