@@ -1,8 +1,9 @@
 """The runtime's 32-bit requantization (et_rq32_* in et_numerics.h: one SMLAL and one shift of
-the high word, the kernels' epilogues and the gradient quantization use it) against the
-specification, edgetrain.numerics.rounding.round_shift / requant.requantize, integer for
-integer over random and extreme accumulators, every shift and every rounding mode. Host build
-here; tests/cross/test_requant_numerics_cross.py runs the same harness on Cortex-M."""
+the high word; the engine's requantization of accumulators, errors and gradients uses it)
+against the specification, edgetrain.numerics.rounding.round_shift / requant.requantize,
+integer for integer over random and extreme accumulators, every shift and every rounding
+mode. Host build here; tests/cross/test_requant_numerics_cross.py runs the same harness on
+Cortex-M."""
 
 from __future__ import annotations
 
