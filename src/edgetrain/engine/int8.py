@@ -33,6 +33,7 @@ Host GEMMs run on float64 BLAS over integers (exact below 2^53).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,10 +103,18 @@ def _exact_dtype(terms: int, a_max, b_max) -> type:
     return np.float32 if terms * int(a_max) * int(b_max) < 2**24 else np.float64
 
 
-def _centred_weights(w: np.ndarray, qp: QParams) -> np.ndarray:
-    """float64 (w - z_w), zero points per output channel (axis 0) or one."""
+def _centred_weights(w: np.ndarray, qp: QParams, dtype=np.float64) -> np.ndarray:
+    """(w - z_w) as float `dtype` (exact: |w - z| <= 255), zero points per output channel
+    (axis 0) or one."""
     z = qp.zero.reshape((-1,) + (1,) * (w.ndim - 1)) if qp.zero.ndim else qp.zero
-    return np.subtract(w, z, dtype=np.float64)  # one pass; exact (|w - z| <= 255)
+    return np.subtract(w, z, dtype=dtype)
+
+
+def _max_centred_weights(w: np.ndarray, qp: QParams) -> int:
+    """max |w - z_w| read from the int8 codes (per-channel weights are symmetric: z = 0)."""
+    if qp.zero.ndim == 0 or not qp.zero.any():
+        return _max_centred(w, qp.zero.flat[0] if qp.zero.size else 0)
+    return _max_abs(_centred_weights(w, qp))
 
 
 def _max_abs(a: np.ndarray) -> int:
@@ -238,12 +247,12 @@ class Trainer:
     def _fwd_weight_q(self, node, inputs, observe):
         ((x, x_qp),) = inputs
         w, w_qp = self._weights(node)
-        wc = _centred_weights(w, w_qp)  # the backward pass reuses it (same weights)
-        w_max = _max_abs(wc)
+        w_max = _max_centred_weights(w, w_qp)
         x_max = _max_centred(x, x_qp.zero)
         dtype = _exact_dtype(w[0].size, x_max, w_max)
+        wc = _centred_weights(w, w_qp, dtype)  # the backward pass reuses it (same weights)
         xc = np.subtract(x, x_qp.zero, dtype=dtype)  # centred input, exact
-        acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc.astype(dtype))
+        acc, saved = self.kernels[node.name].forward(node.attrs, xc, wc)
         s_acc = x_qp.scale * w_qp.scale  # float32[] or [O]
         bias = requantize(self.model.state[f"{node.name}:b"],
                           self.model.state[f"{node.name}:b_scale"] / s_acc, 0, "nearest",
@@ -391,11 +400,11 @@ class Trainer:
         self._count(node, "backward_error", mask, len(q))
         w, w_qp = self._weights(node)
         src, s_src = self._error_source(ec, e_qp.scale, w_qp.scale)
-        terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * int(np.prod(w.shape[2:]))
+        terms = (w.shape[0] // int(node.attrs.get("groups", 1))) * math.prod(w.shape[2:])
         dtype = _exact_dtype(terms, _max_abs(src), w_max)
         src = src.astype(dtype, copy=False)
         sel_src = None if sel is None else Selection(sel.idx, _gather(src, sel.idx))
-        acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype),
+        acc = self.kernels[node.name].backward_input(node.attrs, saved, src, wc.astype(dtype, copy=False),
                                                      sel_src)  # exact integers (float)
         ints = (acc.min(), acc.max())  # requantize converts acc to int64 itself
         lo, hi = np.float32(ints[0]) * s_src, np.float32(ints[1]) * s_src

@@ -25,6 +25,8 @@ several times faster in NumPy than the int64 product and shifts. C keeps the int
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgetrain.numerics.qparams import QMAX, QMIN
@@ -70,18 +72,30 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
     bound = _checked_bound(acc, extremes)
     M = np.minimum(np.asarray(M, np.float32), M_MAX)
     zero = np.asarray(zero, np.int64)
+    dtype = np.int8 if QMIN <= lo and hi <= QMAX else np.int32
+    if mode in ROUND_DYADIC and bound < DYADIC_ACC_LIMIT:
+        return _requantize_dyadic(acc, _multiplier_f64(M), zero, mode, (lo, hi), axis, dtype)
     shape = acc.shape
     if M.ndim or zero.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
-        acc = acc.reshape(int(np.prod(shape[:axis])), -1, int(np.prod(shape[axis + 1:])))
+        acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
         M, zero = (a.reshape(1, -1, 1) if a.ndim else a for a in (M, zero))
-    if mode in ROUND_DYADIC and bound < DYADIC_ACC_LIMIT:
-        q = ROUND_DYADIC[mode](np.multiply(acc, _multiplier_f64(M), dtype=np.float64))
-    else:
-        m, shift = multiplier(M)
-        q = round_shift_inplace(acc.astype(np.int64) * m, shift, mode, rng)  # |acc m| < 2^62
+    m, shift = multiplier(M)
+    q = round_shift_inplace(acc.astype(np.int64) * m, shift, mode, rng)  # |acc m| < 2^62
     q += zero
-    q.clip(q.dtype.type(lo), q.dtype.type(hi), out=q)  # bounds of q's type: no dispatch
-    return q.astype(np.int8 if QMIN <= lo and hi <= QMAX else np.int32).reshape(shape)
+    q.clip(np.int64(lo), np.int64(hi), out=q)  # int64 bounds: no Python-int dispatch
+    return q.astype(dtype).reshape(shape)
+
+
+def _requantize_dyadic(acc, M, zero, mode, bounds, axis, dtype) -> np.ndarray:
+    """requantize's float64 path (M float64, exact): acc * M rounded, zero added, clipped."""
+    shape = acc.shape
+    if np.ndim(M) or zero.ndim:  # per channel: view as [outer, C, inner]
+        acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
+        M, zero = (np.reshape(a, (1, -1, 1)) if np.ndim(a) else a for a in (M, zero))
+    v = ROUND_DYADIC[mode](np.multiply(acc, M, dtype=np.float64))  # integral float64
+    v += zero
+    v.clip(np.float64(bounds[0]), np.float64(bounds[1]), out=v)
+    return v.astype(dtype).reshape(shape)
 
 
 def _checked_bound(acc: np.ndarray, extremes) -> int:

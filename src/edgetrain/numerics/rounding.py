@@ -28,6 +28,7 @@ gives the call's base ``b``; element ``i`` (row-major) gets ``fmix32(b + i * 0x9
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -77,7 +78,7 @@ class Stream:
     def bits(self, shape: tuple[int, ...]) -> np.ndarray:
         """uint32[shape] of random bits for one rounding call (advances the state once)."""
         self.state = np.array(xorshift32(self.state[()]), np.uint32)
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         with np.errstate(over="ignore"):
             h = self.state[()] + _golden_steps(n)  # uint32 wraps; a fresh array
         return _fmix32_inplace(h).reshape(shape)

@@ -58,7 +58,12 @@ def int_mask_backward(attrs, mask, e):
 
 
 def int_mask_backward_codes(attrs, mask, q, zero):
-    return np.where(mask, q, np.int8(zero))  # int8: kept codes, else the zero code
+    """int8: the kept codes, else the zero code, as zero + (q - zero) * mask (arithmetic:
+    NumPy's where() is an order of magnitude slower on such masks)."""
+    d = np.subtract(q, zero, dtype=np.int16)  # int16[B, ...], |q - zero| <= 255
+    d *= mask
+    d += zero
+    return d.astype(np.int8)
 
 
 def _register_int8():

@@ -407,8 +407,8 @@ def int_conv2d_backward_input(attrs, ctx, e, w, sel=None):
 
 
 def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
-    """dW, exact. `bound` = max |e| * max |x|: when a sample's sum over positions stays
-    below 2^24, per-sample GEMMs run in float32 and the batch is summed in float64."""
+    """dW, exact. `bound` = max |e| * max |x|: per-sample GEMMs run in float32 over chunks
+    of positions whose sums stay below 2^24; chunks and samples are summed in float64."""
     saved, geo = ctx
     if sel is not None and geo.groups == 1:
         saved = saved.astype(np.float64, copy=False)  # one dtype: mixed matmul skips BLAS
@@ -423,15 +423,19 @@ def int_conv2d_backward_weight(attrs, ctx, e, w_shape, sel=None, bound=None):
     if geo.depthwise:
         return _depthwise_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
                                    True)[1]
-    if bound is None or positions * bound >= 2**24:
+    chunk = positions if bound is None else (2**24 - 1) // max(int(bound), 1)
+    if bound is None or chunk < min(positions, 64):
         saved = saved.astype(np.float64, copy=False)  # one dtype: mixed matmul skips BLAS
         return _gemm_backward(saved, e.astype(np.float64), np.zeros(w_shape), geo, False,
                               True)[1]
     b, g = len(e), geo.groups
     eg = e.astype(np.float32, copy=False).reshape(b, g, geo.c_out // g, -1)  # [B, g, O/g, P]
     cols = saved.astype(np.float32, copy=False).reshape(b, g, -1, saved.shape[-1])
-    per_sample = np.matmul(eg, cols.transpose(0, 1, 3, 2))  # [B, g, O/g, K], exact
-    return per_sample.sum(axis=0, dtype=np.float64).reshape(w_shape)  # exact below 2^53
+    dw = 0.0
+    for p0 in range(0, positions, chunk):  # each partial sum <= chunk * bound < 2^24
+        part = np.matmul(eg[..., p0:p0 + chunk], cols[..., p0:p0 + chunk].transpose(0, 1, 3, 2))
+        dw = dw + part.sum(axis=0, dtype=np.float64)  # [g, O/g, K], exact below 2^53
+    return dw.reshape(w_shape)
 
 
 def _int_depthwise_weight(saved, e, w_shape, geo):
