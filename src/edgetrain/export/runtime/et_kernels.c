@@ -248,7 +248,7 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
 
 /* dx[i] += sum_r e_r * w_r[i] over the four rows w_r. With DSP, two rows' weights at one
  * input are packed in a pair (PKHBT/PKHTB) for one SMLAD against the packed errors. */
-static void et_axpy4(int32_t *dx, const int8_t *const *w, const int32_t *e, int32_t n)
+static void et_axpy4(int32_t *restrict dx, const int8_t *const *w, const int32_t *e, int32_t n)
 {
     const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     int32_t i = 0;
@@ -305,11 +305,12 @@ void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, in
         for (int32_t i = 0; i < n_in; i++) dx[i] -= zw * esum;
 }
 
-/* dw_r[i] += e_r * (x_i - zx) for four rows dw_r (the centred input unpacked once) */
-static void et_outer4(int32_t *const *dw, const int32_t *e, const int8_t *x, int32_t zx,
+/* dw_r[i] += e_r * (x_i - zx) for four distinct rows dw_r (the centred input unpacked once;
+ * rows that do not overlap let the compiler pair the loads and stores) */
+static void et_outer4(int32_t *restrict d0, int32_t *restrict d1, int32_t *restrict d2,
+                      int32_t *restrict d3, const int32_t *e, const int8_t *x, int32_t zx,
                       int32_t n)
 {
-    int32_t *d0 = dw[0], *d1 = dw[1], *d2 = dw[2], *d3 = dw[3];
     int32_t e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], i = 0;
 #if ET_SIMD
     uint32_t zz = ET_PAIR(zx, zx), e01 = ET_PAIR(e0, e1), e23 = ET_PAIR(e2, e3);
@@ -343,27 +344,28 @@ static void et_outer4(int32_t *const *dw, const int32_t *e, const int8_t *x, int
     }
 }
 
+/* dw[i] += e * (x_i - zx): one row (the rows a four-row block leaves over) */
+static void et_outer1(int32_t *dw, int32_t e, const int8_t *x, int32_t zx, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++) dw[i] += e * ((int32_t)x[i] - zx);
+}
+
 void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
                      int32_t n_in, int32_t n_out, int32_t *dw)
 {
     int32_t *rows[4], e[4], r = 0;
-    for (int32_t o = 0; o <= n_out; o++) {
-        int last = o == n_out;
-        if (!last && (ec[o] == 0 || (sel && !sel[o]))) continue;
-        if (!last) {
-            rows[r] = dw + o * n_in;
-            e[r++] = ec[o];
-        }
-        if (r == 4 || (last && r > 0)) {
-            for (int32_t t = r; t < 4; t++) {         /* zero errors add nothing */
-                rows[t] = rows[0];
-                e[t] = 0;
-            }
-            et_outer4(rows, e, x, zx, n_in);
+    for (int32_t o = 0; o < n_out; o++) {
+        if (ec[o] == 0 || (sel && !sel[o])) continue;
+        rows[r] = dw + o * n_in;
+        e[r++] = ec[o];
+        if (r == 4) {
+            et_outer4(rows[0], rows[1], rows[2], rows[3], e, x, zx, n_in);
             r = 0;
         }
     }
+    for (int32_t t = 0; t < r; t++) et_outer1(rows[t], e[t], x, zx, n_in);
 }
+
 /* ------------------------------------------------------------------- conv2d */
 
 /* The input rows and columns a kernel offset reads for output row/column range:
@@ -728,17 +730,18 @@ static void et_dw3_row_q15(int32_t *out, const int16_t *r, const int32_t *f, int
 
 static int et_dw3_in(const et_conv_geo *g)
 {
-    return et_dw3(g) && g->sw == 1 && g->pw <= 2 && g->w + 8 <= ET_DW_PLANE / 2;
+    return et_dw3(g) && g->pw <= 2 && g->w + 8 <= ET_DW_PLANE / 2;
 }
 
 /* dx[iy][ix] = sum over (ky, oy) with oy sh = iy + ph - ky of the error row oy (padded by
- * 2 - pw on the left) correlated with kernel row ky flipped */
+ * 2 - pw on the left, dilated by the stride across: zeros between) correlated with kernel
+ * row ky flipped */
 static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                           const int8_t *w, int32_t zw, int32_t *dx)
 {
     int16_t er[ET_DW_PLANE / 2];
     int32_t wc[ET_DW_KH * 3], f[ET_DW_KH * 3], lead = 2 - g->pw, hw = g->h * g->w;
-    int32_t n = et_min32(g->wo, g->w + 2 - lead);
+    int32_t n = et_min32(g->wo, (g->w + 1 - lead) / g->sw + 1);   /* errors ever read */
     memset(dx, 0, (size_t)(g->c_in * hw) * sizeof *dx);
     memset(er, 0, sizeof er);
     for (int32_t c = 0; c < g->c_out; c++) {
@@ -746,7 +749,8 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
         et_dw3_weights(g, w, zw, c, wc);
         for (int32_t k = 0; k < g->kh * 3; k++) f[k] = wc[k - k % 3 + 2 - k % 3];
         for (int32_t oy = 0; oy < g->ho; oy++) {
-            memcpy(er + lead, ec + (c * g->ho + oy) * g->wo, (size_t)n * sizeof *er);
+            const int16_t *eo = ec + (c * g->ho + oy) * g->wo;
+            for (int32_t ox = 0; ox < n; ox++) er[lead + ox * g->sw] = eo[ox];
             for (int32_t ky = 0; ky < g->kh; ky++) {
                 int32_t iy = oy * g->sh + ky - g->ph;
                 if (iy >= 0 && iy < g->h)
@@ -822,15 +826,16 @@ static void et_rows22(const int16_t *a, const int16_t *b, const int8_t *w, int32
                       int32_t rows, int32_t n, int32_t *out, int32_t ldo, int32_t p, int32_t q,
                       int32_t ca, int32_t cb)
 {
-    int32_t s[4];
-    for (int32_t r = 0; r < rows; r += 2) {
-        int32_t r1 = r + 1 < rows ? r + 1 : r;      /* an odd last row pairs with itself */
-        et_dot22(a, b, w + r * ldw, w + r1 * ldw, n, s);
-        int32_t *o0 = out + r * ldo, *o1 = out + r1 * ldo;
-        o0[p] = s[0] - ca;
-        o0[q] = s[1] - cb;
-        o1[p] = s[2] - ca;
-        o1[q] = s[3] - cb;
+    int32_t s[4], d = q - p;
+    int32_t *o0 = out + p;
+    for (int32_t r = 0; r < rows; r += 2, w += 2 * ldw, o0 += 2 * ldo) {
+        int last = r + 1 == rows;                   /* an odd last row pairs with itself */
+        et_dot22(a, b, w, last ? w : w + ldw, n, s);
+        int32_t *o1 = last ? o0 : o0 + ldo;
+        o0[0] = s[0] - ca;
+        o0[d] = s[1] - cb;
+        o1[0] = s[2] - ca;
+        o1[d] = s[3] - cb;
     }
 }
 
@@ -867,8 +872,10 @@ static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const
     int32_t n = 0, P = g->ho * g->wo;
     for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
         if (sel && !sel[o]) continue;
-        for (int32_t c = 0; c < cg; c++)
-            memcpy(sc->wt + c * og * kk + n * kk, w + (o * cg + c) * kk, (size_t)kk);
+        const int8_t *src = w + o * cg * kk;
+        int8_t *dst = sc->wt + n * kk;
+        for (int32_t c = 0; c < cg; c++, dst += og * kk)
+            for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
         sc->kept[n++] = o * P;
     }
     for (int32_t c = 0; c < cg; c++) et_perm_row(sc->wt + c * og * kk, n * kk);
