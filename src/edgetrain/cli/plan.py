@@ -124,7 +124,9 @@ def totals(p: Plan) -> str:
     m = c.macs
     lines = [
         (f"peak RAM      {p.peak_ram_bytes:,} B = arena {p.arena_bytes:,} (liveness lower bound "
-        f"{p.lower_bound_bytes:,}, +{gap:.1f} %) + state {p.state_bytes:,}; "
+        f"{p.lower_bound_bytes:,}, +{gap:.1f} %) + state {p.state_bytes:,}"
+        f"{f' (C runtime {p.runtime_ram_bytes:,})' if p.runtime_ram_bytes else ''}; "
+        f"{f'stack {p.stack_reserved_bytes:,} reserved; ' if p.stack_reserved_bytes else ''}"
         f"SRAM {d.sram_bytes:,} B ({100 * p.peak_ram_bytes / d.sram_bytes:.0f} % used)"),
         (f"flash         {p.flash_bytes:,} B = data {p.flash_data_bytes:,} + code "
         f"{p.code_bytes_estimate:,} (estimate); flash {d.flash_bytes:,} B"),

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from edgetrain.errors import EdgetrainError
 from edgetrain.io.atomic import write_bytes, write_text
+from edgetrain.memory.runtime import STACK_RESERVE_BYTES
 
 LINKER_TEMPLATE = "et_cortexm.ld.in"
 LINKER_SCRIPT = "et_cortexm.ld"
-DEFAULT_STACK_BYTES = 8 * 1024
+DEFAULT_STACK_BYTES = STACK_RESERVE_BYTES  # the planner adds it when checking the device
 DEFAULT_HEAP_BYTES = 0  # the generated code never mallocs; harnesses that use stdio add some
 
 
