@@ -19,6 +19,22 @@
 #define ET_NOINLINE
 #endif
 
+/* ---- four int8 lanes per word on ARMv7E-M: SSUB8 sets each lane's GE flag when a >= b
+ * (signed, no wrap), SEL picks each lane by it ---- */
+#if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+#define ET_SIMD8 1
+static inline uint32_t et_sel_ge8(uint32_t a, uint32_t b, uint32_t t, uint32_t f)
+{
+    uint32_t r;                                 /* per lane: a >= b ? t : f */
+    __asm("ssub8 %0, %1, %2\n\tsel %0, %3, %4" : "=&r"(r) : "r"(a), "r"(b), "r"(t), "r"(f)
+          : "cc");
+    return r;
+}
+static uint32_t et_splat8(int32_t v) { return (uint32_t)(uint8_t)v * 0x01010101u; }
+#else
+#define ET_SIMD8 0
+#endif
+
 static uint32_t et_call_base(const et_ctx *c, int mode)
 {
     return mode == ET_ROUND_STOCHASTIC ? et_stream_next(c->rng) : 0u;
@@ -368,17 +384,35 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
 }
 
+/* ec = eq - ze as int16 (four codes per word on M4/M7: SXTB16 splits even and odd bytes,
+ * SSUB16 centres two at a time, PKHBT / PKHTB put them back in order) */
+static void et_centre_errors(const int8_t *eq, int32_t ze, int32_t n, int16_t *ec)
+{
+    int32_t i = 0;
+#if ET_SIMD8
+    const uint32_t zz = (uint32_t)(uint16_t)ze * 0x00010001u;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v, ev, od, lo, hi;
+        memcpy(&v, eq + i, 4);
+        __asm("sxtb16 %0, %1" : "=r"(ev) : "r"(v));              /* bytes 0, 2 */
+        __asm("sxtb16 %0, %1, ror #8" : "=r"(od) : "r"(v));      /* bytes 1, 3 */
+        __asm("ssub16 %0, %1, %2" : "=r"(ev) : "r"(ev), "r"(zz));
+        __asm("ssub16 %0, %1, %2" : "=r"(od) : "r"(od), "r"(zz));
+        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(ev), "r"(od));   /* 0, 1 */
+        __asm("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(od), "r"(ev));   /* 2, 3 */
+        memcpy(ec + i, &lo, 4);
+        memcpy(ec + i + 2, &hi, 4);
+    }
+#endif
+    for (; i < n; i++) ec[i] = (int16_t)(eq[i] - ze);
+}
+
 /* Trainer._bwd_weight_q */
 void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_tensor *e,
                    et_tensor *dx)
 {
     int32_t B = c->batch, ny = et_out_per_sample(L), nx = et_in_per_sample(L);
-    {
-        const int8_t *eq = e->q;
-        int16_t *ec = L->ec;
-        const int32_t ze = e->qp.zero;
-        for (int32_t i = 0; i < B * ny; i++) ec[i] = (int16_t)(eq[i] - ze);
-    }
+    et_centre_errors(e->q, e->qp.zero, B * ny, L->ec);
     if (c->cfg->partial && L->train_w) et_select(c, L, e->qp.scale);
     if (L->train_w || L->train_b) et_weight_grads(c, L, x, e->qp.scale);
     if (!L->want_dx) return;
@@ -801,21 +835,6 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
 
 /* ----------------------------------------------------------- integer ops */
 
-/* ---- four int8 lanes per word on ARMv7E-M: SSUB8 sets each lane's GE flag when a >= b
- * (signed, no wrap), SEL picks each lane by it ---- */
-#if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
-#define ET_SIMD8 1
-static inline uint32_t et_sel_ge8(uint32_t a, uint32_t b, uint32_t t, uint32_t f)
-{
-    uint32_t r;                                 /* per lane: a >= b ? t : f */
-    __asm("ssub8 %0, %1, %2\n\tsel %0, %3, %4" : "=&r"(r) : "r"(a), "r"(b), "r"(t), "r"(f)
-          : "cc");
-    return r;
-}
-static uint32_t et_splat8(int32_t v) { return (uint32_t)(uint8_t)v * 0x01010101u; }
-#else
-#define ET_SIMD8 0
-#endif
 
 /* y = min(max(x, zero), qmax) per element (relu / relu6 on int8 codes); y may be x */
 static void et_relu_span(const int8_t *x, int8_t *y, int32_t n, int32_t zero, int32_t qmax)
