@@ -28,7 +28,6 @@ from edgetrain.export import project
 from edgetrain.export.emit import Emitted, ExportConfig, emit
 from edgetrain.export.emit_float import emit_float, float_model
 from edgetrain.export.verify import MODEL_FILE
-from edgetrain.io.atomic import write_text
 from edgetrain.ir.graph import Graph
 from edgetrain.ir.policy import parse_policy
 from edgetrain.memory import devices
@@ -83,15 +82,6 @@ def emit_for(model: Int8Model, cfg: ExportConfig, precision: str) -> Emitted:
     return emit_float(model, cfg, precision, model.graph.name)
 
 
-def _add_sources(project_dir: Path, names: tuple[str, ...]) -> None:
-    """Append runtime sources to the Makefile's SRC line (the float precisions' runtime)."""
-    path = project_dir / "Makefile"
-    lines = path.read_text().split("\n")
-    lines = [line + "".join(f" {n}" for n in names) if line.startswith("SRC = ") else line
-             for line in lines]
-    write_text(path, "\n".join(lines))
-
-
 def export_project(model: Graph | Int8Model, device: str, out: str | Path,
                    policy: str = "full", lambda_min: float | None = None, batch: int = 1,
                    lr: float = 0.01, seed: int = 0, calibration: np.ndarray | None = None,
@@ -113,8 +103,7 @@ def export_project(model: Graph | Int8Model, device: str, out: str | Path,
                 "state_bytes": emitted.state_bytes, "flash_data_bytes": emitted.flash_data_bytes,
                 "buffers": emitted.buffers, "state_map": emitted.state_map}
     path = project.write_project(out, dev, emitted.model_c, emitted.model_h, manifest,
-                                 project.readme(manifest))
-    if precision != "int8":
-        _add_sources(path, FLOAT_SOURCES)
+                                 project.readme(manifest),
+                                 FLOAT_SOURCES if precision != "int8" else ())
     save_int8(int8, path / MODEL_FILE)
     return Exported(path, manifest, emitted, quantized_here)
