@@ -140,3 +140,15 @@ def test_maxpool_pairs_path_matches_the_window_loops(shape, high, monkeypatch):
         np.testing.assert_array_equal(pool.int_maxpool2d_backward_codes(attrs, ctx, e, ze),
                                       pool.int_maxpool2d_backward_codes(attrs, ctx0, e, ze))
         assert (y.dtype, ctx[0].dtype) == (y0.dtype, ctx0[0].dtype) == (np.int8, np.int8)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_requantize_clips_exactly_when_values_can_leave_the_range(mode):
+    cases = [(np.array([-1000, 999, 1000, -999]), np.float32(0.1), 3),  # within: no clip
+             (np.array([-1270, 1265, 1275, -1285]), np.float32(0.1), 0),  # at the edges
+             (np.array([-(2**28), 2**28 - 1, 5]), np.float32(2.0**-21), -2)]
+    for acc, M, zero in cases:
+        np.testing.assert_array_equal(requantize(acc, M, zero, mode),
+                                      spec_requantize(acc, M, zero, mode))
+        per_channel = requantize(acc.reshape(1, -1, 1), np.full(len(acc), M), zero, mode)
+        np.testing.assert_array_equal(per_channel.ravel(), spec_requantize(acc, M, zero, mode))

@@ -74,7 +74,10 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
     zero = np.asarray(zero, np.int64)
     dtype = np.int8 if QMIN <= lo and hi <= QMAX else np.int32
     if mode in ROUND_DYADIC and bound < DYADIC_ACC_LIMIT:
-        return _requantize_dyadic(acc, _multiplier_f64(M), zero, mode, (lo, hi), axis, dtype)
+        M = _multiplier_f64(M)
+        within = _stays_within(bound, M, zero, lo, hi)
+        return _requantize_dyadic(acc, M, zero, mode, None if within else (lo, hi), axis,
+                                  dtype)
     shape = acc.shape
     if M.ndim or zero.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
         acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
@@ -87,15 +90,27 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
 
 
 def _requantize_dyadic(acc, M, zero, mode, bounds, axis, dtype) -> np.ndarray:
-    """requantize's float64 path (M float64, exact): acc * M rounded, zero added, clipped."""
+    """requantize's float64 path (M float64, exact): acc * M rounded, zero added (unless
+    it is all 0), clipped to `bounds` (None: the caller proved no value leaves them)."""
     shape = acc.shape
     if np.ndim(M) or zero.ndim:  # per channel: view as [outer, C, inner]
         acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
         M, zero = (np.reshape(a, (1, -1, 1)) if np.ndim(a) else a for a in (M, zero))
     v = ROUND_DYADIC[mode](np.multiply(acc, M, dtype=np.float64))  # integral float64
-    v += zero
-    v.clip(np.float64(bounds[0]), np.float64(bounds[1]), out=v)
+    if zero.any():
+        v += zero
+    if bounds is not None:
+        v.clip(np.float64(bounds[0]), np.float64(bounds[1]), out=v)
     return v.astype(dtype).reshape(shape)
+
+
+def _stays_within(bound: int, M, zero: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether every round(acc * M) + zero with |acc| <= bound lies in [lo, hi] (so the
+    clip is a no-op): |round(acc M)| <= bound max(M) + 1, with a margin for the float."""
+    reach = bound * float(M if np.ndim(M) == 0 else M.max()) * (1 + 2.0**-40) + 1.0
+    z_lo, z_hi = (int(zero), int(zero)) if zero.ndim == 0 else (int(zero.min()),
+                                                                int(zero.max()))
+    return lo <= z_lo - reach and z_hi + reach <= hi
 
 
 def _checked_bound(acc: np.ndarray, extremes) -> int:
