@@ -78,8 +78,13 @@ def test_runtime_ram_is_planned_for_the_exported_c_program_only():
     for b in p.state:  # descriptors are .data: a load image in flash
         if b.kind == "runtime" and b is not fixed:
             assert p.buffer(f"init:{b.name}").bytes == b.bytes
-    for precision in ("mixed", "float32"):  # the engine's memory; no C program is planned
-        assert plan(g, "rp2040", "last-2", precision).runtime_ram_bytes == 0
+    for precision in ("mixed", "float32"):  # the float C programs: their own descriptors
+        q = plan(g, "rp2040", "last-2", precision)
+        kinds = {b.dtype for b in q.state if b.kind == "runtime"}
+        assert {"et_ftensor", "et_flayer", "uint8"} <= kinds
+        assert ("et_wlayer" in kinds) == (precision == "mixed")  # mixed: the int8 forward's
+        other = plan(g, "rp2040", "last-2", config=PlanConfig(precision, optimizer="adam"))
+        assert other.runtime_ram_bytes == 0  # an optimizer no C program runs: engine memory
 
 
 def test_batch_major_at_int8_per_sample_accumulators_on_request():
@@ -92,7 +97,8 @@ def test_batch_major_at_int8_per_sample_accumulators_on_request():
     assert {b.region for b in per_sample.arena + per_sample.state
             if b.kind == "grad"} == {"state"}
     assert any("whole batch" in n for n in major.notes)
-    assert not PlanConfig(precision="float32", batch=4).is_batch_major
+    assert PlanConfig(precision="float32", batch=4).is_batch_major  # as the float C step
+    assert not PlanConfig(precision="float32", batch=4, optimizer="adam").is_batch_major
     # bytes moved per sample: a sample's own data as at batch 1, weights read once per batch
     one = plan(g, "imxrt1062", "full", "int8", batch=1)
     moved = {b: bytes_moved_by_phase(p.schedule) for b, p in ((1, one), (4, major))}
@@ -112,7 +118,7 @@ def test_int8_fits_only_with_the_stack_the_linker_reserves():
     assert p.stack_reserved_bytes == stack and not p.fits and p.ram_over_bytes == 1
     roomy = dataclasses.replace(tight, sram_bytes=peak + stack)
     assert plan(g, roomy, "bias-only", "int8").fits
-    assert plan(g, tight, "bias-only", "float32").stack_reserved_bytes == 0  # no C program
+    assert plan(g, tight, "bias-only", "float32").stack_reserved_bytes == 0  # int8 only
 
 
 def test_fits_and_shortfall_against_the_device():

@@ -91,3 +91,66 @@ def test_per_tensor_weight_scales_follow_the_numerics():
     check_model_state(e, p)
     per_channel = plan(quantized("motion-cnn1d")[0], "imxrt1062", "full", "int8")
     assert per_channel.state_bytes > p.state_bytes  # one weight range per channel
+
+
+# ---- the float exports (mixed, float32): the planner models et_float.c's buffers
+# (``memory/schedule_float.py``, ``runtime.float_layer_arena``) as it models the int8 runtime's
+
+def float_emitted_and_planned(model: str, policy: str, precision: str, batch: int = 1):
+    from edgetrain.export.emit_float import emit_float, float_model
+
+    g, q = quantized(model)
+    carrier = q if precision == "mixed" else float_model(g)
+    e = emit_float(carrier, ExportConfig(parse_policy(policy), batch=batch), precision)
+    return e, plan(g, "imxrt1062", policy, config=PlanConfig(precision=precision, batch=batch))
+
+
+FLOAT_CASES = [("motion-cnn1d", "full", "mixed"), ("motion-cnn1d", "partial", "float32"),
+               ("mbednet", "partial", "mixed"), ("mbednet", "last-2", "float32"),
+               ("mnist-cnn", "bias-only", "mixed"), ("mlp", "full", "float32")]
+
+
+@pytest.mark.parametrize("model, policy, precision", FLOAT_CASES)
+def test_float_plans_hold_the_emitted_float_program(model, policy, precision):
+    """Same arena to the byte (same buffers, lifetimes in C calls, placement), the same
+    model state up to the plan's 8-byte rounding, the same descriptors."""
+    e, p = float_emitted_and_planned(model, policy, precision)
+    assert p.arena_bytes == e.arena_bytes
+    assert p.lower_bound_bytes == e.arena_lower_bound
+    check_model_state(e, p)
+    structs = ("et_tensor", "et_wlayer", "et_intop", "et_ftensor", "et_flayer")
+    declared = {s: e.model_c.count(f"static {s} ") for s in structs}
+    planned = {b.dtype: b.elements for b in p.state if b.kind == "runtime" and b.dtype != "uint8"}
+    assert planned == {s: n for s, n in declared.items() if n}
+    emitted = e.arena_bytes + e.state_bytes + p.runtime_ram_bytes
+    assert 0 <= p.peak_ram_bytes - emitted <= 8 * len(p.state)
+
+
+@pytest.mark.parametrize("model, policy, precision, batch", [
+    ("mbednet", "full", "float32", 2), ("motion-cnn1d", "partial", "mixed", 3)])
+def test_float_batch_is_planned_as_the_float_c_step(model, policy, precision, batch):
+    e, p = float_emitted_and_planned(model, policy, precision, batch)
+    assert p.arena_bytes == e.arena_bytes
+    check_model_state(e, p)
+    assert not [b for b in p.state if b.kind == "grad"]  # summed over the batch, no accumulator
+    g = quantized(model)[0]
+    assert p.buffer(f"err:{g.output}").elements == batch * int(np.prod(g.shapes[g.output]))
+    assert e.buffers["ferr:E_loss"]["count"] == p.buffer(f"err:{g.output}").elements
+
+
+def test_float_layer_buffers_are_the_runtime_rule():
+    """Each et_flayer's arena members are runtime.float_layer_arena's, in plan and export."""
+    from edgetrain.memory.runtime import CTYPE_BYTES, float_layer_arena, layer_geometry
+
+    e, p = float_emitted_and_planned("motion-cnn1d", "partial", "float32")
+    g = quantized("motion-cnn1d")[0]
+    for node in g.weight_nodes():
+        geo = layer_geometry(node.op, node.attrs, g.shapes[node.inputs[0]])
+        rule = float_layer_arena(geo, 1, True, True, True)
+        planned = {"gw": p.buffer(f"grad:{node.params['weight']}"),
+                   "gb": p.buffer(f"grad:{node.params['bias']}"),
+                   "mags": p.buffer(f"scratch:mags:{node.name}"),
+                   "kept": p.buffer(f"scratch:kept:{node.name}")}
+        for member, (ctype, count, _) in rule.items():
+            assert e.buffers[f"{member}:{node.name}"]["count"] == count
+            assert planned[member].bytes == CTYPE_BYTES[ctype] * count

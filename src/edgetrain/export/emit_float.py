@@ -32,6 +32,7 @@ import numpy as np
 
 from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.export.emit import (
+    ALIGN,
     Emitted,
     Emitter,
     ExportConfig,
@@ -41,7 +42,13 @@ from edgetrain.export.emit import (
     c_ident,
 )
 from edgetrain.ir.graph import INPUT, Graph, Node
-from edgetrain.memory.runtime import OBSERVATION_BYTES, fan_in, queue_entries
+from edgetrain.memory.arena import Request, align, get_planner, lower_bound, ranked
+from edgetrain.memory.runtime import (
+    CTYPE_BYTES,
+    OBSERVATION_BYTES,
+    float_layer_arena,
+    queue_entries,
+)
 from edgetrain.numerics.config import Numerics
 from edgetrain.numerics.config import get as get_numerics
 from edgetrain.numerics.kernels import AddKernel, IntKernel, WeightKernel, int8_kernel
@@ -74,6 +81,21 @@ class FloatErrors(Emitter):
     def update_early(self) -> bool:
         return True  # float backward passes draw nothing from the random stream
 
+    def arena(self) -> tuple[dict[str, int], int, int]:
+        """Offsets of every buffer placed from ranked lifetimes (``arena.ranked``: trace and
+        view calls do not stretch them), as the planner places a float plan's arena."""
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for i, (_, uses) in enumerate(self.calls):
+            for u in uses:
+                first.setdefault(u, i)
+                last[u] = i
+        reqs = [Request(name, align(CTYPE_BYTES[ct] * count, ALIGN), first[name], last[name])
+                for name, (ct, count) in self.buffers.items() if name in first]
+        layout = get_planner("greedy-best").place(ranked(reqs))
+        layout.check(reqs)
+        return layout.offsets, max(layout.size, ALIGN), lower_bound(reqs)
+
     def step_epilogue(self) -> str:
         """Trace the whole RAM state after each step (``state/<array>``, ``state/rng``):
         verify starts the engine's next step from it, so each step is compared alone."""
@@ -101,12 +123,10 @@ class FloatErrors(Emitter):
         geo = self.geometry(node)
         train_w, train_b, partial = self.roles(node)
         want_dx = node.inputs[0] != INPUT and node.inputs[0] in self.needed
-        c_out = geo[3]
         fields = [".g = {" + ", ".join(map(str, geo)) + "}", *params,
                   f".train_w = {int(train_w)}", f".train_b = {int(train_b)}",
                   f".want_dx = {int(want_dx)}"]
-        bufs = {"gw": ("float", c_out * fan_in(geo), train_w), "gb": ("float", c_out, train_b),
-                "mags": ("float", c_out, partial), "kept": ("uint8_t", self.B * c_out, partial)}
+        bufs = float_layer_arena(geo, self.B, train_w, train_b, partial)  # as the planner's
         for member, (ctype, count, wanted) in bufs.items():
             ptr = f"({ctype} *){addr(self.buf(f'{member}:{n}', ctype, count))}" if wanted else "0"
             fields.append(f".{member} = {ptr}")

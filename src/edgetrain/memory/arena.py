@@ -156,3 +156,19 @@ def live_bytes(requests: Sequence[Request], steps: int | None = None) -> list[in
 def lower_bound(requests: Sequence[Request]) -> int:
     """The liveness lower bound: the largest sum of sizes live at one step."""
     return max(live_bytes(requests), default=0)
+
+
+def ranked(requests: Sequence[Request]) -> list[Request]:
+    """The same requests with each lifetime endpoint replaced by its rank among all distinct
+    endpoints: the same overlaps, but lifetimes no longer depend on how many steps (or C
+    calls) lie between two endpoints, so a schedule and the C calls it mirrors (which has
+    more calls: traces, views) are placed alike. The float exports and their plans place
+    ranked requests.
+
+    >>> [(r.first, r.last) for r in ranked([Request("a", 8, 0, 5), Request("b", 8, 5, 9)])]
+    [(0, 1), (1, 2)]
+    """
+    ends = sorted({r.first for r in requests} | {r.last for r in requests})
+    rank = {v: i for i, v in enumerate(ends)}
+    return [Request(r.name, r.size, rank[r.first], rank[r.last]) for r in requests]
+

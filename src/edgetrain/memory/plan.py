@@ -37,7 +37,7 @@ from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.ir.graph import Graph
 from edgetrain.ir.policy import Policy, parse_policy
 from edgetrain.memory import devices, runtime
-from edgetrain.memory.arena import Layout, Request, align, get_planner, live_bytes
+from edgetrain.memory.arena import Layout, Request, align, get_planner, live_bytes, ranked
 from edgetrain.memory.cost import Cost, estimate
 from edgetrain.memory.schedule import ORDERS, Schedule, ScheduleConfig, build_schedule, op_memory
 
@@ -75,7 +75,7 @@ class PlanConfig:
     def is_batch_major(self) -> bool:
         if self.batch_major is not None:
             return self.batch_major
-        return self.precision == "int8" and self.optimizer == "sgd-std"  # the C runtime's
+        return self.optimizer == "sgd-std"  # the exported C programs' (every precision)
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def fixed_runtime(schedule: Schedule, device: devices.Device, alignment: int,
     """The exported C program's fixed RAM (``runtime.fixed_ram`` of the device's core
     architecture) as one state buffer placed at ``offset``: (buffers, aligned bytes). Only
     int8 plans model a C program."""
-    if not schedule.config.c_runtime:
+    if not schedule.config.c_program:
         return (), 0
     n = runtime.fixed_ram(device.core.arch).total
     last = len(schedule.steps) - 1
@@ -316,10 +316,20 @@ def layer_row(schedule: Schedule, node, arena: dict[str, Buffer], live: list[int
                     peak)
 
 
+def placement_requests(schedule: Schedule, requests: list[Request]) -> list[Request]:
+    """What the planner places: the requests themselves, or for a float C program their
+    lifetimes in C calls, ranked (``arena.ranked``), as its emitter places its arena."""
+    if not schedule.config.float_c:
+        return requests
+    return ranked([Request(r.name, r.size, schedule.call_of(r.first), schedule.call_of(r.last))
+                   for r in requests])
+
+
 def placed(schedule: Schedule, config: PlanConfig) -> tuple[Schedule, list[Request], Layout]:
     """The schedule, its arena requests and their placement."""
     requests = arena_requests(schedule, config.alignment)
-    return schedule, requests, get_planner(config.planner).place(requests)
+    layout = get_planner(config.planner).place(placement_requests(schedule, requests))
+    return schedule, requests, layout
 
 
 def _as_policy(policy: str | Policy | None, lambda_min: float | None) -> Policy:

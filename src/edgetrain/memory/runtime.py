@@ -22,6 +22,8 @@ measured from the toolchain's ELF by ``tests/cross/test_deploy_ram.py``.
 [('colb', 'int16_t', 72), ('colf', 'int16_t', 36), ('kb', 'int32_t', 8), ('wt', 'int8_t', 288)]
 >>> weight_layer_arena(geo, 1, True, True, False, False)["gw"]
 ('int32_t', 288, True)
+>>> float_layer_arena(geo, 2, True, False, True)["kept"]
+('uint8_t', 16, True)
 >>> fixed_ram("armv7e-m").total, fixed_ram("armv8-m.main").total
 (129, 129)
 """
@@ -43,7 +45,11 @@ WEIGHT_OPS = ("linear", "conv1d", "conv2d")
 # 4-byte int32/float): one et_tensor per activation, input error and merged error, one
 # et_wlayer per linear/conv layer, one et_intop per other op except add. They are mutable
 # (scales, zero points), so they live in .data: RAM, with a load image in flash.
-STRUCT_BYTES = {"et_tensor": 20, "et_wlayer": 184, "et_intop": 52}
+# The float runtime (et_float.h, precisions mixed and float32) adds one et_ftensor per float
+# tensor and one et_flayer per weight layer with a float side.
+STRUCT_BYTES = {"et_tensor": 20, "et_wlayer": 184, "et_intop": 52, "et_ftensor": 12,
+                "et_flayer": 100}
+FLOAT_PRECISIONS = ("mixed", "float32")  # the exported C programs with float errors
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,18 @@ def weight_layer_arena(geo: tuple[int, ...], batch: int, train_w: bool, train_b:
             "gw": ("int32_t", c_out * k, train_w), "gb": ("int32_t", c_out, train_b),
             "kept": ("uint8_t", batch * c_out, partial),
             "wrow": ("float", k, train_w and per_channel), "s_g": ("float", c_out, train_w)}
+
+
+def float_layer_arena(geo: tuple[int, ...], batch: int, train_w: bool, train_b: bool,
+                      partial: bool) -> dict[str, tuple[str, int, bool]]:
+    """member -> (C type, elements, wanted) of the arena buffers of a float weight layer
+    (``et_flayer`` of ``et_float.c``, precisions mixed and float32): float gradients summed
+    over the batch (gw, gb) and, for a partial update of its weights, the error magnitude per
+    output channel (mags) and the kept channels per sample (kept)."""
+    c_out, k = geo[3], fan_in(geo)
+    partial = partial and train_w
+    return {"gw": ("float", c_out * k, train_w), "gb": ("float", c_out, train_b),
+            "mags": ("float", c_out, partial), "kept": ("uint8_t", batch * c_out, partial)}
 
 
 def conv_scratch(op: str, geo: tuple[int, ...]) -> dict[str, tuple[str, int]]:

@@ -178,6 +178,21 @@ class ScheduleConfig:
         (``memory.runtime``, the sizes the C emitter declares)."""
         return self.precision == "int8" and self.optimizer == "sgd-std"
 
+    @property
+    def float_c(self) -> bool:
+        """mixed or float32 with the engine's optimizer, each step on the whole batch (as
+        ``PlanConfig`` sets it): plan the exported float C program's buffers
+        (``schedule_float.py``, ``runtime.float_layer_arena``); a per-sample schedule is the
+        engine's memory."""
+        return (self.precision in runtime.FLOAT_PRECISIONS and self.optimizer == "sgd-std"
+                and self.batch_major)
+
+    @property
+    def c_program(self) -> bool:
+        """The plan is the exported C program's, in any precision (its runtime RAM, its
+        stack reservation)."""
+        return self.c_runtime or self.float_c
+
 
 @dataclass(frozen=True)
 class BufferSpec:
@@ -213,6 +228,13 @@ class Schedule:
     trained: Mapping[str, frozenset[str]]  # node -> trained roles (after BN folding)
     notes: tuple[str, ...]
     aliases: Mapping[str, str] = field(default_factory=dict)  # "act:flatten" -> "act:pool2"
+    # step index -> the C call it is part of (float C programs: a weight layer's error and
+    # weight gradient are one call); empty: one call per step
+    calls: tuple[int, ...] = ()
+
+    def call_of(self, step: int) -> int:
+        """The C call a step is part of (its own index unless ``calls`` joins steps)."""
+        return self.calls[step] if self.calls else step
 
     def storage(self, name: str) -> str:
         """The buffer that holds ``name`` ("act:<tensor>", "err:<tensor>"): views (flatten)
@@ -280,6 +302,17 @@ class _Builder:
         self.err_made: set[str] = set()
         self.pending: dict[str, list[str]] = {}  # int8 error buffer -> contributions to merge
         self.notes: list[str] = []
+        self.joined: set[int] = set()  # steps that are part of the previous step's C call
+
+    def calls(self) -> tuple[int, ...]:
+        """Step index -> C call index (() when every step is its own call)."""
+        if not self.joined:
+            return ()
+        out, call = [], -1
+        for step in self.steps:
+            call += step.index not in self.joined
+            out.append(call)
+        return tuple(out)
 
     def aliases(self) -> dict[str, str]:
         """Tensor names whose value or error lives in another tensor's buffer."""
@@ -703,7 +736,9 @@ class _Builder:
 
 def build_schedule(graph: Graph, policy: Policy, config: ScheduleConfig) -> Schedule:
     """The schedule of one training sample for ``graph`` trained under ``policy``."""
-    b = _Builder(graph, policy, config)
+    from edgetrain.memory.schedule_float import FloatCBuilder  # it extends _Builder
+
+    b = (FloatCBuilder if config.float_c else _Builder)(graph, policy, config)
     if not b.trained:
         raise EdgetrainError(f"policy '{policy.name}' trains no parameter of model "
                              f"'{graph.name}' at {config.precision} precision")
@@ -717,4 +752,4 @@ def build_schedule(graph: Graph, policy: Policy, config: ScheduleConfig) -> Sche
     b.add_state_images()
     b.describe()
     return Schedule(graph.name, policy, config, tuple(b.steps), dict(b.buffers),
-                    dict(b.trained), tuple(b.notes), b.aliases())
+                    dict(b.trained), tuple(b.notes), b.aliases(), b.calls())
