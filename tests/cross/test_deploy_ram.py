@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(not OK, reason=f"cross toolchain missing: {WHY}"
 CORES = {"cortex-m0plus": "rp2040", "cortex-m4": "nrf52840", "cortex-m7": "imxrt1062"}
 RAM_START = 0x20000000
 PROBE = """#include "et_engine.h"
+#include "et_float.h"
 et_tensor probe_et_tensor; et_wlayer probe_et_wlayer; et_intop probe_et_intop;
 et_range probe_et_range; et_observation probe_et_observation;
+et_ftensor probe_et_ftensor; et_flayer probe_et_flayer;
 """
 
 
@@ -150,3 +152,53 @@ def test_plan_fits_exactly_when_the_deploy_program_links(tmp_path):
         if links:  # next: a byte less than what the link needs
             elf = project / "build" / "cortex-m4" / "et_deploy.elf"
             sram = elf_size(elf).ram_bytes + stack - 1
+
+
+# ---- the float exports (mixed, float32): model-only ELFs against their plans, one of each
+# precision (a residual model with a frozen prefix; partial updates on the int8 forward)
+FLOAT_CASES = {"float32": ("mbednet", "last-2"), "mixed": ("motion-cnn1d", "partial")}
+_FLOAT: dict = {}
+
+
+def deployed_float(precision: str, tmp_path_factory):
+    """(project, plan, ELF RAM symbols, model.o symbol names, ELF) of a float et_deploy."""
+    import numpy as np
+
+    from edgetrain import zoo
+
+    if precision not in _FLOAT:
+        model, policy = FLOAT_CASES[precision]
+        g, core = zoo.build(model), "cortex-m4"
+        project = tmp_path_factory.mktemp(precision)
+        calib = np.random.default_rng(0).standard_normal((32, *g.input_shape)).astype(np.float32)
+        export_project(g, CORES[core], project, policy=policy, calibration=calib,
+                       precision=precision)
+        run_tool(["make", "-s", f"build/{core}/et_deploy.elf"], f"building et_deploy ({precision})",
+                 cwd=project)
+        elf = project / "build" / core / "et_deploy.elf"
+        ram = {k: v for k, v in symbols(elf).items() if v[0] >= RAM_START}
+        model_syms = set(symbols(compile_object(core, project / "model.c", project)))
+        _FLOAT[precision] = (project, plan(g, CORES[core], policy, precision), ram, model_syms,
+                             elf)
+    return _FLOAT[precision]
+
+
+@pytest.mark.parametrize("precision", FLOAT_CASES)
+def test_float_program_ram_is_the_planned_ram(tmp_path_factory, precision):
+    """As at int8: outside model.c only the fixed C library and runtime statics; inside, the
+    emitted arena and state, the planned descriptors and model.c's fixed statics, exactly;
+    the ELF's .data + .bss at most 8 bytes per state buffer below the plan, never above."""
+    from edgetrain.export.toolchains import elf_size
+
+    project, p, ram, model, elf = deployed_float(precision, tmp_path_factory)
+    fixed = runtime.fixed_ram(devices.get(CORES["cortex-m4"]).core.arch)
+    outside = {k: size for k, (_, size) in ram.items() if k not in model}
+    assert sum(outside.values()) == fixed.c_library + fixed.runtime, outside
+    manifest = json.loads((project / "export.json").read_text())
+    assert manifest["arena_bytes"] == p.arena_bytes
+    inside = sum(size for k, (_, size) in ram.items() if k in model)
+    assert inside == (manifest["arena_bytes"] + manifest["state_bytes"]
+                      + p.runtime_ram_bytes - fixed.total + fixed.model)
+    elf_ram = elf_size(elf).ram_bytes
+    assert 0 <= p.peak_ram_bytes - elf_ram <= 8 * len(p.state)
+
