@@ -8,9 +8,11 @@ bytes, first/last step and offset.
 
 Peak RAM = arena (activations, kept tensors, errors, per-layer gradients, scratch)
          + state (trained weights and biases, gradient accumulators when batch > 1,
-           optimizer state, quantization parameters; at int8, the exported C program's
-           runtime RAM too: its descriptors and fixed statics, ``Plan.runtime_ram_bytes``,
-           ``memory/runtime.py``), which is the .data + .bss of the exported model ELF;
+           optimizer state, quantization parameters; with the engine's optimizer, in
+           every precision, the exported C program's runtime RAM too: its descriptors and
+           fixed statics, ``Plan.runtime_ram_bytes``, ``memory/runtime.py``), which is
+           the .data + .bss of the exported model ELF (int8: ``et_engine.c``; mixed and
+           float32: ``et_float.c``, planned by ``schedule_float.py``);
 flash    = frozen weights + constants + initial images of the trained parameters (.data)
          + a code-size ESTIMATE (labelled as such).
 The C stack is not included in the peak; at int8 the device check (``fits``,
@@ -57,7 +59,7 @@ class PlanConfig:
     order: str = "auto"  # backward order per layer (schedule.ORDERS); auto: smaller arena
     weight_channels: bool = True  # int8: per-channel weight scales (numerics.weight_channels)
     # each step on the whole batch (batch-major buffers) or one sample at a time with gradient
-    # accumulators; None: as the exported C runtime at int8 (batch-major), else per sample
+    # accumulators; None: as the exported C programs with sgd-std (batch-major), else per sample
     batch_major: bool | None = None
 
     def __post_init__(self):
@@ -137,8 +139,9 @@ class Plan:
 
     @property
     def runtime_ram_bytes(self) -> int:
-        """Of the state, the C program's own RAM beside the model's buffers (int8 plans):
-        descriptors of tensors, layers and ops, and the fixed C library/runtime statics."""
+        """Of the state, the C program's own RAM beside the model's buffers (plans with
+        sgd-std, every precision): descriptors of tensors, layers and ops, and the fixed C
+        library/runtime statics."""
         return sum(b.bytes for b in self.state if b.kind == "runtime")
 
     @property
@@ -259,7 +262,7 @@ def fixed_runtime(schedule: Schedule, device: devices.Device, alignment: int,
                   offset: int) -> tuple[tuple[Buffer, ...], int]:
     """The exported C program's fixed RAM (``runtime.fixed_ram`` of the device's core
     architecture) as one state buffer placed at ``offset``: (buffers, aligned bytes). Only
-    int8 plans model a C program."""
+    plans with sgd-std model a C program."""
     if not schedule.config.c_program:
         return (), 0
     n = runtime.fixed_ram(device.core.arch).total

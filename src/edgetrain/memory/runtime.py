@@ -15,6 +15,10 @@ weight layer and integer op (``et_tensor``, ``et_wlayer``, ``et_intop``: structs
 (:func:`fixed_ram`: the C library's, the runtime's and model.c's own statics). Both are
 measured from the toolchain's ELF by ``tests/cross/test_deploy_ram.py``.
 
+The float programs (``et_float.c``, precisions mixed and float32; planned by
+``schedule_float.py``) keep per weight layer the buffers of :func:`float_layer_arena`, also
+the float emitter's rule, and the descriptors ``et_ftensor`` and ``et_flayer``.
+
 >>> geo = layer_geometry("conv2d", {"out_channels": 8, "kernel": 3, "padding": 1}, (4, 6, 6))
 >>> geo
 (4, 6, 6, 8, 6, 6, 3, 3, 1, 1, 1, 1, 1)

@@ -144,7 +144,8 @@ class FloatCBuilder(_Builder):
                 self.op_backward(node, err)
             if node.name in self.trained:
                 self.add_optimizer_state(node)
-                self.update(node)
+                if self.config.reordered:  # as the C program (reorder=False: at the end)
+                    self.update(node)
                 order.append(node)
         return order
 
