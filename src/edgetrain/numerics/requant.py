@@ -9,8 +9,8 @@ the same (m, shift) from the same float32 M. Requantization then is
     q = saturate(round_shift(acc * m, shift, mode) + zero, lo, hi)
 
 with an int64 product. Input ranges (checked): |acc| < 2^38, 0 <= M < 128 (larger M is
-clamped to the largest float32 below 128); shift is clamped to 62, so M below 2^-39
-loses its low bits (the same in C).
+clamped to the largest float32 below 128); shift is clamped to 62 without rescaling m, so
+an M below 2^-39 acts as m * 2^-62, in [2^-39, 2^-38) (the same in C).
 
 Host shortcut, same integers: while max|acc| < 2^29 (so |acc| m < 2^53), acc * m * 2^-shift is held exactly
 in float64 and rounded there (``rounding.ROUND_DYADIC``; floor and nearest), which is
