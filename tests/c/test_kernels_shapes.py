@@ -1,8 +1,8 @@
 """The runtime's integer kernels on chosen shapes that reach each fast path and its edges:
 2 x 2 gathered blocks (odd positions, odd rows, columns longer than the stack column),
 4-row linear blocks (1-7 rows, inputs not a multiple of four), the depthwise 3-wide plane
-(stride 1 and 2 across, odd widths, paddings 0-2, 2-5 kernel rows, partial selections) and
-its fallbacks. Host here; Cortex-M4/M7 (DSP loops) and M0+ under QEMU when the cross
+(stride 1 and 2 across, odd widths, paddings 0-2, 2-5 kernel rows, partial selections, one
+input channel shared by several outputs) and its fallbacks. Host here; Cortex-M4/M7 (DSP loops) and M0+ under QEMU when the cross
 toolchain is installed. Every result equals the float64 ops on centred integer data."""
 
 import kernels as K  # tests/c helper
@@ -40,6 +40,8 @@ SHAPES = {
     "dw-rows2": _conv(3, (6, 5), 3, (2, 3), 1, (1, 1), 3),
     "dw-rows5": _conv(2, (8, 6), 2, (5, 3), (2, 1), (2, 1), 2),
     "dw-1wide": _conv(3, (5, 1), 3, 3, 1, 1, 3),
+    "one-input-channel": _conv(1, (7, 9), 5, 3, 1, 1),    # 3-wide plane, 4-row gradient dots
+    "one-input-per-group": _conv(2, (6, 7), 6, 3, 2, 1, 2),  # 3 outputs a plane, 3-wide grads
     "dw-stride3-fallback": _conv(3, (8, 8), 3, 3, 3, 1, 3),
     "dw-5wide-fallback": _conv(3, (6, 8), 3, 5, 1, 2, 3),
     "linear-1": _linear(9, 1),
@@ -87,4 +89,4 @@ def test_shapes_on_host(host, name):
 def test_shapes_on_cortex_m(tmp_path_factory, target):
     h = K.KernelHarness(target, tmp_path_factory.mktemp(f"kshape_{target}"))
     for name in sorted(SHAPES):
-        _check(h, name, name.startswith(("dw", "linear")), seed=[len(name), 7])
+        _check(h, name, name.startswith(("dw", "linear", "one")), seed=[len(name), 7])

@@ -478,11 +478,12 @@ static void et_conv_bwd_w_direct(const et_conv_geo *g, const int16_t *ec, const 
     }
 }
 
-/* ---- depthwise, 3 wide (groups == c_in == c_out, kw == 3, stride 1 or 2 across): per
- * channel a padded copy of the input plane in raw codes, padding = the zero point, so every
- * tap is valid and sum w (x - zx) = sum w x - zx sum w; then rows of dual MACs, two outputs
- * per 32-bit load. The backward error (stride 1 across) correlates zero-padded error rows
- * with the flipped kernel. Other depthwise shapes take the direct loops above. */
+/* ---- one input channel per group, 3 wide (depthwise, or a first layer on a one-channel
+ * input; kw == 3, stride 1 or 2 across): per input channel a padded copy of the plane in raw
+ * codes, padding = the zero point, so every tap is valid and sum w (x - zx) = sum w x -
+ * zx sum w; then rows of dual MACs, two outputs per 32-bit load. The backward error
+ * correlates zero-padded (stride 2: dilated) error rows with the flipped kernel. Other
+ * shapes with one input and one output channel per group take the direct loops above. */
 
 /* one input and one output channel per group (depthwise) */
 static int et_conv_direct(const et_conv_geo *g)
@@ -496,9 +497,10 @@ static int et_conv_direct(const et_conv_geo *g)
 static int32_t et_plane_rows(const et_conv_geo *g) { return (g->ho - 1) * g->sh + g->kh; }
 static int32_t et_plane_stride(const et_conv_geo *g) { return (g->wo - 1) * g->sw + 8; }
 
+/* one input channel per group (depthwise, or a first layer on a one-channel input) */
 static int et_dw3(const et_conv_geo *g)
 {
-    return et_conv_direct(g) && g->kw == 3 && (g->sw == 1 || g->sw == 2) && g->kh <= ET_DW_KH &&
+    return g->c_in == g->groups && g->kw == 3 && (g->sw == 1 || g->sw == 2) && g->kh <= ET_DW_KH &&
            et_plane_rows(g) * et_plane_stride(g) <= ET_DW_PLANE;
 }
 
@@ -641,8 +643,8 @@ static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const 
     int8_t pl[ET_DW_PLANE];
     int32_t wc[ET_DW_KH * 3], stride = et_plane_stride(g);
     et_plane_init(g, zx, pl);
-    for (int32_t c = 0; c < g->c_out; c++) {
-        et_plane_fill(g, x + c * g->h * g->w, pl);
+    for (int32_t c = 0, og = g->c_out / g->groups; c < g->c_out; c++) {
+        if (c % og == 0) et_plane_fill(g, x + c / og * g->h * g->w, pl);
         int32_t base = -zx * et_dw3_weights(g, w, zw, c, wc);
         int32_t *out = acc + c * g->ho * g->wo;
         if (g->kh == 3) {
@@ -698,12 +700,12 @@ static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t 
     int8_t pl[ET_DW_PLANE];
     int32_t stride = et_plane_stride(g), P = g->ho * g->wo;
     et_plane_init(g, zx, pl);
-    for (int32_t c = 0; c < g->c_out; c++) {
+    for (int32_t c = 0, og = g->c_out / g->groups, filled = -1; c < g->c_out; c++) {
         if (sel && !sel[c]) continue;
         const int16_t *e = ec + c * P;
         int32_t esum = 0;
         for (int32_t p = 0; p < P; p++) esum += e[p];
-        et_plane_fill(g, x + c * g->h * g->w, pl);
+        if (c / og != filled) et_plane_fill(g, x + (filled = c / og) * g->h * g->w, pl);
         for (int32_t ky = 0; ky < g->kh; ky++) {
             int32_t s[3] = {0, 0, 0};
             for (int32_t oy = 0; oy < g->ho; oy++)
@@ -744,8 +746,9 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
     int32_t n = et_min32(g->wo, (g->w + 1 - lead) / g->sw + 1);   /* errors ever read */
     memset(dx, 0, (size_t)(g->c_in * hw) * sizeof *dx);
     memset(er, 0, sizeof er);
-    for (int32_t c = 0; c < g->c_out; c++) {
+    for (int32_t c = 0, og = g->c_out / g->groups; c < g->c_out; c++) {
         if (sel && !sel[c]) continue;
+        int32_t *dxc = dx + c / og * hw;              /* the outputs of a group share it */
         et_dw3_weights(g, w, zw, c, wc);
         for (int32_t k = 0; k < g->kh * 3; k++) f[k] = wc[k - k % 3 + 2 - k % 3];
         for (int32_t oy = 0; oy < g->ho; oy++) {
@@ -754,7 +757,7 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
             for (int32_t ky = 0; ky < g->kh; ky++) {
                 int32_t iy = oy * g->sh + ky - g->ph;
                 if (iy >= 0 && iy < g->h)
-                    et_dw3_row_q15(dx + c * hw + iy * g->w, er, f + 3 * ky, g->w);
+                    et_dw3_row_q15(dxc + iy * g->w, er, f + 3 * ky, g->w);
             }
         }
     }
@@ -842,7 +845,7 @@ static void et_rows22(const int16_t *a, const int16_t *b, const int8_t *w, int32
 void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
                  int32_t zw, int32_t *acc, const et_conv_scratch *sc)
 {
-    if (et_conv_direct(g)) {
+    if (et_dw3(g) || et_conv_direct(g)) {
         (et_dw3(g) ? et_dw3_fwd : et_conv_fwd_direct)(g, x, zx, w, zw, acc);
         return;
     }
@@ -919,7 +922,7 @@ static int32_t et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc)
 {
-    if (et_conv_direct(g)) {
+    if (et_dw3_in(g) || et_conv_direct(g)) {
         (et_dw3_in(g) ? et_dw3_bwd_in : et_conv_bwd_in_direct)(g, ec, sel, w, zw, dx);
         return;
     }
@@ -968,8 +971,9 @@ static void et_gather_shift(const et_conv_geo *g, const int8_t *xc, int32_t zx, 
 void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                    const int8_t *x, int32_t zx, int32_t *dw, const et_conv_scratch *sc)
 {
-    if (et_conv_direct(g)) {
-        (et_dw3(g) ? et_dw3_bwd_w : et_conv_bwd_w_direct)(g, ec, sel, x, zx, dw);
+    int dw3 = et_dw3(g) && g->c_out / g->groups < 4;  /* else 4-row dots do less work */
+    if (dw3 || et_conv_direct(g)) {
+        (dw3 ? et_dw3_bwd_w : et_conv_bwd_w_direct)(g, ec, sel, x, zx, dw);
         return;
     }
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
