@@ -19,8 +19,9 @@ OK, WHY = available("host")
 MODES = {"floor": 0, "nearest": 1, "stochastic": 2}
 
 # reads n, mode, seed and n records (acc int32, M float32, zero int32, acc_bits int32); writes
-# per record: fast flag, round_shift(acc * m, shift) (the rq32 form when fast, et_round_shift
-# otherwise) as int64, and the int8 requantization with the zero point
+# per record: the form (0 general, 1 fast, 2 fast with the zero folded in), round_shift(acc *
+# m, shift) (the rq32 form when fast, et_round_shift otherwise) as int64, and the int8
+# requantization with the zero point
 HARNESS = r"""
 #include <stdint.h>
 #include <stdio.h>
@@ -58,9 +59,11 @@ int main(void)
     et_stream_seed(&s, head[2]);
     uint32_t base = head[1] == ET_ROUND_STOCHASTIC ? et_stream_next(&s) : 0u;
     for (uint32_t i = 0; i < head[0]; i++) {
-        et_rq32 r = et_rq32_prepare(et_multiplier_from(v[i].M), v[i].acc_bits);
+        et_rq32 r = v[i].acc_bits == 31
+                        ? et_rq32_prepare_zero(et_multiplier_from(v[i].M), v[i].zero)
+                        : et_rq32_prepare(et_multiplier_from(v[i].M), v[i].acc_bits);
         uint32_t bits = et_bits(base, i);
-        int64_t res[3] = {r.fast, 0, 0};
+        int64_t res[3] = {r.fast + r.zfold, 0, 0};
         if (r.fast) {
             res[1] = shift_of(&r, v[i].acc, (int)head[1], bits);
             res[2] = r.amul == 1 ? int8_of(&r, v[i].acc, v[i].zero, (int)head[1], bits)
@@ -133,6 +136,8 @@ def compare(h: RqHarness, rng: np.random.Generator, mode: str, n: int = 6000) ->
     fast = got[:, 0].astype(bool)
     assert fast.mean() > 0.5, "the fast form should cover most records"
     assert (fast & (recs["acc_bits"] < 31)).any() and (~fast).any()
+    folded = got[:, 0] == 2
+    assert folded.any() and (fast & ~folded).any(), "both int8 forms should be exercised"
 
 
 @pytest.fixture(scope="module")

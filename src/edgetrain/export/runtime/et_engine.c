@@ -131,11 +131,17 @@ static inline void et_requant_span(const int32_t *acc, int32_t bias, int8_t *dst
                                    et_multiplier m, int32_t zero, et_round_mode mode,
                                    uint32_t base, uint32_t j0)
 {
-    et_rq32 r = et_rq32_prepare(m, 31);
-    if (r.fast) {                               /* one SMLAL per element */
+    et_rq32 r = et_rq32_prepare_zero(m, zero);
+    if (r.zfold) {                              /* one SMLAL, one shift, one SSAT */
         for (int32_t i = 0; i < n; i++)
-            dst[i] = et_rq32_int8(&r, acc[i] + bias, zero, mode,
-                                  et_bits_for(mode, base, j0 + (uint32_t)i));
+            dst[i] = et_rq32_int8_folded(&r, acc[i] + bias, mode,
+                                         et_bits_for(mode, base, j0 + (uint32_t)i));
+        return;
+    }
+    if (r.fast) {
+        for (int32_t i = 0; i < n; i++)
+            dst[i] = et_rq32_int8_sat(&r, acc[i] + bias, zero, mode,
+                                      et_bits_for(mode, base, j0 + (uint32_t)i));
         return;
     }
     for (int32_t i = 0; i < n; i++)

@@ -274,7 +274,9 @@ typedef struct {
     int32_t amul;                 /* 2^La */
     int sh;                       /* s - 32, in [0, 30] */
     int64_t half;                 /* 2^(s-1) */
+    int64_t zbase, zhalf;         /* zero * 2^s and 2^(s-1) + zero * 2^s when zfold */
     int fast;                     /* the form above applies (else et_requantize32) */
+    int zfold;                    /* the zero point is added inside V (s <= 54) */
     et_multiplier mul;            /* the multiplier itself, for the general path */
 } et_rq32;
 
@@ -294,6 +296,22 @@ static inline et_rq32 et_rq32_prepare(et_multiplier mul, int acc_bits)
     r.amul = (int32_t)1 << la;
     r.sh = mul.shift + L - 32;
     r.half = (int64_t)1 << (mul.shift + L - 1);
+    r.zbase = r.zhalf = 0;
+    r.zfold = 0;
+    return r;
+}
+
+/* et_rq32_prepare for int8 outputs with a zero point in [-128, 127]: when s <= 54 the zero
+ * times 2^s joins V (|V| < 2^62 + 2^61 + 2^61: no overflow) and floor(V / 2^s) is the rounded
+ * value plus the zero, exactly; one saturation then gives the int8 */
+static inline et_rq32 et_rq32_prepare_zero(et_multiplier mul, int32_t zero)
+{
+    et_rq32 r = et_rq32_prepare(mul, 31);
+    r.zfold = r.fast && r.sh <= 54 - 32;
+    if (r.zfold) {
+        r.zbase = (int64_t)zero * ((int64_t)1 << (r.sh + 32));
+        r.zhalf = r.half + r.zbase;
+    }
     return r;
 }
 
@@ -324,10 +342,28 @@ static inline int32_t et_rq32_shift_small(const et_rq32 *r, int32_t acc, et_roun
 
 /* et_requantize32(acc, mul, zero, mode, bits, -128, 127) when r->fast, La = 0 and zero in
  * [-128, 127]: a result beyond int16 saturates to the same int8 after the zero is added */
+static inline int8_t et_rq32_int8_sat(const et_rq32 *r, int32_t acc, int32_t zero,
+                                      et_round_mode mode, uint32_t bits)
+{
+    return (int8_t)et_ssat8(et_ssat16(et_rq32_shift(r, acc, mode, bits)) + zero);
+}
+
+/* the same when r->zfold (et_rq32_prepare_zero): the zero is inside V already */
+static inline int8_t et_rq32_int8_folded(const et_rq32 *r, int32_t acc, et_round_mode mode,
+                                         uint32_t bits)
+{
+    int64_t v = mode == ET_ROUND_NEAREST ? r->zhalf + et_asr32(acc, 31)
+                : mode == ET_ROUND_STOCHASTIC ? r->zbase + (int64_t)((uint64_t)bits << r->sh)
+                : r->zbase;
+    v += (int64_t)acc * r->m;
+    return (int8_t)et_ssat8(et_asr32(et_hi32(v), r->sh));
+}
+
 static inline int8_t et_rq32_int8(const et_rq32 *r, int32_t acc, int32_t zero,
                                   et_round_mode mode, uint32_t bits)
 {
-    return (int8_t)et_ssat8(et_ssat16(et_rq32_shift(r, acc, mode, bits)) + zero);
+    return r->zfold ? et_rq32_int8_folded(r, acc, mode, bits)
+                    : et_rq32_int8_sat(r, acc, zero, mode, bits);
 }
 
 /* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
