@@ -150,9 +150,9 @@ class Plan:
 
     @property
     def stack_reserved_bytes(self) -> int:
-        """int8 plans: the stack the exported program's linker script reserves beside
-        .data + .bss (not part of the peak RAM; the link needs it)."""
-        return runtime.STACK_RESERVE_BYTES if self.schedule.config.c_runtime else 0
+        """Plans of an exported C program (any precision): the stack its linker script
+        reserves beside .data + .bss (not part of the peak RAM; the link needs it)."""
+        return runtime.STACK_RESERVE_BYTES if self.schedule.config.c_program else 0
 
     @property
     def ram_over_bytes(self) -> int:
