@@ -101,6 +101,65 @@ def run_case(model: str, policy: str, device: str, steps: int, cross: bool,
                    time.time() - t0, p.runtime_ram_bytes, b_exact, b_ipm, b_ram, b_plan)
 
 
+@dataclass
+class FloatRow:
+    model: str
+    policy: str
+    precision: str
+    host_ok: bool
+    m4_ok: bool | None
+    worst_rel: float
+    ipm: float | None
+    ips: float | None
+    int8_ips: float | None
+    elf_ram: int | None
+    plan_ram: int
+
+    @property
+    def gap(self) -> float | None:
+        return None if self.elf_ram is None else (self.elf_ram - self.plan_ram) / self.plan_ram
+
+
+def run_float_case(model: str, policy: str, precision: str, device: str, steps: int,
+                   cross: bool, int8_ips: float | None) -> FloatRow:
+    """A mixed/float32 export: within tolerance on host and cortex-m4, its instructions and
+    ELF RAM against the plan of the same precision."""
+    info = zoo.info(model)
+    ds = data.load(info.default_dataset)
+    graph = zoo.build(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export_project(graph, device, Path(tmp) / "p", policy=policy, precision=precision,
+                             calibration=ds.x_train, dataset=info.default_dataset)
+        host = verify(out.path, "host", steps)
+        m4 = verify(out.path, "cortex-m4", steps) if cross else None
+    worst = max([*host.max_rel_error.values(), 0.0])
+    return FloatRow(model, policy, precision, host.within_tolerance,
+                    m4.within_tolerance if m4 else None, worst,
+                    m4.instructions_per_mac if m4 else None,
+                    m4.instructions_per_sample if m4 else None, int8_ips,
+                    m4.ram_bytes if m4 else None,
+                    plan(graph, device, policy, precision, batch=1).peak_ram_bytes)
+
+
+def float_markdown(rows: list[FloatRow], args) -> str:
+    lines = ["", (f"Mixed and float32 exports (`--precision`; policy full, {args.float_steps} "
+                  "steps per target, each step compared from the C program's own state within "
+                  "the tolerances of docs/deploy.md; worst relative difference over the host "
+                  "run's tensor kinds; int8 insn/sample from the table above):"), "",
+             ("| model | precision | host | cortex-m4 | worst rel. diff | insn/MAC M4 | "
+              "insn/sample | vs int8 | ELF RAM | planner RAM | gap |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    ok = {True: "within", False: "OUT", None: "-"}
+    for r in rows:
+        ratio = r.ips / r.int8_ips if r.ips and r.int8_ips else None
+        lines.append(
+            f"| {r.model} | {r.precision} | {ok[r.host_ok]} | {ok[r.m4_ok]} | "
+            f"{r.worst_rel:.1e} | {fmt(r.ipm)} | {fmt(r.ips, '{:,.0f}')} | "
+            f"{fmt(ratio, '{:.1f}x')} | {fmt(r.elf_ram, '{:,}')} | {r.plan_ram:,} | "
+            f"{fmt(r.gap and 100 * r.gap, '{:+.2f} %')} |")
+    return "\n".join(lines)
+
+
 def _plain_ipm(project: Path, steps: int, macs: int | None) -> float | None:
     """Instructions per MAC of the same steps built with -DET_NO_SIMD (plain C loops)."""
     t = target("cortex-m4")
@@ -193,6 +252,9 @@ def main(argv=None) -> int:
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--batch", type=int, default=8, help="second export at this batch (0: none)")
     ap.add_argument("--batch-steps", type=int, default=10)
+    ap.add_argument("--float-precisions", default="mixed,float32",
+                    help="also export these precisions (policy full); '' for none")
+    ap.add_argument("--float-steps", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     cross = available("cortex-m4")[0]
@@ -207,11 +269,19 @@ def main(argv=None) -> int:
                   f"ipm {fmt(r.batch_ipm)} ram {r.model_ram} plan "
                   f"{r.plan_ram} ({100 * r.gap:+.1f} %) {r.seconds:.0f}s", flush=True)
     text = markdown(rows, args, cross)
+    int8_ips = {r.model: r.ips for r in rows if r.policy == "full"}
+    floats = [run_float_case(m, "full", prec, args.device, args.float_steps, cross,
+                             int8_ips.get(m))
+              for m in args.models.split(",") for prec in args.float_precisions.split(",")
+              if prec]
+    if floats:
+        text += "\n" + float_markdown(floats, args)
     print(text)
     if not args.no_write:
         update_section("export", text)
-    return 0 if all(r.host_exact and r.m4_exact is not False and r.batch_exact is not False
-                    for r in rows) else 1
+    floats_ok = all(r.host_ok and r.m4_ok is not False for r in floats)
+    return 0 if floats_ok and all(r.host_exact and r.m4_exact is not False
+                                  and r.batch_exact is not False for r in rows) else 1
 
 
 if __name__ == "__main__":
