@@ -966,6 +966,27 @@ static void et_gather_shift(const et_conv_geo *g, const int8_t *xc, int32_t zx, 
     }
 }
 
+/* dw[o_j ld] += col . e_{o_j} for the kept outputs o_j (errors ec + o_j P), four at a time */
+static void et_grad_dots(const int16_t *col, const int16_t *ec, int32_t P, const int32_t *kept,
+                         int32_t n, int32_t *dw, int32_t ld)
+{
+    int32_t s[4], j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const int32_t *kj = kept + j;
+        const int16_t *e[4] = {ec + kj[0] * P, ec + kj[1] * P, ec + kj[2] * P, ec + kj[3] * P};
+        et_dot4_q15(col, e, P, s);
+        dw[kj[0] * ld] += s[0];
+        dw[kj[1] * ld] += s[1];
+        dw[kj[2] * ld] += s[2];
+        dw[kj[3] * ld] += s[3];
+    }
+    if (j == n) return;
+    const int16_t *e[4];                              /* the short last block repeats a row */
+    for (int32_t t = 0; t < 4; t++) e[t] = ec + kept[et_min32(j + t, n - 1)] * P;
+    et_dot4_q15(col, e, P, s);
+    for (int32_t t = 0; j + t < n; t++) dw[kept[j + t] * ld] += s[t];
+}
+
 /* weight gradient: per kernel entry (c, ky, kx) the centred inputs it met at every output
  * position, then int16 dot products with four kept output channels' errors at a time */
 void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
@@ -977,7 +998,7 @@ void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
         return;
     }
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t P = g->ho * g->wo, s[4];
+    int32_t P = g->ho * g->wo;
     for (int32_t gi = 0; gi < g->groups; gi++) {
         int32_t n = 0;
         for (int32_t o = gi * og; o < (gi + 1) * og; o++)
@@ -986,13 +1007,7 @@ void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
             for (int32_t k = 0; k < kk; k++) {
                 et_gather_shift(g, x + (gi * cg + c) * g->h * g->w, zx, k / g->kw, k % g->kw,
                                 sc->col);
-                for (int32_t j = 0; j < n; j += 4) {
-                    const int16_t *e[4];              /* a short last block repeats a row */
-                    for (int32_t t = 0; t < 4; t++) e[t] = ec + sc->kept[et_min32(j + t, n - 1)] * P;
-                    et_dot4_q15(sc->col, e, P, s);
-                    for (int32_t t = 0; t < et_min32(4, n - j); t++)
-                        dw[(sc->kept[j + t] * cg + c) * kk + k] += s[t];
-                }
+                et_grad_dots(sc->col, ec, P, sc->kept, n, dw + c * kk + k, cg * kk);
             }
     }
 }
