@@ -66,3 +66,15 @@ MAKERS = (image_graph, sequence_graph, mlp_graph)
 
 def random_graph(rng: np.random.Generator, name: str = "random") -> Graph:
     return MAKERS[int(rng.integers(len(MAKERS)))](rng, name)
+
+
+def tiny_mlp() -> Graph:
+    """linear 6 -> 10, ReLU, linear -> 4: the smallest trainable export."""
+    b = GraphBuilder("tiny", (6,), seed=0)
+    t = b.add("relu", b.add("linear", "input", out_features=10))
+    return b.build(b.add("linear", t, out_features=4), num_classes=4)
+
+
+def calib(g: Graph, n: int = 32, seed: int = 0) -> np.ndarray:
+    """Seeded standard-normal calibration inputs float32[n, *input_shape]."""
+    return np.random.default_rng(seed).standard_normal((n, *g.input_shape)).astype(np.float32)

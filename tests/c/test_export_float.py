@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from graphs import calib, tiny_mlp
 
 from edgetrain import zoo
 from edgetrain.cli.main import main
@@ -13,21 +14,10 @@ from edgetrain.errors import EdgetrainError
 from edgetrain.export.exporter import export_project
 from edgetrain.export.toolchains import available
 from edgetrain.export.verify import TOLERANCES, Bound, difference, verify
-from edgetrain.ir import GraphBuilder
 from edgetrain.numerics.quantize import quantize
 
 OK, WHY = available("host")
 pytestmark = pytest.mark.skipif(not OK, reason=f"host C compiler missing: {WHY}")
-
-
-def tiny_mlp():
-    b = GraphBuilder("tiny", (6,), seed=0)
-    t = b.add("relu", b.add("linear", "input", out_features=10))
-    return b.build(b.add("linear", t, out_features=4), num_classes=4)
-
-
-def calib(g, n=32, seed=0):
-    return np.random.default_rng(seed).standard_normal((n, *g.input_shape)).astype(np.float32)
 
 
 @pytest.mark.parametrize("precision", ["mixed", "float32"])

@@ -509,9 +509,13 @@ class Emitter:
                 last[u] = i
         reqs = [Request(name, align(CTYPE_BYTES[ct] * count, ALIGN), first[name], last[name])
                 for name, (ct, count) in self.buffers.items() if name in first]
-        layout = get_planner("greedy-best").place(reqs)
+        layout = get_planner("greedy-best").place(self.placement_lifetimes(reqs))
         layout.check(reqs)
         return layout.offsets, max(layout.size, ALIGN), lower_bound(reqs)
+
+    def placement_lifetimes(self, reqs: list[Request]) -> list[Request]:
+        """The lifetimes the arena is placed from, as the planner places this precision."""
+        return reqs
 
     def config_c(self) -> str:
         n, p = self.num, self.cfg.policy

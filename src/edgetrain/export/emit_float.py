@@ -32,7 +32,6 @@ import numpy as np
 
 from edgetrain.errors import EdgetrainError, unknown
 from edgetrain.export.emit import (
-    ALIGN,
     Emitted,
     Emitter,
     ExportConfig,
@@ -42,9 +41,8 @@ from edgetrain.export.emit import (
     c_ident,
 )
 from edgetrain.ir.graph import INPUT, Graph, Node
-from edgetrain.memory.arena import Request, align, get_planner, lower_bound, ranked
+from edgetrain.memory.arena import Request, ranked
 from edgetrain.memory.runtime import (
-    CTYPE_BYTES,
     OBSERVATION_BYTES,
     float_layer_arena,
     queue_entries,
@@ -81,20 +79,10 @@ class FloatErrors(Emitter):
     def update_early(self) -> bool:
         return True  # float backward passes draw nothing from the random stream
 
-    def arena(self) -> tuple[dict[str, int], int, int]:
-        """Offsets of every buffer placed from ranked lifetimes (``arena.ranked``: trace and
-        view calls do not stretch them), as the planner places a float plan's arena."""
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        for i, (_, uses) in enumerate(self.calls):
-            for u in uses:
-                first.setdefault(u, i)
-                last[u] = i
-        reqs = [Request(name, align(CTYPE_BYTES[ct] * count, ALIGN), first[name], last[name])
-                for name, (ct, count) in self.buffers.items() if name in first]
-        layout = get_planner("greedy-best").place(ranked(reqs))
-        layout.check(reqs)
-        return layout.offsets, max(layout.size, ALIGN), lower_bound(reqs)
+    def placement_lifetimes(self, reqs: list[Request]) -> list[Request]:
+        """Ranked lifetimes (``arena.ranked``: trace and view calls do not stretch them), as
+        the planner places a float plan's arena."""
+        return ranked(reqs)
 
     def step_epilogue(self) -> str:
         """Trace the whole RAM state after each step (``state/<array>``, ``state/rng``):
