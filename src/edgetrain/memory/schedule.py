@@ -460,8 +460,12 @@ class _Builder:
                  for s in self.steps)
         merges = sum(s.phase == "merge" for s in self.steps)
         layers = sum(self.is_weight_layer(n) for n in nodes)
-        counts = {"et_tensor": 2 + len(nodes) + dx + merges, "et_wlayer": layers,
-                  "et_intop": sum(not self.is_weight_layer(n) and n.op != "add" for n in nodes)}
+        self.add_descriptor_buffers({
+            "et_tensor": 2 + len(nodes) + dx + merges, "et_wlayer": layers,
+            "et_intop": sum(not self.is_weight_layer(n) and n.op != "add" for n in nodes)})
+
+    def add_descriptor_buffers(self, counts: dict[str, int]) -> None:
+        """``count`` C structs of each kind in RAM (state), with their flash init image."""
         for struct, count in counts.items():
             if count:
                 name = self.buffer(f"runtime:{struct}", "runtime", struct, count, "runtime",

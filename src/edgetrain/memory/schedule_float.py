@@ -215,13 +215,9 @@ class FloatCBuilder(_Builder):
         an et_intop per other op except add."""
         float_errors = 1 + self.counts["dx"] + self.counts["merges"]
         flayers = sum(n.name in self.needed for n in layers) if self.mixed else len(layers)
-        counts = {"et_tensor": (1 + len(nodes)) * self.mixed,
-                  "et_ftensor": float_errors + (0 if self.mixed else 1 + len(nodes)),
-                  "et_wlayer": len(layers) * self.mixed, "et_flayer": flayers,
-                  "et_intop": sum(not self.is_weight_layer(n) and n.op != "add" for n in nodes)}
-        for struct, count in counts.items():
-            if count:
-                name = self.buffer(f"runtime:{struct}", "runtime", struct, count, "runtime",
-                                   "state")
-                self.buffer(f"init:{name}", "init", struct, count, "runtime", "flash")
+        self.add_descriptor_buffers({
+            "et_tensor": (1 + len(nodes)) * self.mixed,
+            "et_ftensor": float_errors + (0 if self.mixed else 1 + len(nodes)),
+            "et_wlayer": len(layers) * self.mixed, "et_flayer": flayers,
+            "et_intop": sum(not self.is_weight_layer(n) and n.op != "add" for n in nodes)})
 
