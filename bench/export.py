@@ -109,6 +109,8 @@ class FloatRow:
     host_ok: bool
     m4_ok: bool | None
     worst_rel: float
+    worst_kind: str
+    flips: int
     ipm: float | None
     ips: float | None
     int8_ips: float | None
@@ -132,9 +134,10 @@ def run_float_case(model: str, policy: str, precision: str, device: str, steps: 
                              calibration=ds.x_train, dataset=info.default_dataset)
         host = verify(out.path, "host", steps)
         m4 = verify(out.path, "cortex-m4", steps) if cross else None
-    worst = max([*host.max_rel_error.values(), 0.0])
+    kind, worst = max(host.max_rel_error.items(), key=lambda kv: kv[1], default=("-", 0.0))
     return FloatRow(model, policy, precision, host.within_tolerance,
-                    m4.within_tolerance if m4 else None, worst,
+                    m4.within_tolerance if m4 else None, worst, kind,
+                    sum(host.flipped_elements.values()),
                     m4.instructions_per_mac if m4 else None,
                     m4.instructions_per_sample if m4 else None, int8_ips,
                     m4.ram_bytes if m4 else None,
@@ -144,17 +147,21 @@ def run_float_case(model: str, policy: str, precision: str, device: str, steps: 
 def float_markdown(rows: list[FloatRow], args) -> str:
     lines = ["", (f"Mixed and float32 exports (`--precision`; policy full, {args.float_steps} "
                   "steps per target, each step compared from the C program's own state within "
-                  "the tolerances of docs/deploy.md; worst relative difference over the host "
-                  "run's tensor kinds; int8 insn/sample from the table above):"), "",
-             ("| model | precision | host | cortex-m4 | worst rel. diff | insn/MAC M4 | "
-              "insn/sample | vs int8 | ELF RAM | planner RAM | gap |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "the tolerances of docs/deploy.md). Worst difference: the host run's largest "
+                  "difference relative to the tensor's largest magnitude, and its tensor kind "
+                  "(one int8 code of a weight is 1/127 = 7.9e-3; a flip is an element past the "
+                  "rounding bound where a ReLU mask or max-pool arg max went the other way, "
+                  "which the tolerance allows in errors). Insn/sample vs the int8 export's "
+                  "(table above)."), "",
+             ("| model | precision | host | cortex-m4 | worst rel. difference | flips | "
+              "insn/MAC M4 | insn/sample | vs int8 | ELF RAM | planner RAM | gap |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ok = {True: "within", False: "OUT", None: "-"}
     for r in rows:
         ratio = r.ips / r.int8_ips if r.ips and r.int8_ips else None
         lines.append(
             f"| {r.model} | {r.precision} | {ok[r.host_ok]} | {ok[r.m4_ok]} | "
-            f"{r.worst_rel:.1e} | {fmt(r.ipm)} | {fmt(r.ips, '{:,.0f}')} | "
+            f"{r.worst_rel:.1e} ({r.worst_kind}) | {r.flips} | {fmt(r.ipm)} | {fmt(r.ips, '{:,.0f}')} | "
             f"{fmt(ratio, '{:.1f}x')} | {fmt(r.elf_ram, '{:,}')} | {r.plan_ram:,} | "
             f"{fmt(r.gap and 100 * r.gap, '{:+.2f} %')} |")
     return "\n".join(lines)
