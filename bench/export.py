@@ -58,27 +58,35 @@ class Row:
 
     @property
     def gap(self) -> float:
-        """(ELF RAM - planner's peak RAM) / planner's peak RAM; without the cross toolchain,
-        the emitted model RAM plus the planner's runtime RAM stands for the ELF."""
+        """ELF RAM vs the plan; without the cross toolchain, the emitted model RAM plus the
+        planner's runtime RAM stands for the ELF."""
         ram = self.elf_ram if self.elf_ram is not None else self.model_ram + self.runtime_ram
-        return (ram - self.plan_ram) / self.plan_ram
+        return _gap(ram, self.plan_ram)
 
     @property
     def batch_gap(self) -> float | None:
-        if self.batch_elf_ram is None or not self.batch_plan_ram:
-            return None
-        return (self.batch_elf_ram - self.batch_plan_ram) / self.batch_plan_ram
+        return _gap(self.batch_elf_ram, self.batch_plan_ram)
+
+
+def _gap(ram: int | None, planned: int | None) -> float | None:
+    """(measured RAM - planner's peak RAM) / planner's peak RAM, None when not measured."""
+    return None if ram is None or not planned else (ram - planned) / planned
+
+
+def _export(model: str, device: str, out: Path, **options):
+    """The zoo model, exported (quantized on its default dataset when int8/mixed)."""
+    info = zoo.info(model)
+    graph = zoo.build(model)
+    ds = data.load(info.default_dataset)
+    return graph, export_project(graph, device, out, calibration=ds.x_train,
+                                 dataset=info.default_dataset, **options)
 
 
 def run_case(model: str, policy: str, device: str, steps: int, cross: bool,
              batch: int = 0, batch_steps: int = 10) -> Row:
     t0 = time.time()
-    info = zoo.info(model)
-    ds = data.load(info.default_dataset)
-    graph = zoo.build(model)
     with tempfile.TemporaryDirectory() as tmp:
-        out = export_project(graph, device, Path(tmp) / "p", policy=policy,
-                             calibration=ds.x_train, dataset=info.default_dataset)
+        graph, out = _export(model, device, Path(tmp) / "p", policy=policy)
         host = verify(out.path, "host", steps)
         m4 = plain = None
         if cross:
@@ -88,8 +96,7 @@ def run_case(model: str, policy: str, device: str, steps: int, cross: bool,
         m = out.manifest
         b_exact = b_ipm = b_ram = b_plan = None
         if cross and batch > 1:
-            big = export_project(graph, device, Path(tmp) / "b", policy=policy, batch=batch,
-                                 calibration=ds.x_train, dataset=info.default_dataset)
+            _, big = _export(model, device, Path(tmp) / "b", policy=policy, batch=batch)
             res = verify(big.path, "cortex-m4", batch_steps)
             b_exact, b_ipm, b_ram = res.bit_exact, res.instructions_per_mac, res.ram_bytes
             b_plan = plan(graph, device, policy, "int8", batch=batch).peak_ram_bytes
@@ -119,19 +126,15 @@ class FloatRow:
 
     @property
     def gap(self) -> float | None:
-        return None if self.elf_ram is None else (self.elf_ram - self.plan_ram) / self.plan_ram
+        return _gap(self.elf_ram, self.plan_ram)
 
 
 def run_float_case(model: str, policy: str, precision: str, device: str, steps: int,
                    cross: bool, int8_ips: float | None) -> FloatRow:
     """A mixed/float32 export: within tolerance on host and cortex-m4, its instructions and
     ELF RAM against the plan of the same precision."""
-    info = zoo.info(model)
-    ds = data.load(info.default_dataset)
-    graph = zoo.build(model)
     with tempfile.TemporaryDirectory() as tmp:
-        out = export_project(graph, device, Path(tmp) / "p", policy=policy, precision=precision,
-                             calibration=ds.x_train, dataset=info.default_dataset)
+        graph, out = _export(model, device, Path(tmp) / "p", policy=policy, precision=precision)
         host = verify(out.path, "host", steps)
         m4 = verify(out.path, "cortex-m4", steps) if cross else None
     kind, worst = max(host.max_rel_error.items(), key=lambda kv: kv[1], default=("-", 0.0))
