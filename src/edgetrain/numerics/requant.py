@@ -79,9 +79,7 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
         return _requantize_dyadic(acc, M, zero, mode, None if within else (lo, hi), axis,
                                   dtype)
     shape = acc.shape
-    if M.ndim or zero.ndim:  # per channel: view as [outer, C, inner] so inner loops are long
-        acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
-        M, zero = (a.reshape(1, -1, 1) if a.ndim else a for a in (M, zero))
+    acc, M, zero = _channel_view(acc, M, zero, axis)
     m, shift = multiplier(M)
     q = round_shift_inplace(acc.astype(np.int64) * m, shift, mode, rng)  # |acc m| < 2^62
     q += zero
@@ -89,13 +87,22 @@ def requantize(acc: np.ndarray, M, zero, mode: str, rng: Stream | None = None,
     return q.astype(dtype).reshape(shape)
 
 
+def _channel_view(acc: np.ndarray, M, zero: np.ndarray, axis: int):
+    """(acc, M, zero) as they are, or with a per-channel M or zero along `axis`: acc viewed
+    as [outer, C, inner] (so inner loops are long) and M, zero as [1, C, 1]."""
+    if not (np.ndim(M) or zero.ndim):
+        return acc, M, zero
+    shape = acc.shape
+    acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
+    M, zero = (np.reshape(a, (1, -1, 1)) if np.ndim(a) else a for a in (M, zero))
+    return acc, M, zero
+
+
 def _requantize_dyadic(acc, M, zero, mode, bounds, axis, dtype) -> np.ndarray:
     """requantize's float64 path (M float64, exact): acc * M rounded, zero added (unless
     it is all 0), clipped to `bounds` (None: the caller proved no value leaves them)."""
     shape = acc.shape
-    if np.ndim(M) or zero.ndim:  # per channel: view as [outer, C, inner]
-        acc = acc.reshape(math.prod(shape[:axis]), -1, math.prod(shape[axis + 1:]))
-        M, zero = (np.reshape(a, (1, -1, 1)) if np.ndim(a) else a for a in (M, zero))
+    acc, M, zero = _channel_view(acc, M, zero, axis)
     v = ROUND_DYADIC[mode](np.multiply(acc, M, dtype=np.float64))  # integral float64
     if zero.any():
         v += zero
