@@ -123,15 +123,11 @@ def measure_on_core(model: Int8Model, recipe: DemoRecipe, policy: str,
                     config: BenchConfig) -> dict:
     """Export the int8 case and verify one step under QEMU: bit_exact and the measured
     instructions per sample; {'skipped': why} without the toolchain."""
-    from edgetrain.export.exporter import export_project
-
     cross = steps.verify_target(config.device)
     if cross is None:
         return {"skipped": f"{config.device} has no QEMU board"}
     with tempfile.TemporaryDirectory(prefix="edgetrain-bench-") as tmp:
-        export_project(model, config.device, tmp, policy=policy,
-                       lambda_min=recipe.lambda_for(policy), batch=recipe.batch,
-                       lr=recipe.lr, seed=config.seed, dataset=recipe.dataset)
+        steps.export_recipe(model, policy, recipe, config.device, tmp, config.seed)
         return steps.verified(tmp, cross, 1)
 
 

@@ -209,16 +209,22 @@ def verified(project, target_name: str, steps: int) -> dict:
         return {"target": target_name, "bit_exact": False, "error": str(e)}
 
 
+def export_recipe(model: Int8Model, policy: str, recipe: DemoRecipe, device: str, out,
+                  seed: int):
+    """The C project training ``model`` with ``policy`` as the recipe trains it."""
+    from edgetrain.export.exporter import export_project
+
+    return export_project(model, device, out, policy=policy,
+                          lambda_min=recipe.lambda_for(policy), batch=recipe.batch,
+                          lr=recipe.lr, seed=seed, dataset=recipe.dataset)
+
+
 def export_and_verify(model: Int8Model, policy: str, recipe: DemoRecipe, device: str,
                       out, seed: int, qemu: bool, info=lambda text: None) -> tuple[dict, dict]:
     """Export the quantized model (what is flashed before adaptation) for training with
     ``policy`` on the device, then compare C and Python step by step on the host and on
     the device's core under QEMU. Returns (export summary, target -> verify result)."""
-    from edgetrain.export.exporter import export_project
-
-    exported = export_project(model, device, out, policy=policy,
-                              lambda_min=recipe.lambda_for(policy), batch=recipe.batch,
-                              lr=recipe.lr, seed=seed, dataset=recipe.dataset)
+    exported = export_recipe(model, policy, recipe, device, out, seed)
     m = exported.manifest
     summary = {"path": str(exported.path), "policy": policy, "batch": recipe.batch,
                **{k: m[k] for k in ("arena_bytes", "arena_lower_bound_bytes", "state_bytes",
