@@ -579,6 +579,7 @@ class Trainer:
         if rows is not None and self.num.weight_channels:
             new[~rows] = w[~rows]
         self.model.state[f"{n}:w"] = new
+        self._step_wqp.pop(n, None)  # the cached qparams were the old weights'
         self._record(f"w/{n}", new)
         self._record(f"w_scale/{n}", qp.scale)
         self._record(f"w_zero/{n}", qp.zero)
