@@ -546,6 +546,13 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
     e_out = em.loss()
     updates = em.backward(e_out)
     em.update(updates)
+    return emitted(em, name, n_forward)
+
+
+def emitted(em: Emitter, name: str, n_forward: int, state_map: bool = False) -> Emitted:
+    """The arena, model.c / model.h text and sizes of an emitter that has walked the step
+    (its first ``n_forward`` calls are the forward pass); ``state_map``: include the RAM
+    state map (the float precisions' verify restarts each step from the C's state)."""
     offsets, arena_bytes, bound = em.arena()
     model_c = _model_c(em, name, n_forward, offsets)
     em.state_bytes += OBSERVATION_BYTES * queue_entries(em.deferrable)  # deferred queue
@@ -553,7 +560,7 @@ def emit(model: Int8Model, cfg: ExportConfig, name: str = "model") -> Emitted:
     buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
                for b, (ct, cnt) in em.buffers.items()}
     return Emitted(model_c, model_h, em.traces, arena_bytes, bound, em.state_bytes,
-                   em.flash_bytes, buffers)
+                   em.flash_bytes, buffers, em.state_map if state_map else {})
 
 
 def _rng_init(model: Int8Model, seed: int) -> int:

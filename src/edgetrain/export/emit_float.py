@@ -35,18 +35,13 @@ from edgetrain.export.emit import (
     Emitted,
     Emitter,
     ExportConfig,
-    _model_c,
-    _model_h,
     addr,
     c_ident,
+    emitted,
 )
 from edgetrain.ir.graph import INPUT, Graph, Node
 from edgetrain.memory.arena import Request, ranked
-from edgetrain.memory.runtime import (
-    OBSERVATION_BYTES,
-    float_layer_arena,
-    queue_entries,
-)
+from edgetrain.memory.runtime import float_layer_arena
 from edgetrain.numerics.config import Numerics
 from edgetrain.numerics.config import get as get_numerics
 from edgetrain.numerics.kernels import AddKernel, IntKernel, WeightKernel, int8_kernel
@@ -332,11 +327,4 @@ def emit_float(model: Int8Model, cfg: ExportConfig, precision: str,
     em.forward()
     n_forward = len(em.calls)
     em.backward(em.loss())
-    offsets, arena_bytes, bound = em.arena()
-    model_c = _model_c(em, name, n_forward, offsets)
-    em.state_bytes += OBSERVATION_BYTES * queue_entries(em.deferrable)
-    model_h = _model_h(em, name, arena_bytes)
-    buffers = {b: {"ctype": ct, "count": cnt, "offset": offsets.get(b)}
-               for b, (ct, cnt) in em.buffers.items()}
-    return Emitted(model_c, model_h, em.traces, arena_bytes, bound, em.state_bytes,
-                   em.flash_bytes, buffers, em.state_map)
+    return emitted(em, name, n_forward, state_map=True)
