@@ -45,10 +45,9 @@ def _var(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def _cross_link(prog: str, semihosting: bool) -> str:
+def _cross_link(script: str, semihosting: bool) -> str:
     """Cortex-M link options of one program: its linker script, newlib-nano, and either
     semihosting with a heap for stdio (test programs) or neither (et_deploy)."""
-    script = sources.LINKER_SCRIPT if prog == "et_deploy" else QEMU_SCRIPT
     io = (f" $(SEMIHOST_LDFLAGS) -Wl,--defsym=ET_HEAP_SIZE={VERIFY_HEAP_BYTES}" if semihosting
           else " -DET_SEMIHOSTING=0")
     return f" $(CROSS_CFLAGS) -T {script} $(CROSS_LDFLAGS){io}"
@@ -63,7 +62,7 @@ def _rules(t) -> list[str]:
         out = f"build/{t.name}/{prog}{'.elf' if t.cross else ''}"
         startup = " et_startup.c" if t.cross else ""
         script = sources.LINKER_SCRIPT if prog == "et_deploy" else QEMU_SCRIPT
-        link = _cross_link(prog, semihosting) if t.cross else ""
+        link = _cross_link(script, semihosting) if t.cross else ""
         lines += [f"{out}: $(SRC) {main}{startup} model.h {script}",
                   "\t@mkdir -p $(@D)",
                   f"\t$(CC_{'ARM' if t.cross else 'HOST'}) $(CFLAGS) $(FLAGS_{_var(t.name)})"
