@@ -353,8 +353,8 @@ def sync_state(trainer: Trainer, records: dict[str, bytes], state_map: dict) -> 
         elif kind == "emax":
             st[key] = np.array(np.frombuffer(raw, RANGE)["lo"][0], np.float32)
         elif kind in ("weight", "bias"):
-            g.param(g.node(key), kind)[...] = np.frombuffer(raw, np.float32).reshape(
-                g.param(g.node(key), kind).shape)
+            param = g.param(g.node(key), kind)
+            param[...] = np.frombuffer(raw, np.float32).reshape(param.shape)
         else:
             _put(st, key, np.frombuffer(raw, np.int8 if kind == "int8" else np.int32))
     if "state/rng" in records:
