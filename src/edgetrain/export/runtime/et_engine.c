@@ -577,11 +577,8 @@ static inline void et_quantize_span(const float *src, int8_t *dst, int32_t n, et
     uint32_t h = base + j0 * ET_GOLDEN;         /* et_bits(base, j0 + i) == fmix32(h) */
     for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) {
         uint32_t bits = mode == ET_ROUND_STOCHASTIC ? et_fmix32(h) : 0u;
-        float v = src[i] / scale;
-        if (!in_range && !(fabsf(v) <= 1048576.0f))   /* outside +-2^20 or NaN */
-            dst[i] = et_quantize_clipped(v, qp, mode, bits);
-        else
-            dst[i] = (int8_t)et_ssat8(et_round_small(v, mode, bits) + zero);
+        dst[i] = in_range ? (int8_t)et_ssat8(et_round_small(src[i] / scale, mode, bits) + zero)
+                          : et_quantize(src[i], qp, mode, bits);
     }
 }
 
