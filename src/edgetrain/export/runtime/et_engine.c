@@ -883,7 +883,7 @@ static void et_mask_span(const int8_t *y, const int8_t *e, int8_t *d, int32_t n,
 
 /* Trainer._fwd_int_q's qmax of relu6: min(127, z + nearest(min(6 / s, 255))); the clamp at
  * 255 keeps 6 / s inside the rounding range when a collapsed range gives s = 2^-40 */
-static int32_t et_relu6_qmax(const et_qparams *qp)
+int32_t et_relu6_qmax(const et_qparams *qp)
 {
     float six = et_minf(6.0f / qp->scale, 255.0f);
     int64_t q = qp->zero + et_round_f32(six, ET_ROUND_NEAREST, 0);

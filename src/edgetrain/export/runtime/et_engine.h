@@ -109,6 +109,8 @@ typedef struct {
     int32_t *e32;                 /* int32 scratch: centred errors in / out */
 } et_intop;
 
+/* Trainer._fwd_int_q's qmax of relu6 on int8 codes of the given qparams */
+int32_t et_relu6_qmax(const et_qparams *qp);
 void et_fwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, et_tensor *y);
 void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const et_tensor *y,
                 const et_tensor *e, et_tensor *dx);

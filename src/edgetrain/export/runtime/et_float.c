@@ -440,19 +440,11 @@ void et_f_bwd_int(const et_ctx *c, const et_intop *op, const et_ftensor *x,
                     dx->v + b * dx->n);
 }
 
-/* Trainer._fwd_int_q's qmax of relu6: min(127, z + nearest(min(6 / s, 255))) */
-static int32_t et_f_relu6_qmax(et_qparams qp)
-{
-    float six = et_fmin(6.0f / qp.scale, 255.0f);
-    int64_t q = qp.zero + et_round_f32(six, ET_ROUND_NEAREST, 0);
-    return q < 127 ? (int32_t)q : 127;
-}
-
 /* Trainer._bwd_op_f (mixed): the integer forward's context, float errors */
 void et_m_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const et_tensor *y,
                   const et_ftensor *e, et_ftensor *dx)
 {
-    int32_t qmax = et_f_relu6_qmax(x->qp);
+    int32_t qmax = et_relu6_qmax(&x->qp);
     for (int32_t b = 0; b < c->batch; b++)
         et_f_bwd_op(op, 0, x->q + b * x->n, 0, y->q + b * y->n, x->qp.zero, qmax,
                     e->v + b * e->n, e->n, dx->v + b * dx->n);
