@@ -1,0 +1,395 @@
+/* edgetrain int8 training engine, the in-place update (Trainer._update_layer and what it
+ * calls in edgetrain/engine/int8.py; docs/numerics.md section 9) */
+#include "et_engine.h"
+#include "et_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* the largest |g| of n values */
+static int32_t et_abs_max(const int32_t *g, int32_t n)
+{
+    int32_t mn = 0, mx = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {                /* unrolled: the loop test once per 4 */
+        int32_t a = g[i], b = g[i + 1], c = g[i + 2], d = g[i + 3];
+        mn = a < mn ? a : mn;
+        mx = a > mx ? a : mx;
+        mn = b < mn ? b : mn;
+        mx = b > mx ? b : mx;
+        mn = c < mn ? c : mn;
+        mx = c > mx ? c : mx;
+        mn = d < mn ? d : mn;
+        mx = d > mx ? d : mx;
+    }
+    for (; i < n; i++) {
+        mn = g[i] < mn ? g[i] : mn;
+        mx = g[i] > mx ? g[i] : mx;
+    }
+    mn = mn == ET_I32_MIN ? ET_I32_MAX : -mn;
+    return mx > mn ? mx : mn;
+}
+
+/* one row of int32 gradient sums requantized into int8 codes in place (et_requantize per
+ * element, the rounding mode a constant at each call site so the loop is specialized);
+ * returns the sums of the codes and of their squares (|q| <= 128: int32 sums are exact) */
+static inline void et_gradient_row(int32_t *gr, int32_t k, et_multiplier m, et_round_mode mode,
+                                   uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
+{
+    int32_t a = 0, b = 0;
+    et_rq32 r = et_rq32_prepare(m, 31);
+    if (r.fast) {                               /* one SMLAL and one SSAT per element */
+        for (int32_t i = 0; i < k; i++) {
+            int32_t q = et_ssat8(et_rq32_shift(&r, gr[i], mode,
+                                               et_bits_for(mode, base, j0 + (uint32_t)i)));
+            gr[i] = q;
+            a += q;
+            b += q * q;
+        }
+    } else {
+        for (int32_t i = 0; i < k; i++) {
+            int32_t q = et_requantize32(gr[i], m, 0, mode,
+                                        et_bits_for(mode, base, j0 + (uint32_t)i), ET_QMIN,
+                                        ET_QMAX);
+            gr[i] = q;
+            a += q;
+            b += q * q;
+        }
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mode,
+                                 uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR: et_gradient_row(gr, k, m, ET_ROUND_FLOOR, base, j0, s1, s2); break;
+    case ET_ROUND_NEAREST: et_gradient_row(gr, k, m, ET_ROUND_NEAREST, base, j0, s1, s2); break;
+    default: et_gradient_row(gr, k, m, (et_round_mode)mode, base, j0, s1, s2); break;
+    }
+}
+
+/* Trainer._quantize_gradient + _int_row_stats + GradStats.observe, in place on g: g becomes
+ * the int8 gradient, s_g[r] its scale per row (one scale for all rows unless grad_rows).
+ * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). */
+static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
+                                float scale, et_range *stats, const uint8_t *kept_rows,
+                                int32_t g_absmax, float *s_g)
+{
+    const int mode = c->cfg->round_gradient, grad_rows = c->cfg->grad_rows;
+    const float rate_mean = c->cfg->rate_grad_mean, rate_var = c->cfg->rate_grad_var;
+    int32_t amax = grad_rows ? 0 : (g_absmax >= 0 ? g_absmax : et_abs_max(g, rows * k));
+    float s_all = grad_rows ? 0.0f : et_maxf(((float)amax * scale) / 127.0f, ET_S_MIN_F);
+    uint32_t base = et_call_base(c, mode);
+    float n = (float)k;
+    int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t *gr = g + r * k, s1, s2;
+        float sg = grad_rows ? et_maxf(((float)et_abs_max(gr, k) * scale) / 127.0f, ET_S_MIN_F)
+                             : s_all;
+        et_multiplier m = et_multiplier_from(scale / sg);
+        s_g[r] = sg;
+        et_gradient_row_mode(gr, k, m, mode, base, (uint32_t)(r * k), &s1, &s2);
+        float mean_q = (float)s1 / n;
+        float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
+        float mean = mean_q * sg, var = (var_q * sg) * sg;
+        et_range *st = &stats[r];
+        st->seen = 1;
+        if (kept_rows && !kept_rows[r]) continue;   /* dropped rows keep their statistics */
+        if (!seen) {
+            st->lo = mean;
+            st->hi = var;
+        } else {
+            st->lo = st->lo + rate_mean * (mean - st->lo);
+            st->hi = st->hi + rate_var * (var - st->hi);
+        }
+    }
+}
+
+/* sigma of a row: sqrt(moving variance) + eps */
+static float et_sigma(const et_ctx *c, const et_range *st) { return sqrtf(st->hi) + c->cfg->grad_eps; }
+
+/* the standardized step of an element: lr * ((g_q * s_g - mu) / sigma); rows dropped by a
+ * partial update get a zero step */
+static float et_step_s(const et_ctx *c, int32_t gq, float s_g, float mu, float sigma, int kept)
+{
+    if (!kept) return 0.0f;
+    float g_real = (float)gq * s_g;
+    return c->cfg->lr * ((g_real - mu) / sigma);
+}
+
+static float et_step(const et_ctx *c, int32_t gq, float s_g, const et_range *st, int kept)
+{
+    return kept ? et_step_s(c, gq, s_g, st->lo, et_sigma(c, st), 1) : 0.0f;
+}
+
+/* n floats quantized into int8 codes (et_quantize per element; the rounding mode a constant
+ * at each call site so the loop is specialized; the stream's bits drawn incrementally).
+ * in_range: the caller knows every |src / scale| <= 2^20 (no NaN), so the clip test goes */
+static inline void et_quantize_span(const float *src, int8_t *dst, int32_t n, et_qparams qp,
+                                    et_round_mode mode, uint32_t base, uint32_t j0,
+                                    int in_range)
+{
+    const float scale = qp.scale;
+    const int32_t zero = qp.zero;
+    uint32_t h = base + j0 * ET_GOLDEN;         /* et_bits(base, j0 + i) == fmix32(h) */
+    for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) {
+        uint32_t bits = mode == ET_ROUND_STOCHASTIC ? et_fmix32(h) : 0u;
+        dst[i] = in_range ? (int8_t)et_ssat8(et_round_small(src[i] / scale, mode, bits) + zero)
+                          : et_quantize(src[i], qp, mode, bits);
+    }
+}
+
+static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t n,
+                                         et_qparams qp, int mode, uint32_t base, uint32_t j0,
+                                         int in_range)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_FLOOR, base, j0, in_range);
+        break;
+    case ET_ROUND_NEAREST:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_NEAREST, base, j0, in_range);
+        break;
+    case ET_ROUND_STOCHASTIC:
+        et_quantize_span(src, dst, n, qp, ET_ROUND_STOCHASTIC, base, j0, in_range);
+        break;
+    default:
+        et_quantize_span(src, dst, n, qp, (et_round_mode)mode, base, j0, in_range);
+        break;
+    }
+}
+
+static ET_NOINLINE void et_quantize_row(const float *src, int8_t *dst, int32_t n, et_qparams qp,
+                                        int mode, uint32_t base, uint32_t j0, int in_range)
+{
+    if (in_range)
+        et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 1);
+    else
+        et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 0);
+}
+
+/* a row's update constants: new weight = (w - zero) * scale - lr * ((g * s_g - mu) / sigma) */
+typedef struct { int32_t zero; float scale, s_g, mu, sigma, lr; } et_row_step;
+
+/* the updated float weight of one element (the engine's float32 operations in its order);
+ * the row passed by value: its fields are locals the loops' float stores cannot alias */
+static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
+{
+    float wf = (float)((int32_t)w - r.zero) * r.scale;
+    float g_real = (float)g * r.s_g;
+    return wf - r.lr * ((g_real - r.mu) / r.sigma);
+}
+
+/* one kept row stepped into wrow; returns the row's range in lo/hi (elements taken in pairs:
+ * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4) */
+static ET_NOINLINE void et_stepped_row(et_row_step r, const int8_t *w, const int32_t *g,
+                                       int32_t k, float *wrow, float *lo_out, float *hi_out)
+{
+    float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
+    int32_t i = 1;
+    wrow[0] = wf;
+    for (; i + 2 <= k; i += 2) {
+        float a = et_stepped(r, w[i], g[i]), b = et_stepped(r, w[i + 1], g[i + 1]);
+        wrow[i] = a;
+        wrow[i + 1] = b;
+        int a_small = a < b;
+        lo = et_minf(lo, a_small ? a : b);
+        hi = et_maxf(hi, a_small ? b : a);
+    }
+    if (i < k) {
+        wf = et_stepped(r, w[i], g[i]);
+        wrow[i] = wf;
+        lo = et_minf(lo, wf);
+        hi = et_maxf(hi, wf);
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+/* the range of one kept row's stepped weights (not stored) */
+static void et_stepped_range(et_row_step r, const int8_t *w, const int32_t *g, int32_t k,
+                             float *lo_out, float *hi_out)
+{
+    float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
+    for (int32_t i = 1; i < k; i++) {
+        wf = et_stepped(r, w[i], g[i]);
+        lo = et_minf(lo, wf);
+        hi = et_maxf(hi, wf);
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+static int et_finite(float x) { return x - x == 0.0f; }   /* not inf, not NaN */
+
+/* every stepped weight of a row with these constants is a number (no NaN): (w - zero) *
+ * scale stays finite (|w - zero| <= 255), the step's quotient has a finite numerator part and
+ * sigma > 0, and lr != 0 keeps lr * inf from being NaN; an infinity would show in lo / hi */
+static int et_row_step_no_nan(const et_row_step *r)
+{
+    return et_finite(255.0f * r->scale) && et_finite(r->s_g) && et_finite(r->mu) &&
+           r->sigma > 0.0f && et_finite(r->sigma) && r->lr != 0.0f && et_finite(r->lr);
+}
+
+/* no element of the row leaves +-2^20 once divided by scale (division by scale > 0 keeps
+ * the order, so the row's largest magnitude bounds them all) and none is NaN */
+static int et_row_in_range(const et_row_step *r, float lo, float hi, float scale)
+{
+    return et_row_step_no_nan(r) && et_finite(lo) && et_finite(hi) &&
+           et_maxf(-lo, hi) / scale <= 1048576.0f;
+}
+
+static et_row_step et_row_step_of(const et_ctx *c, const et_wlayer *L, int32_t o, float scale,
+                                  int32_t zero)
+{
+    et_row_step r;
+    r.zero = zero;
+    r.scale = scale;
+    r.s_g = L->s_g[o];
+    r.mu = L->g_stats[o].lo;
+    r.sigma = et_sigma(c, &L->g_stats[o]);
+    r.lr = c->cfg->lr;
+    return r;
+}
+
+/* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
+ * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form.
+ * Rows dropped by a partial update keep scale and codes, so they are not computed at all. */
+static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
+{
+    int32_t O = L->g.c_out, K = et_k(L);
+    const int mode = c->cfg->round_update;
+    const float rate = c->cfg->rate_weight;
+    uint32_t base = et_call_base(c, mode);
+    for (int32_t o = 0; o < O; o++) {
+        if (rows && !rows[o]) continue;
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], L->w_zero);
+        float lo, hi;
+        et_stepped_row(r, L->w + o * K, L->gw + o * K, K, L->wrow, &lo, &hi);
+        et_range_observe(&L->w_range[o], lo, hi, rate);
+        et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
+        et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
+                        et_row_in_range(&r, lo, hi, qp.scale));
+    }
+    et_weight_qparams(c, L);
+    ET_TRACE_T(L->trace_gw, L->w, O * K);
+    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * O);
+    ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
+}
+
+/* the range of one row's dequantized codes: the step of a dropped row is zero (wf - 0.0f is
+ * wf) and (w - zero) * scale grows with w (scale > 0), so the extreme codes give it */
+static void et_dequantized_range(const int8_t *w, int32_t k, int32_t zero, float scale,
+                                 float *lo_out, float *hi_out)
+{
+    int32_t mn = w[0], mx = w[0];
+    for (int32_t i = 1; i < k; i++) {
+        mn = w[i] < mn ? w[i] : mn;
+        mx = w[i] > mx ? w[i] : mx;
+    }
+    *lo_out = (float)(mn - zero) * scale - 0.0f;
+    *hi_out = (float)(mx - zero) * scale - 0.0f;
+}
+
+/* a kept row's updated weights recomputed (the same floats as et_stepped_row) and quantized
+ * with the new qparams; a dropped row's codes requantized with a zero step */
+static inline void et_requantize_stepped(et_row_step r, int kept, int8_t *w,
+                                         const int32_t *g, int32_t k, et_qparams qp,
+                                         et_round_mode mode, uint32_t base, uint32_t j0)
+{
+    for (int32_t i = 0; i < k; i++) {
+        float wf = kept ? et_stepped(r, w[i], g[i])
+                        : (float)((int32_t)w[i] - r.zero) * r.scale - 0.0f;
+        w[i] = et_quantize(wf, qp, mode, et_bits_for(mode, base, j0 + (uint32_t)i));
+    }
+}
+
+static void et_requantize_stepped_row(et_row_step r, int kept, int8_t *w,
+                                      const int32_t *g, int32_t k, et_qparams qp, int mode,
+                                      uint32_t base, uint32_t j0)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        et_requantize_stepped(r, kept, w, g, k, qp, ET_ROUND_FLOOR, base, j0);
+        break;
+    case ET_ROUND_NEAREST:
+        et_requantize_stepped(r, kept, w, g, k, qp, ET_ROUND_NEAREST, base, j0);
+        break;
+    default:
+        et_requantize_stepped(r, kept, w, g, k, qp, (et_round_mode)mode, base, j0);
+        break;
+    }
+}
+
+/* Trainer._apply_weight (one scale for the tensor): dequantize, step, observe the new range
+ * over all rows, then recompute each row's new weights and requantize them in place */
+static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
+{
+    int32_t O = L->g.c_out, K = et_k(L), old_zero = L->w_zero;
+    float glo = 0.0f, ghi = 0.0f;
+    for (int32_t o = 0; o < O; o++) {
+        float lo, hi;
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
+        if (!rows || rows[o])
+            et_stepped_range(r, L->w + o * K, L->gw + o * K, K, &lo, &hi);
+        else
+            et_dequantized_range(L->w + o * K, K, old_zero, L->w_scale[o], &lo, &hi);
+        glo = o == 0 ? lo : et_minf(glo, lo);
+        ghi = o == 0 ? hi : et_maxf(ghi, hi);
+    }
+    et_range_observe(&L->w_range[0], glo, ghi, c->cfg->rate_weight);
+    et_qparams qp = et_range_qparams(&L->w_range[0], 0, 0);
+    uint32_t base = et_call_base(c, c->cfg->round_update);
+    for (int32_t o = 0; o < O; o++) {
+        et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
+        et_requantize_stepped_row(r, !rows || rows[o], L->w + o * K, L->gw + o * K, K, qp,
+                                  c->cfg->round_update, base, (uint32_t)(o * K));
+    }
+    et_weight_qparams(c, L);
+    ET_TRACE_T(L->trace_gw, L->w, O * K);
+    ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4);
+    ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
+}
+
+/* Trainer._apply_bias */
+static void et_apply_bias(const et_ctx *c, et_wlayer *L, float s_g, const uint8_t *rows)
+{
+    int32_t O = L->g.c_out, *g = L->gb;
+    uint32_t base = et_call_base(c, c->cfg->round_update);
+    for (int32_t o = 0; o < O; o++) {
+        if (rows && !rows[o]) continue;         /* dropped channels keep their bias */
+        float s_b = L->b_scale[o];
+        float b_f = (float)L->b[o] * s_b - et_step(c, g[o], s_g, L->gb_stats, 1);
+        float v = et_clipf(b_f / s_b, -2147483648.0f, 2147483520.0f);
+        int64_t r = et_round_f32(v, (et_round_mode)c->cfg->round_update,
+                                 et_bits_for(c->cfg->round_update, base, (uint32_t)o));
+        L->b[o] = et_sat(r, ET_I32_MIN, ET_I32_MAX);
+    }
+    ET_TRACE_T(L->trace_gw + 3, L->b, 4 * O);
+}
+
+/* Trainer._update_layer: weight rows (filters) first, then the bias as one row */
+void et_update_weight(const et_ctx *c, et_wlayer *L)
+{
+    const uint8_t *rows = 0;
+    if (c->cfg->partial && L->train_w) {        /* rows kept for at least one sample */
+        for (int32_t b = 1; b < c->batch; b++)
+            for (int32_t o = 0; o < L->g.c_out; o++) L->kept[o] |= L->kept[b * L->g.c_out + o];
+        rows = L->kept;
+    }
+    if (L->train_w) {
+        et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats, rows,
+                            (int32_t)L->g_amax1 - 1,
+                            L->s_g);
+        if (c->cfg->weight_channels)
+            et_apply_weight_rows(c, L, rows);
+        else
+            et_apply_weight(c, L, rows);
+    }
+    if (L->train_b) {
+        float s_g;
+        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, -1, &s_g);
+        et_apply_bias(c, L, s_g, rows);
+    }
+}
