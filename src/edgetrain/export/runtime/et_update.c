@@ -160,13 +160,165 @@ static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t 
     }
 }
 
-static ET_NOINLINE void et_quantize_row(const float *src, int8_t *dst, int32_t n, et_qparams qp,
-                                        int mode, uint32_t base, uint32_t j0, int in_range)
+/* ---- stochastic rounding of a symmetric row by one directed conversion (docs/numerics.md
+ * section 1). With k = bits >> 8 (the threshold u = k * 2^-24) and v = src / scale, the
+ * engine's
+ *     floor(v) + (u < frac(v))  ==  ceil(v - u)
+ * (frac(v) > u puts v - u strictly inside (floor(v), floor(v) + 1), else inside
+ * (floor(v) - 1, floor(v)]). With V = v * 2^24 (exact: a power-of-two scaling, and a
+ * subnormal v only gains exponent) and C = ceil(V), an integer:
+ *     ceil(v - u) = -F,  F = floor((k - V) / 2^24) = floor((k - C) / 2^24)
+ * (floor(x / n) == floor(floor(x) / n) for an integer n > 0, and floor(k - V) = k - C as k is
+ * an integer). For -128 <= v < 128, F is in [-128, 128] and the code with zero point 0 is
+ * sat8(-F) = -1 - clamp(F - 1, -128, 127) = ~(sat32(k - 2^24 - C) >> 24): G = F - 1 =
+ * floor((k - 2^24 - C) / 2^24) lies in [-129, 127], clamping G to [-128, 127] maps
+ * F = -128 to the saturated 127, and a saturating 32-bit subtraction clamps G that way
+ * (floor(-2^31 / 2^24) = -128, floor((2^31 - 1) / 2^24) = 127). k - 2^24 is
+ * (bits >> 8) | 0xFF000000 as int32. Per element: ORR, QSUB, MVN (asr #24), STRB.
+ *
+ * C is one conversion: VCVTR.S32.F32 rounds by FPSCR.RMode (ARMv7-M ARM, VCVT/VCVTR between
+ * floating-point and integer: the R form uses the FPSCR rounding mode, the plain form rounds
+ * towards zero); with RMode = round towards plus infinity it is ceil(V) exactly (-2^31 <= V
+ * < 2^31: no saturation). QEMU translates the R form to vfp_tosis, float32_to_int32 under
+ * the FPSCR's rounding mode: the same. Every other floating-point operation of the row (the
+ * division and the scaling) runs first, in its own pass under the caller's round to
+ * nearest; the conversions' pass does no float arithmetic at all, and the FPSCR is switched
+ * around that pass alone (in one non-inlined function) and restored after it (its
+ * cumulative exception flags with it: nothing reads them). Without the FPU or DSP, or with
+ * ET_NO_SIMD, C comes from a truncation and one correction (et_ceil_f32) and the saturating
+ * subtraction from int64: the same integers. */
+#if defined(__ARM_FP) && defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+#define ET_VCVTR 1
+#else
+#define ET_VCVTR 0
+#endif
+
+/* the ceiling form covers a row with zero point 0, scale < 2 (et_scaled_quotients) and
+ * values v = x / scale in [vlo, vhi] (NaN fails) */
+static int et_ceil_covers(float vlo, float vhi, et_qparams qp)
 {
-    if (in_range)
+    return qp.zero == 0 && qp.scale < 2.0f && vlo >= -128.0f && vhi < 128.0f;
+}
+
+/* n values x scaled to V = (x / scale) * 2^24 in place, as V = x / (scale * 2^-24): one
+ * division, the same float when scale < 2 (and scale >= 2^-40, so scale * 2^-24 is exact).
+ * Rounding commutes with the power-of-two scaling while x / scale is normal; when
+ * |x / scale| < 2^-126 both V and the scaled quotient lie in (-1, 1), where C = ceil(V) is
+ * 1 for a positive value and 0 otherwise, and the two differ only if x / scale > 0 rounds
+ * to 0 in float32, i.e. 0 < x / scale <= 2^-150: impossible for scale < 2, as every
+ * nonzero float32 |x| >= 2^-149. */
+static void et_scaled_quotients(float *x, int32_t n, float scale)
+{
+    const float d = scale * 5.9604644775390625e-08f;   /* scale * 2^-24 */
+    int32_t i = 0;
+#if ET_VCVTR
+    for (; i + 4 <= n; i += 4)          /* one load and one store of four floats */
+        __asm volatile("vldmia %[p], {s8-s11}\n\t"
+                       "vdiv.f32 s8, s8, %[d]\n\t"
+                       "vdiv.f32 s9, s9, %[d]\n\t"
+                       "vdiv.f32 s10, s10, %[d]\n\t"
+                       "vdiv.f32 s11, s11, %[d]\n\t"
+                       "vstmia %[p]!, {s8-s11}"
+                       : [p] "+r"(x)
+                       : [d] "t"(d)
+                       : "s8", "s9", "s10", "s11", "memory");
+    for (; i < n; i++, x++) *x = *x / d;
+#else
+    for (; i < n; i++) x[i] = x[i] / d;
+#endif
+}
+
+/* a - b saturated to int32 (QSUB) */
+static inline int32_t et_qsub32(int32_t a, int32_t b)
+{
+#if ET_VCVTR
+    int32_t r;
+    __asm("qsub %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return et_sat((int64_t)a - b, ET_I32_MIN, ET_I32_MAX);
+#endif
+}
+
+/* k - 2^24 = (bits >> 8) | 0xFF000000 as int32 (one ORR with a shifted operand) */
+static inline int32_t et_k_minus(uint32_t bits)
+{
+#if ET_VCVTR
+    int32_t r;
+    __asm("orr %0, %1, %2, lsr #8" : "=r"(r) : "r"(0xFF000000u), "r"(bits));
+    return r;
+#else
+    return (int32_t)((bits >> 8) | 0xFF000000u);
+#endif
+}
+
+/* one element's int8 code from C = ceil(V): ~(sat32(k - 2^24 - C) >> 24) */
+static inline int8_t et_ceil_code(uint32_t h, int32_t c)
+{
+    return (int8_t)~et_asr32(et_qsub32(et_k_minus(et_fmix32(h)), c), 24);
+}
+
+#if ET_VCVTR
+/* the codes from V (et_scaled_quotients), FPSCR.RMode = +infinity for the loop alone */
+static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
+{
+    uint32_t fpscr;
+    int32_t i = 0;
+    __asm volatile("vmrs %0, fpscr" : "=r"(fpscr));
+    __asm volatile("vmsr fpscr, %0" : : "r"((fpscr & ~0x00C00000u) | 0x00400000u) : "memory");
+    for (; i + 2 <= n; i += 2, h += 2u * ET_GOLDEN) {
+        int32_t c0, c1;
+        __asm volatile("vldmia %[p]!, {s14-s15}\n\t"
+                       "vcvtr.s32.f32 s14, s14\n\t"
+                       "vcvtr.s32.f32 s15, s15\n\t"
+                       "vmov %[c0], %[c1], s14, s15"
+                       : [p] "+r"(x), [c0] "=r"(c0), [c1] "=r"(c1)
+                       :
+                       : "s14", "s15", "memory");
+        dst[i] = et_ceil_code(h, c0);
+        dst[i + 1] = et_ceil_code(h + ET_GOLDEN, c1);
+    }
+    if (i < n) {
+        int32_t c0;
+        __asm volatile("vldr s15, [%[p]]\n\t"
+                       "vcvtr.s32.f32 s15, s15\n\t"
+                       "vmov %[c0], s15"
+                       : [c0] "=r"(c0)
+                       : [p] "r"(x)
+                       : "s15", "memory");
+        dst[i] = et_ceil_code(h, c0);
+    }
+    __asm volatile("vmsr fpscr, %0" : : "r"(fpscr) : "memory");
+}
+#else
+/* ceil(V) for -2^31 <= V < 2^31: the truncation is exact, and so is (float)t (|t| <= 2^24,
+ * or |V| > 2^24 and V, a float of that size, is an integer: t == V) */
+static inline int32_t et_ceil_f32(float v)
+{
+    int32_t t = (int32_t)v;
+    return t + ((float)t < v);
+}
+
+static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
+{
+    for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) dst[i] = et_ceil_code(h, et_ceil_f32(x[i]));
+}
+#endif
+
+/* src is scratch (the ceiling form overwrites it); in_range: every |src / scale| <= 2^20,
+ * no NaN; ceil: the ceiling form covers the row (used for stochastic rounding) */
+static ET_NOINLINE void et_quantize_row(float *src, int8_t *dst, int32_t n, et_qparams qp,
+                                        int mode, uint32_t base, uint32_t j0, int in_range,
+                                        int ceil)
+{
+    if (in_range && ceil && mode == ET_ROUND_STOCHASTIC) {
+        et_scaled_quotients(src, n, qp.scale);
+        et_ceil_codes(src, dst, n, base + j0 * ET_GOLDEN);
+    } else if (in_range) {
         et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 1);
-    else
+    } else {
         et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 0);
+    }
 }
 
 /* a row's update constants: new weight = (w - zero) * scale - lr * ((g * s_g - mu) / sigma) */
@@ -270,7 +422,8 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
         et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
         et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
-                        et_row_in_range(&r, lo, hi, qp.scale));
+                        et_row_in_range(&r, lo, hi, qp.scale),
+                        et_ceil_covers(lo / qp.scale, hi / qp.scale, qp));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);

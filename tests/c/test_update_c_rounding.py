@@ -1,0 +1,194 @@
+"""The in-place update's row quantization (et_quantize_row in et_update.c) against the
+specification, edgetrain.numerics.qparams.quantize with stochastic rounding: the ceiling
+form of docs/numerics.md section 1's stochastic rule (q = ~(sat32(k - 2^24 - ceil(V)) >> 24)
+with V = x / (scale * 2^-24); VCVTR under round-towards-plus-infinity on Cortex-M4/M7, a
+truncation and a correction elsewhere) must give the engine's codes bit for bit. Rows mix
+integers, values one ulp either side of integers and of +-128, halves, tiny and subnormal
+values, zeros of both signs and scales up to the form's limit (and beyond it, where the
+general path runs); single-element rows force the threshold k to 0, 1, 2^23 and 2^24 - 1
+through the inverse of fmix32. Host build here; the cross test at the bottom runs the same
+harness on Cortex-M (QEMU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgetrain.export import runner
+from edgetrain.export.toolchains import available, target
+
+GOLDEN = 0x9E3779B9
+M32 = 0xFFFFFFFF
+
+# reads the row count, then per row (n, scale, h) and n float32 values; writes per row the
+# flag "the ceiling form covered it" (int32) and the n int8 codes of et_quantize_row
+HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#define et_update_weight et_update_weight_harness_copy
+#include "et_update.c"
+
+int main(void)
+{
+    uint32_t rows, head[3];
+    FILE *f = fopen("uq_in.bin", "rb"), *out = fopen("uq_out.bin", "wb");
+    if (!f || !out || fread(&rows, 4, 1, f) != 1) return 3;
+    for (uint32_t r = 0; r < rows; r++) {
+        if (fread(head, 4, 3, f) != 3) return 3;
+        int32_t n = (int32_t)head[0];
+        float *x = malloc(4 * (size_t)n);
+        int8_t *q = malloc((size_t)n);
+        et_qparams qp = {0.0f, 0};
+        memcpy(&qp.scale, &head[1], 4);
+        if (!x || !q || fread(x, 4, (size_t)n, f) != (size_t)n) return 3;
+        float lo = x[0], hi = x[0];
+        for (int32_t i = 1; i < n; i++) {
+            lo = et_minf(lo, x[i]);
+            hi = et_maxf(hi, x[i]);
+        }
+        int32_t ceil = et_ceil_covers(lo / qp.scale, hi / qp.scale, qp);
+        int in_range = et_maxf(-lo, hi) / qp.scale <= 1048576.0f;
+        et_quantize_row(x, q, n, qp, ET_ROUND_STOCHASTIC, head[2], 0, in_range, ceil);
+        fwrite(&ceil, 4, 1, out);
+        fwrite(q, 1, (size_t)n, out);
+        free(x);
+        free(q);
+    }
+    fclose(out);
+    return et_error;
+}
+"""
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    h = np.asarray(h, np.uint64) & M32
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & M32
+    h ^= h >> 16
+    return h.astype(np.uint32)
+
+
+def fmix32_inverse(b: int) -> int:
+    """The h with fmix32(h) == b (every step of fmix32 is a bijection on uint32)."""
+    b ^= b >> 16
+    b = (b * pow(0xC2B2AE35, -1, 2**32)) & M32
+    b ^= (b >> 13) ^ (b >> 26)
+    b = (b * pow(0x85EBCA6B, -1, 2**32)) & M32
+    return b ^ (b >> 16)
+
+
+class FixedBits:
+    """A stand-in for numerics.rounding.Stream that hands out given bits."""
+
+    def __init__(self, bits: np.ndarray):
+        self._bits = bits
+
+    def bits(self, shape):
+        return self._bits.reshape(shape)
+
+
+def special_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    """v = x / scale targets: integers, one ulp either side, halves, uniform, tiny, zeros."""
+    ints = rng.integers(-128, 128, n).astype(np.float32)
+    kind = rng.integers(0, 8, n)
+    v = ints.copy()
+    v[kind == 1] = np.nextafter(ints[kind == 1], np.float32(np.inf))
+    v[kind == 2] = np.nextafter(ints[kind == 2], np.float32(-np.inf))
+    v[kind == 3] = ints[kind == 3] + np.float32(0.5)
+    v[kind == 4] = rng.uniform(-128, 128, (kind == 4).sum())
+    v[kind == 5] = rng.uniform(-1, 1, (kind == 5).sum()) * 2.0 ** -rng.integers(1, 40, (kind == 5).sum())
+    v[kind == 6] = rng.uniform(-2, 2, (kind == 6).sum())
+    return np.clip(v, np.float32(-128), np.nextafter(np.float32(128), np.float32(0)))
+
+
+def make_rows(rng: np.random.Generator) -> list[tuple[np.ndarray, np.float32, int]]:
+    rows = []
+    for r in range(48):
+        n = int(rng.integers(1, 300))
+        scale = np.float32(2.0 ** rng.uniform(-30, 1))  # below 2: the ceiling form's range
+        if r % 12 == 5:
+            scale = np.float32(2.0 ** -int(rng.integers(0, 40)))  # powers of two
+        if r % 12 == 7:
+            scale = np.float32(rng.uniform(2.0, 8.0))  # beyond the form: the general path
+        x = (special_values(rng, n) * scale).astype(np.float32)
+        if r % 12 == 3:  # subnormal and zero weights
+            x[: n // 2] = (rng.integers(-50, 50, n // 2) * np.float32(1e-45)).astype(np.float32)
+            x[-1:] = np.float32(-0.0)
+        if r % 12 == 9 and n > 2:  # the extremes themselves: v = -128 and just below 128
+            x[0] = np.float32(-128) * scale
+            x[1] = np.nextafter(np.float32(128), np.float32(0)) * scale
+        if r % 12 == 11:  # a value at v >= 128: the general path
+            x[0] = np.float32(128.5) * scale
+        rows.append((x, scale, int(rng.integers(0, 2**32))))
+    for k in (0, 1, 2**23, 2**24 - 2, 2**24 - 1):  # forced thresholds, first or second element
+        for v in (0.0, 1e-30, -1e-30, 5.0, -5.0, 2.5, -2.5, 127.0, -128.0, 0.9999999, -0.9999999):
+            low = int(rng.integers(0, 256))
+            h = fmix32_inverse((k << 8) | low)
+            scale = np.float32(0.0123)
+            x = np.array([v, -v], np.float32) * scale
+            rows.append((x[:1], scale, h))
+            rows.append((x[::-1].copy(), scale, (h - GOLDEN) & M32))
+    return rows
+
+
+def expected(x: np.ndarray, scale: np.float32, h: int) -> np.ndarray:
+    from edgetrain.numerics.qparams import QParams, quantize
+
+    bits = fmix32((h + np.arange(len(x), dtype=np.uint64) * GOLDEN) & M32)
+    return quantize(x, QParams(scale, 0), "stochastic", FixedBits(bits))
+
+
+class UpdateHarness:
+    def __init__(self, target_name: str, build_dir: Path):
+        self.dir = Path(build_dir)
+        src = self.dir / "uq_harness.c"
+        src.write_text(HARNESS)
+        self.prog = runner.build(target(target_name), [src], self.dir, name=f"uq_{target_name}")
+
+    def run(self, rows) -> list[tuple[int, np.ndarray]]:
+        parts = [np.array([len(rows)], np.uint32).tobytes()]
+        for x, scale, h in rows:
+            parts.append(np.array([len(x)], np.uint32).tobytes() + np.float32(scale).tobytes()
+                         + np.array([h], np.uint32).tobytes() + x.astype(np.float32).tobytes())
+        (self.dir / "uq_in.bin").write_bytes(b"".join(parts))
+        res = runner.run(self.prog, self.dir, timeout=300)
+        assert res.exit_code == 0, (res.exit_code, res.stdout, res.stderr)
+        raw, out, pos = (self.dir / "uq_out.bin").read_bytes(), [], 0
+        for x, _, _ in rows:
+            flag = int(np.frombuffer(raw[pos:pos + 4], np.int32)[0])
+            out.append((flag, np.frombuffer(raw[pos + 4:pos + 4 + len(x)], np.int8)))
+            pos += 4 + len(x)
+        return out
+
+
+def compare(h: UpdateHarness, seed: int) -> None:
+    rows = make_rows(np.random.default_rng(seed))
+    got = h.run(rows)
+    for (x, scale, hb), (_, codes) in zip(rows, got):
+        np.testing.assert_array_equal(codes, expected(x, scale, hb))
+    flags = np.array([f for f, _ in got])
+    assert flags.mean() > 0.8, "the ceiling form should cover most rows"
+    assert (flags == 0).any(), "the general path should run for some rows too"
+
+
+OK, WHY = available("host")
+
+
+@pytest.mark.skipif(not OK, reason=f"host C compiler missing: {WHY}")
+def test_quantize_row_ceiling_form_host(tmp_path):
+    h = UpdateHarness("host", tmp_path)
+    for seed in range(3):
+        compare(h, seed)
+
+
+CROSS_OK, CROSS_WHY = available("cortex-m4")
+
+
+@pytest.mark.skipif(not CROSS_OK, reason=f"cross toolchain missing: {CROSS_WHY}")
+@pytest.mark.parametrize("name", ["cortex-m0plus", "cortex-m4", "cortex-m7"])
+def test_quantize_row_ceiling_form_cortex_m(tmp_path, name):
+    compare(UpdateHarness(name, tmp_path), 10)
