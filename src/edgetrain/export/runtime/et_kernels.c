@@ -6,6 +6,7 @@
  * four channels per pass over a shifted input, linear layers four rows per pass over the
  * input. Scratch beyond et_conv_scratch is a bounded stack buffer (ET_STACK_COL int16); a
  * layer whose columns are longer takes the one-column path. */
+#include <stddef.h>
 #include <string.h>
 
 #include "et_kernels.h"
@@ -47,65 +48,152 @@ static inline uint32_t et_pkhtb(uint32_t a, uint32_t b)
 
 static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
-/* ------------------------------------------------------------- dot products */
+/* ------------------------------------------------------------- gathered blocks */
 
-/* Columns of 16-bit operands against int8 rows. With DSP, each full group of four entries
- * of either the column or the row (never both) is stored in the order 0, 2, 1, 3
- * (et_perm_col / et_perm_row): the order SXTB16 / SXTB16 ROR 8 unpack four int8 in, so one
- * 32-bit load of the column meets one unpacked pair. */
+/* A block holds the 16-bit operands of ET_NB = 4 positions (its columns j = 0..3) over n
+ * entries. Each full group of four entries k .. k + 3 takes 16 int16: the pairs (k, k + 2)
+ * of columns 0..3, then the pairs (k + 1, k + 3) of columns 0..3 -- the pairs SXTB16 and
+ * SXTB16 ROR 8 unpack a row's four int8 into, so one LDM of four words meets one unpacked
+ * weight pair in four dual MACs. Each of the n % 4 tail entries takes four int16, one per
+ * column. The layout is the same on every core; only the loop reading it differs. */
+#define ET_NB 4
 
-/* s = {a.w0, b.w0, a.w1, b.w1} over n entries: two columns against two rows. The DSP loop
- * is written out (fourteen live registers: GCC's own allocation spilled in this loop). */
-static inline void et_dot22(const int16_t *a, const int16_t *b, const int8_t *w0, const int8_t *w1,
-                     int32_t n, int32_t *s)
-{
-    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+/* one block against `rows` int8 rows; field order and offsets are read by et_rows4_dsp */
+typedef struct {
+    const int16_t *blk;          /*  0 */
+    int32_t groups;              /*  4: full groups of four entries */
+    int32_t init[ET_NB];         /*  8: each row's four sums start here (minus the corrections) */
+    const int8_t *w;             /* 24: the first row; row r + 1 starts wskip after row r's end */
+    int32_t tail;                /* 28: entries after the groups (0..3) */
+    int32_t *out;                /* 32: the first row's four sums, stored; rows ldo apart */
+    int32_t ldo, wskip;          /* 36, 40 */
+    int32_t rows;                /* 44: at least one */
+} et_rows4_job;
+
 #if ET_SIMD
-    int32_t m = n >> 2;
-    if (m > 0) {
-        uint32_t u, v, x, y, t;
-        __asm volatile(
-            "1:\n\t"
-            "ldr %[u], [%[w0]], #4\n\t"
-            "ldr %[x], [%[a]], #4\n\t"
-            "ldr %[y], [%[b]], #4\n\t"
-            "sxtb16 %[t], %[u]\n\t"
-            "sxtb16 %[u], %[u], ror #8\n\t"
-            "smlad %[s0], %[t], %[x], %[s0]\n\t"
-            "smlad %[s1], %[t], %[y], %[s1]\n\t"
-            "ldr %[v], [%[w1]], #4\n\t"
-            "sxtb16 %[t], %[v]\n\t"
-            "sxtb16 %[v], %[v], ror #8\n\t"
-            "smlad %[s2], %[t], %[x], %[s2]\n\t"
-            "smlad %[s3], %[t], %[y], %[s3]\n\t"
-            "ldr %[x], [%[a]], #4\n\t"
-            "ldr %[y], [%[b]], #4\n\t"
-            "smlad %[s0], %[u], %[x], %[s0]\n\t"
-            "smlad %[s1], %[u], %[y], %[s1]\n\t"
-            "smlad %[s2], %[v], %[x], %[s2]\n\t"
-            "smlad %[s3], %[v], %[y], %[s3]\n\t"
-            "subs %[m], %[m], #1\n\t"
-            "bne 1b\n\t"
-            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [a] "+r"(a),
-              [b] "+r"(b), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
-              [v] "=&r"(v), [x] "=&r"(x), [y] "=&r"(y), [t] "=&r"(t)
-            :
-            : "cc", "memory");
-        n -= 4 * (n >> 2);
+/* the four sums of one row: {r4, r5, r6, r7}; per group of four entries one weight word
+ * (r1), two LDMs of four column words (r8-r11), 2 SXTB16 and 8 SMLAD (13 instructions for
+ * 32 MACs); the row loop keeps its state in the job (r0), every register is in use */
+#define ET_GROUP                                                                            \
+    "ldr lr, [r1], #4\n\t"          /* w0 w1 w2 w3 */                                      \
+    "ldm r2!, {r8-r11}\n\t"         /* (k, k + 2) of columns 0..3 */                       \
+    "sxtb16 ip, lr\n\t"             /* (w0, w2) */                                         \
+    "smlad r4, ip, r8, r4\n\t"                                                              \
+    "smlad r5, ip, r9, r5\n\t"                                                              \
+    "smlad r6, ip, r10, r6\n\t"                                                             \
+    "smlad r7, ip, r11, r7\n\t"                                                             \
+    "ldm r2!, {r8-r11}\n\t"         /* (k + 1, k + 3) */                                   \
+    "sxtb16 lr, lr, ror #8\n\t"     /* (w1, w3) */                                         \
+    "smlad r4, lr, r8, r4\n\t"                                                              \
+    "smlad r5, lr, r9, r5\n\t"                                                              \
+    "smlad r6, lr, r10, r6\n\t"                                                             \
+    "smlad r7, lr, r11, r7\n\t"
+
+void et_rows4_dsp(et_rows4_job *jb);
+__asm(
+    ".pushsection .text.et_rows4_dsp, \"ax\", %progbits\n\t"
+    ".syntax unified\n\t"
+    ".thumb\n\t"
+    ".balign 4\n\t"
+    ".global et_rows4_dsp\n\t"
+    ".thumb_func\n\t"
+    ".type et_rows4_dsp, %function\n"
+    "et_rows4_dsp:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "ldr r1, [r0, #24]\n"
+    "1:\n\t"
+    "ldm r0, {r2-r7}\n\t"           /* blk, groups, the four starting sums */
+    "lsrs r3, r3, #1\n\t"           /* pairs of groups; carry: one more */
+    "bcc 2f\n\t"
+    ET_GROUP
+    "2:\n\t"
+    "cmp r3, #0\n\t"
+    "beq 4f\n"
+    "3:\n\t"
+    ET_GROUP
+    ET_GROUP
+    "subs r3, r3, #1\n\t"
+    "bne 3b\n"
+    "4:\n\t"
+    "ldr r3, [r0, #28]\n\t"         /* tail entries: one int8 weight, two column words */
+    "cmp r3, #0\n\t"
+    "beq 6f\n"
+    "5:\n\t"
+    "ldrsb ip, [r1], #1\n\t"
+    "ldm r2!, {r8, r9}\n\t"
+    "smlabb r4, ip, r8, r4\n\t"
+    "smlabt r5, ip, r8, r5\n\t"
+    "smlabb r6, ip, r9, r6\n\t"
+    "smlabt r7, ip, r9, r7\n\t"
+    "subs r3, r3, #1\n\t"
+    "bne 5b\n"
+    "6:\n\t"
+    "ldr ip, [r0, #32]\n\t"
+    "stm ip, {r4-r7}\n\t"
+    "ldrd r8, r9, [r0, #36]\n\t"    /* ldo, wskip */
+    "add ip, ip, r8, lsl #2\n\t"
+    "str ip, [r0, #32]\n\t"
+    "add r1, r1, r9\n\t"
+    "ldr ip, [r0, #44]\n\t"
+    "subs ip, ip, #1\n\t"
+    "str ip, [r0, #44]\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size et_rows4_dsp, . - et_rows4_dsp\n\t"
+    ".popsection\n");
+
+/* the assembly reads the job at these offsets (ARM: 4-byte pointers) */
+typedef char et_rows4_job_layout[offsetof(et_rows4_job, rows) == 44 &&
+                                 offsetof(et_rows4_job, tail) == 28 ? 1 : -1];
+#define et_rows4 et_rows4_dsp
+#else
+/* the same sums in plain C: s_j = init_j + sum_k column j [k] w_r[k] */
+static void et_rows4(et_rows4_job *jb)
+{
+    const int8_t *w = jb->w;
+    int32_t *out = jb->out, n = 4 * jb->groups;
+    for (int32_t r = 0; r < jb->rows; r++, w += n + jb->tail + jb->wskip, out += jb->ldo) {
+        const int16_t *b = jb->blk;
+        int32_t s[ET_NB] = {0, 0, 0, 0}, k = 0;
+        for (; k < n; k += 4, b += 16)
+            for (int32_t j = 0; j < ET_NB; j++)
+                s[j] += b[2 * j] * w[k] + b[2 * j + 1] * w[k + 2] + b[8 + 2 * j] * w[k + 1] +
+                        b[9 + 2 * j] * w[k + 3];
+        for (; k < n + jb->tail; k++, b += 4)
+            for (int32_t j = 0; j < ET_NB; j++) s[j] += b[j] * w[k];
+        for (int32_t j = 0; j < ET_NB; j++) out[j] = s[j] + jb->init[j];
     }
-#endif
-    for (; i < n; i++) {
-        int32_t x0 = w0[i], x1 = w1[i];
-        s0 += a[i] * x0;
-        s1 += b[i] * x0;
-        s2 += a[i] * x1;
-        s3 += b[i] * x1;
-    }
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
 }
+#endif
+
+/* out_r[j] = block column j . w_r - corr[j] (add: out_r[j] += that) for j < npos and rows
+ * r < rows (w_r = w + r ldw, out_r = out + r ldo): one block against every row. Short or
+ * accumulating blocks go through a small buffer so that the loop stores four whole sums. */
+static void et_rows_block(const int16_t *blk, int32_t n, const int8_t *w, int32_t ldw,
+                          int32_t rows, int32_t *out, int32_t ldo, const int32_t *corr,
+                          int32_t npos, int add)
+{
+    et_rows4_job jb = {blk, n >> 2, {-corr[0], -corr[1], -corr[2], -corr[3]}, w, n & 3, out,
+                       ldo, ldw - n, rows};
+    if (npos == ET_NB && !add) {
+        et_rows4(&jb);
+        return;
+    }
+    int32_t tmp[16 * ET_NB];
+    for (int32_t r0 = 0; r0 < rows; r0 += 16, w += 16 * ldw, out += 16 * ldo) {
+        int32_t m = et_min32(16, rows - r0);
+        jb.w = w;
+        jb.out = tmp;
+        jb.ldo = ET_NB;
+        jb.rows = m;
+        et_rows4(&jb);
+        for (int32_t r = 0; r < m; r++)
+            for (int32_t j = 0; j < npos; j++)
+                out[r * ldo + j] = (add ? out[r * ldo + j] : 0) + tmp[r * ET_NB + j];
+    }
+}
+
+/* ------------------------------------------------------------- dot products */
 
 /* s[r] = col . e_r over n int16 entries (natural order) for four rows e_r */
 static void et_dot4_q15(const int16_t *col, const int16_t *const *e, int32_t n, int32_t *s)
@@ -157,35 +245,6 @@ static void et_dot4_q15(const int16_t *col, const int16_t *const *e, int32_t n, 
     s[1] = s1;
     s[2] = s2;
     s[3] = s3;
-}
-
-/* reorder natural-order entries into the dual-MAC order (0, 2, 1, 3 per group of four) */
-static void et_perm_col(int16_t *col, int32_t n)
-{
-#if ET_SIMD
-    for (int32_t i = 0; i + 4 <= n; i += 4) {
-        int16_t c1 = col[i + 1];
-        col[i + 1] = col[i + 2];
-        col[i + 2] = c1;
-    }
-#else
-    (void)col;
-    (void)n;
-#endif
-}
-
-static void et_perm_row(int8_t *row, int32_t n)
-{
-#if ET_SIMD
-    for (int32_t i = 0; i + 4 <= n; i += 4) {
-        int8_t c1 = row[i + 1];
-        row[i + 1] = row[i + 2];
-        row[i + 2] = c1;
-    }
-#else
-    (void)row;
-    (void)n;
-#endif
 }
 
 /* ------------------------------------------------------------------ linear */
@@ -763,39 +822,61 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
     }
 }
 
-/* ---- gathered convolutions: a column of 16-bit operands per position, then dual-MAC
- * dot products against whole weight rows (CMSIS-NN style), two rows and two positions per
- * pass. Used unless every group has one input and one output channel (depthwise). */
+/* ---- gathered convolutions: per block of four output (or, backward, input) positions a
+ * block of 16-bit operands (see et_rows4_job), then every weight row against it: each
+ * weight word is unpacked once for four positions. Used unless every group has one input
+ * and one output channel (depthwise). Columns longer than ET_STACK_COL entries are split
+ * into chunks, each summed into the outputs. */
 
-/* centred inputs of a 1 x 1 kernel without padding: one per input channel of the group */
-static int32_t et_gather_1x1(const int8_t *x, int32_t zx, int32_t hw, int32_t cg, int16_t *col)
+typedef union { int32_t align; int16_t v[ET_NB * ET_STACK_COL]; } et_block_buf;
+
+/* column j of a block over n entries from natural-order entries col[0..n); returns their sum */
+static int32_t et_put_col(int16_t *blk, int32_t j, const int16_t *col, int32_t n)
+{
+    int32_t k = 0, sum = 0;
+    for (int16_t *b = blk + 2 * j; k + 4 <= n; k += 4, b += 16) {
+        b[0] = col[k];
+        b[1] = col[k + 2];
+        b[8] = col[k + 1];
+        b[9] = col[k + 3];
+        sum += col[k] + col[k + 1] + col[k + 2] + col[k + 3];
+    }
+    for (int16_t *b = blk + 4 * k + j; k < n; k++, b += 4) {
+        *b = col[k];
+        sum += col[k];
+    }
+    return sum;
+}
+
+/* column j of a block: the centred inputs of a 1 x 1 kernel without padding in n channels
+ * (x: the position in the first, planes hw apart), written in place; returns their sum */
+static int32_t et_put_1x1(int16_t *blk, int32_t j, const int8_t *x, int32_t zx, int32_t hw,
+                          int32_t n)
 {
     int32_t sum = 0, c = 0;
-    for (; c + 4 <= cg; c += 4, x += 4 * hw) {    /* stored in the dual-MAC order directly */
+    for (int16_t *b = blk + 2 * j; c + 4 <= n; c += 4, b += 16, x += 4 * hw) {
         int32_t v0 = x[0] - zx, v1 = x[hw] - zx, v2 = x[2 * hw] - zx, v3 = x[3 * hw] - zx;
-        col[c] = (int16_t)v0;
-        col[c + 1 + ET_SIMD] = (int16_t)v1;
-        col[c + 2 - ET_SIMD] = (int16_t)v2;
-        col[c + 3] = (int16_t)v3;
+        b[0] = (int16_t)v0;
+        b[1] = (int16_t)v2;
+        b[8] = (int16_t)v1;
+        b[9] = (int16_t)v3;
         sum += v0 + v1 + v2 + v3;
     }
-    for (; c < cg; c++, x += hw) {
+    for (int16_t *b = blk + 4 * c + j; c < n; c++, b += 4, x += hw) {
         int32_t v = x[0] - zx;
-        col[c] = (int16_t)v;
+        *b = (int16_t)v;
         sum += v;
     }
     return sum;
 }
 
 /* column of centred inputs read by output position p of the group whose first input
- * channel is c0, in the dual-MAC order; returns its sum */
-static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
-                           int32_t p, int16_t *col)
+ * channel is c0 (natural order) */
+static void et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
+                        int32_t p, int16_t *col)
 {
-    int32_t cg = g->c_in / g->groups, k = 0, sum = 0, oy = p / g->wo, ox = p - oy * g->wo;
+    int32_t cg = g->c_in / g->groups, k = 0, oy = p / g->wo, ox = p - oy * g->wo;
     int32_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw, hw = g->h * g->w;
-    if (g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0)
-        return et_gather_1x1(x + c0 * hw + y0 * g->w + x0, zx, hw, cg, col);
     int inside = y0 >= 0 && y0 + g->kh <= g->h && x0 >= 0 && x0 + g->kw <= g->w;
     for (int32_t c = 0; c < cg; c++) {
         const int8_t *xc = x + (c0 + c) * hw;
@@ -803,42 +884,36 @@ static int32_t et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, in
             int32_t iy = y0 + ky;
             if (inside) {                           /* no padding: copy the row */
                 const int8_t *r = xc + iy * g->w + x0;
-                for (int32_t kx = 0; kx < g->kw; kx++, k++) {
-                    int32_t v = (int32_t)r[kx] - zx;
-                    col[k] = (int16_t)v;
-                    sum += v;
-                }
+                for (int32_t kx = 0; kx < g->kw; kx++, k++) col[k] = (int16_t)(r[kx] - zx);
                 continue;
             }
             int row_ok = iy >= 0 && iy < g->h;
             for (int32_t kx = 0; kx < g->kw; kx++, k++) {
                 int32_t ix = x0 + kx;
-                int32_t v = row_ok && ix >= 0 && ix < g->w ? (int32_t)xc[iy * g->w + ix] - zx : 0;
-                col[k] = (int16_t)v;
-                sum += v;
+                col[k] = (int16_t)(row_ok && ix >= 0 && ix < g->w ? xc[iy * g->w + ix] - zx : 0);
             }
         }
     }
-    et_perm_col(col, k);
-    return sum;
 }
 
-/* out_r[p] = a . w_r - ca and out_r[q] = b . w_r - cb for rows r < rows (w_r = w + r ldw,
- * out_r = out + r ldo): the 2 x 2 blocks of one column pair, every gathered kernel's end */
-static void et_rows22(const int16_t *a, const int16_t *b, const int8_t *w, int32_t ldw,
-                      int32_t rows, int32_t n, int32_t *out, int32_t ldo, int32_t p, int32_t q,
-                      int32_t ca, int32_t cb)
+/* the block of output positions p + j (j < 4; past the last position, the last again) over
+ * the entries [k0, k0 + n) of their columns, group input channels from c0; sums[j]: the
+ * sum of column j's entries in the block */
+static void et_block_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
+                       int32_t p, int32_t k0, int32_t n, int16_t *col, int16_t *blk,
+                       int32_t *sums)
 {
-    int32_t s[4], d = q - p;
-    int32_t *o0 = out + p;
-    for (int32_t r = 0; r < rows; r += 2, w += 2 * ldw, o0 += 2 * ldo) {
-        int last = r + 1 == rows;                   /* an odd last row pairs with itself */
-        et_dot22(a, b, w, last ? w : w + ldw, n, s);
-        int32_t *o1 = last ? o0 : o0 + ldo;
-        o0[0] = s[0] - ca;
-        o0[d] = s[1] - cb;
-        o1[0] = s[2] - ca;
-        o1[d] = s[3] - cb;
+    int32_t P = g->ho * g->wo, hw = g->h * g->w;
+    int one = g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0;
+    for (int32_t j = 0; j < ET_NB; j++) {
+        int32_t q = et_min32(p + j, P - 1), oy = q / g->wo, ox = q - oy * g->wo;
+        if (one) {
+            const int8_t *xq = x + (c0 + k0) * hw + oy * g->sh * g->w + ox * g->sw;
+            sums[j] = et_put_1x1(blk, j, xq, zx, hw, n);
+            continue;
+        }
+        et_gather_x(g, x, zx, c0, q, col);
+        sums[j] = et_put_col(blk, j, col + k0, n);
     }
 }
 
@@ -849,25 +924,26 @@ void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t
         (et_dw3(g) ? et_dw3_fwd : et_conv_fwd_direct)(g, x, zx, w, zw, acc);
         return;
     }
-    int16_t second[ET_STACK_COL];
+    et_block_buf blk;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
-    int32_t P = g->ho * g->wo, two = K <= ET_STACK_COL;
+    int32_t P = g->ho * g->wo, sums[ET_NB], corr[ET_NB];
     for (int32_t gi = 0; gi < g->groups; gi++)
-        for (int32_t p = 0, q; p < P; p = q + 1) {
-            q = two && p + 1 < P ? p + 1 : p;       /* the pair (p, q); q == p: one column */
-            const int16_t *b = q != p ? second : sc->col;
-            int32_t ca = zw * et_gather_x(g, x, zx, gi * cg, p, sc->col);
-            int32_t cb = q != p ? zw * et_gather_x(g, x, zx, gi * cg, q, second) : ca;
-            et_rows22(sc->col, b, w + gi * og * K, K, og, K, acc + gi * og * P, P, p, q, ca, cb);
-        }
+        for (int32_t p = 0; p < P; p += ET_NB)
+            for (int32_t k0 = 0; k0 < K; k0 += ET_STACK_COL) {
+                int32_t n = et_min32(ET_STACK_COL, K - k0);
+                et_block_x(g, x, zx, gi * cg, p, k0, n, sc->col, blk.v, sums);
+                for (int32_t j = 0; j < ET_NB; j++) corr[j] = zw * sums[j];
+                et_rows_block(blk.v, n, w + gi * og * K + k0, K, og, acc + gi * og * P + p, P,
+                              corr, et_min32(ET_NB, P - p), k0 > 0);
+            }
 }
 
 /* Backward error: dx[c][iy][ix] = sum over kept outputs o and offsets (ky, kx) of
  * ec[o][oy][ox] * w[o][c][ky][kx]: a gathered convolution with transposed weights, built
  * per call for the kept outputs only (dropped structures cost nothing). */
 
-/* wt row c (stride og * kk) = w[o_j][c][k] for kept o_j, entries j * kk + k, in the dual-MAC
- * order; kept[j] = o_j * P (the error row's offset). Returns the number of kept outputs. */
+/* wt row c (stride og * kk) = w[o_j][c][k] for kept o_j, entries j * kk + k; kept[j] = o_j *
+ * P (the error row's offset). Returns the number of kept outputs. */
 static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
                                  int32_t gi, const et_conv_scratch *sc)
 {
@@ -881,7 +957,6 @@ static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const
             for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
         sc->kept[n++] = o * P;
     }
-    for (int32_t c = 0; c < cg; c++) et_perm_row(sc->wt + c * og * kk, n * kk);
     return n;
 }
 
@@ -898,10 +973,10 @@ static int32_t et_source(const et_conv_geo *g, int32_t p, int32_t ky, int32_t kx
 }
 
 /* column of kept errors met by input position p (entries j * kk + k, natural order) */
-static int32_t et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
-                           int32_t n, int32_t p, int16_t *col)
+static void et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                        int32_t n, int32_t p, int16_t *col)
 {
-    int32_t kk = g->kh * g->kw, sum = 0;
+    int32_t kk = g->kh * g->kw;
     for (int32_t k = 0; k < kk; k++) {
         int32_t q = et_source(g, p, k / g->kw, k % g->kw);
         int16_t *dst = col + k;
@@ -910,13 +985,21 @@ static int32_t et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_
             continue;
         }
         const int16_t *eq = ec + q;
-        for (int32_t j = 0; j < n; j++, dst += kk) {
-            int32_t v = eq[kept[j]];
-            *dst = (int16_t)v;
-            sum += v;
-        }
+        for (int32_t j = 0; j < n; j++, dst += kk) *dst = eq[kept[j]];
     }
-    return sum;
+}
+
+/* the block of input positions p + j (j < 4; past the last position, the last again) over
+ * the entries [k0, k0 + m) of their kept-error columns; sums as et_block_x */
+static void et_block_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                       int32_t n, int32_t p, int32_t k0, int32_t m, int16_t *col, int16_t *blk,
+                       int32_t *sums)
+{
+    int32_t hw = g->h * g->w;
+    for (int32_t j = 0; j < ET_NB; j++) {
+        et_gather_e(g, ec, kept, n, et_min32(p + j, hw - 1), col);
+        sums[j] = et_put_col(blk, j, col + k0, m);
+    }
 }
 
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
@@ -926,19 +1009,19 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
         (et_dw3_in(g) ? et_dw3_bwd_in : et_conv_bwd_in_direct)(g, ec, sel, w, zw, dx);
         return;
     }
-    int16_t second[ET_STACK_COL];
+    et_block_buf blk;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t hw = g->h * g->w;
+    int32_t hw = g->h * g->w, sums[ET_NB], corr[ET_NB];
     for (int32_t gi = 0; gi < g->groups; gi++) {
-        int32_t n = et_transpose_kept(g, sel, w, gi, sc), KT = n * kk, two = KT <= ET_STACK_COL;
-        int32_t *dg = dx + gi * cg * hw;
-        for (int32_t p = 0, q; p < hw; p = q + 1) {
-            q = two && p + 1 < hw ? p + 1 : p;
-            const int16_t *b = q != p ? second : sc->col;
-            int32_t ca = zw * et_gather_e(g, ec, sc->kept, n, p, sc->col);
-            int32_t cb = q != p ? zw * et_gather_e(g, ec, sc->kept, n, q, second) : ca;
-            et_rows22(sc->col, b, sc->wt, og * kk, cg, KT, dg, hw, p, q, ca, cb);
-        }
+        int32_t n = et_transpose_kept(g, sel, w, gi, sc), KT = n * kk;
+        for (int32_t p = 0; p < hw; p += ET_NB)
+            for (int32_t k0 = 0; k0 == 0 || k0 < KT; k0 += ET_STACK_COL) {
+                int32_t m = et_min32(ET_STACK_COL, KT - k0);
+                et_block_e(g, ec, sc->kept, n, p, k0, m, sc->col, blk.v, sums);
+                for (int32_t j = 0; j < ET_NB; j++) corr[j] = zw * sums[j];
+                et_rows_block(blk.v, m, sc->wt + k0, og * kk, cg, dx + gi * cg * hw + p, hw,
+                              corr, et_min32(ET_NB, hw - p), k0 > 0);
+            }
     }
 }
 
