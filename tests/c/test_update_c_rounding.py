@@ -1,13 +1,16 @@
-"""The in-place update's row quantization (et_quantize_row in et_update.c) against the
-specification, edgetrain.numerics.qparams.quantize with stochastic rounding: the ceiling
+"""The in-place update's row loops (et_update.c) against the specification, integer for
+integer. Row quantization (et_quantize_row) against edgetrain.numerics.qparams.quantize with
+stochastic rounding: the ceiling
 form of docs/numerics.md section 1's stochastic rule (q = ~(sat32(k - 2^24 - ceil(V)) >> 24)
 with V = x / (scale * 2^-24); VCVTR under round-towards-plus-infinity on Cortex-M4/M7, a
 truncation and a correction elsewhere) must give the engine's codes bit for bit. Rows mix
 integers, values one ulp either side of integers and of +-128, halves, tiny and subnormal
 values, zeros of both signs and scales up to the form's limit (and beyond it, where the
 general path runs); single-element rows force the threshold k to 0, 1, 2^23 and 2^24 - 1
-through the inverse of fmix32. Host build here; the cross test at the bottom runs the same
-harness on Cortex-M (QEMU)."""
+through the inverse of fmix32. The int8 gradient of a row with its sums (et_gradient_row_mode,
+SMLAL / SMLAD pairs on Cortex-M4/M7) against numerics.requant.requantize for every rounding
+mode, with exact ties, odd row lengths and multipliers on both sides of shift 32. Host build
+here; the cross tests at the bottom run the same harness on Cortex-M (QEMU)."""
 
 from __future__ import annotations
 
@@ -22,26 +25,50 @@ from edgetrain.export.toolchains import available, target
 GOLDEN = 0x9E3779B9
 M32 = 0xFFFFFFFF
 
-# reads the row count, then per row (n, scale, h) and n float32 values; writes per row the
-# flag "the ceiling form covered it" (int32) and the n int8 codes of et_quantize_row
+# reads the row count, then per row a kind and a head of three words, then n values:
+#   kind 0 (n, scale, h) and n float32: writes the flag "the ceiling form covered it" (int32)
+#          and the n int8 codes of et_quantize_row (stochastic)
+#   kind 1 (n, M, mode) and n int32 gradient sums: writes the sums of the codes and of their
+#          squares (int32) and the n codes (int32) of et_gradient_row_mode (stream seed 7)
 HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #define et_update_weight et_update_weight_harness_copy
 #include "et_update.c"
 
+static int gradient_row(FILE *f, FILE *out, const uint32_t *head)
+{
+    int32_t n = (int32_t)head[0], sums[2];
+    float M;
+    memcpy(&M, &head[1], 4);
+    int32_t *g = malloc(4 * (size_t)n);
+    if (!g || fread(g, 4, (size_t)n, f) != (size_t)n) return 1;
+    et_stream s;
+    et_stream_seed(&s, 7);
+    uint32_t base = head[2] == ET_ROUND_STOCHASTIC ? et_stream_next(&s) : 0u;
+    et_gradient_row_mode(g, n, et_multiplier_from(M), (int)head[2], base, 0, &sums[0], &sums[1]);
+    fwrite(sums, 4, 2, out);
+    fwrite(g, 4, (size_t)n, out);
+    free(g);
+    return 0;
+}
+
 int main(void)
 {
-    uint32_t rows, head[3];
+    uint32_t rows, head[4];
     FILE *f = fopen("uq_in.bin", "rb"), *out = fopen("uq_out.bin", "wb");
     if (!f || !out || fread(&rows, 4, 1, f) != 1) return 3;
     for (uint32_t r = 0; r < rows; r++) {
-        if (fread(head, 4, 3, f) != 3) return 3;
-        int32_t n = (int32_t)head[0];
+        if (fread(head, 4, 4, f) != 4) return 3;
+        if (head[0] == 1) {
+            if (gradient_row(f, out, head + 1)) return 3;
+            continue;
+        }
+        int32_t n = (int32_t)head[1];
         float *x = malloc(4 * (size_t)n);
         int8_t *q = malloc((size_t)n);
         et_qparams qp = {0.0f, 0};
-        memcpy(&qp.scale, &head[1], 4);
+        memcpy(&qp.scale, &head[2], 4);
         if (!x || !q || fread(x, 4, (size_t)n, f) != (size_t)n) return 3;
         float lo = x[0], hi = x[0];
         for (int32_t i = 1; i < n; i++) {
@@ -50,7 +77,7 @@ int main(void)
         }
         int32_t ceil = et_ceil_covers(lo / qp.scale, hi / qp.scale, qp);
         int in_range = et_maxf(-lo, hi) / qp.scale <= 1048576.0f;
-        et_quantize_row(x, q, n, qp, ET_ROUND_STOCHASTIC, head[2], 0, in_range, ceil);
+        et_quantize_row(x, q, n, qp, ET_ROUND_STOCHASTIC, head[3], 0, in_range, ceil);
         fwrite(&ceil, 4, 1, out);
         fwrite(q, 1, (size_t)n, out);
         free(x);
@@ -149,20 +176,71 @@ class UpdateHarness:
         src.write_text(HARNESS)
         self.prog = runner.build(target(target_name), [src], self.dir, name=f"uq_{target_name}")
 
-    def run(self, rows) -> list[tuple[int, np.ndarray]]:
-        parts = [np.array([len(rows)], np.uint32).tobytes()]
-        for x, scale, h in rows:
-            parts.append(np.array([len(x)], np.uint32).tobytes() + np.float32(scale).tobytes()
-                         + np.array([h], np.uint32).tobytes() + x.astype(np.float32).tobytes())
-        (self.dir / "uq_in.bin").write_bytes(b"".join(parts))
+    def _run(self, records: list[bytes]) -> bytes:
+        (self.dir / "uq_in.bin").write_bytes(np.uint32(len(records)).tobytes()
+                                             + b"".join(records))
         res = runner.run(self.prog, self.dir, timeout=300)
         assert res.exit_code == 0, (res.exit_code, res.stdout, res.stderr)
-        raw, out, pos = (self.dir / "uq_out.bin").read_bytes(), [], 0
+        return (self.dir / "uq_out.bin").read_bytes()
+
+    def run(self, rows) -> list[tuple[int, np.ndarray]]:
+        raw = self._run([np.array([0, len(x)], np.uint32).tobytes() + np.float32(scale).tobytes()
+                         + np.array([h], np.uint32).tobytes() + x.astype(np.float32).tobytes()
+                         for x, scale, h in rows])
+        out, pos = [], 0
         for x, _, _ in rows:
             flag = int(np.frombuffer(raw[pos:pos + 4], np.int32)[0])
             out.append((flag, np.frombuffer(raw[pos + 4:pos + 4 + len(x)], np.int8)))
             pos += 4 + len(x)
         return out
+
+    def gradients(self, rows) -> list[tuple[int, int, np.ndarray]]:
+        raw = self._run([np.array([1, len(g)], np.uint32).tobytes() + np.float32(M).tobytes()
+                         + np.array([MODES[mode]], np.uint32).tobytes()
+                         + g.astype(np.int32).tobytes() for g, M, mode in rows])
+        out, pos = [], 0
+        for g, _, _ in rows:
+            v = np.frombuffer(raw[pos:pos + 8 + 4 * len(g)], np.int32)
+            out.append((int(v[0]), int(v[1]), v[2:]))
+            pos += 8 + 4 * len(g)
+        return out
+
+
+MODES = {"floor": 0, "nearest": 1, "stochastic": 2}
+
+
+def gradient_rows(rng: np.random.Generator) -> list[tuple[np.ndarray, np.float32, str]]:
+    """Rows of int32 gradient sums with multipliers 2^-40 .. 127 (shifts on both sides of 32),
+    exact powers of two with odd multiples of half a step (ties of nearest), int32 extremes
+    and odd lengths (the pair loops' last element)."""
+    rows = []
+    for r in range(60):
+        n = int(rng.integers(1, 200))
+        mag = int(rng.integers(0, 31))
+        g = rng.integers(-(2**mag), 2**mag + 1, n).astype(np.int64)
+        if r % 2 == 0:  # a power-of-two multiplier and exact ties (shift 25..32: s = 32)
+            j = int(rng.integers(2, 10)) if r % 4 == 0 else int(rng.integers(1, 40))
+            M = np.float32(2.0**-j)
+            half = 2 ** min(int(rng.integers(0, 9)), max(29 - j, 0))  # mostly unsaturated
+            g = (2 * rng.integers(-half, half, n) + 1) << (j - 1)
+        else:
+            M = np.float32(rng.uniform(1, 2) * 2.0 ** -int(rng.integers(-6, 41)))
+        if r % 10 == 3 and n > 2:
+            g[:2] = [2**31 - 1, -(2**31)]
+        g = np.clip(g, -(2**31), 2**31 - 1)
+        rows.append((g.astype(np.int32), M, ("floor", "nearest", "stochastic")[r % 3]))
+    return rows
+
+
+def compare_gradients(h: UpdateHarness, seed: int) -> None:
+    from edgetrain.numerics.requant import requantize
+    from edgetrain.numerics.rounding import Stream
+
+    rows = gradient_rows(np.random.default_rng(seed))
+    for (g, M, mode), (s1, s2, q) in zip(rows, h.gradients(rows)):
+        want = requantize(g.astype(np.int64), M, 0, mode, Stream(7)).astype(np.int64)
+        np.testing.assert_array_equal(q, want)
+        assert (s1, s2) == (int(want.sum()), int((want * want).sum()))
 
 
 def compare(h: UpdateHarness, seed: int) -> None:
@@ -179,10 +257,11 @@ OK, WHY = available("host")
 
 
 @pytest.mark.skipif(not OK, reason=f"host C compiler missing: {WHY}")
-def test_quantize_row_ceiling_form_host(tmp_path):
+def test_update_rows_match_engine_host(tmp_path):
     h = UpdateHarness("host", tmp_path)
     for seed in range(3):
         compare(h, seed)
+        compare_gradients(h, seed)
 
 
 CROSS_OK, CROSS_WHY = available("cortex-m4")
@@ -190,5 +269,7 @@ CROSS_OK, CROSS_WHY = available("cortex-m4")
 
 @pytest.mark.skipif(not CROSS_OK, reason=f"cross toolchain missing: {CROSS_WHY}")
 @pytest.mark.parametrize("name", ["cortex-m0plus", "cortex-m4", "cortex-m7"])
-def test_quantize_row_ceiling_form_cortex_m(tmp_path, name):
-    compare(UpdateHarness(name, tmp_path), 10)
+def test_update_rows_match_engine_cortex_m(tmp_path, name):
+    h = UpdateHarness(name, tmp_path)
+    compare(h, 10)
+    compare_gradients(h, 11)

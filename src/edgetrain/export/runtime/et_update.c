@@ -6,6 +6,14 @@
 #include <math.h>
 #include <string.h>
 
+/* Cortex-M4/M7 (FPU and DSP instructions): the hot loops below written with VCVTR, VLDM/VSTM,
+ * SMLAL/SMLAD and QSUB; elsewhere, or with ET_NO_SIMD, plain C giving the same numbers */
+#if defined(__ARM_FP) && defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+#define ET_UPD_ASM 1
+#else
+#define ET_UPD_ASM 0
+#endif
+
 /* the largest |g| of n values */
 static int32_t et_abs_max(const int32_t *g, int32_t n)
 {
@@ -59,9 +67,136 @@ static inline void et_gradient_row(int32_t *gr, int32_t k, et_multiplier m, et_r
     *s2 = b;
 }
 
+#if ET_UPD_ASM
+/* et_gradient_row's fast path for floor and nearest on ARMv7E-M, two elements per turn. V's
+ * rounding term (et_rq32_term) takes no 64-bit add: floor's is 0; nearest's is 2^(s-1) +
+ * (acc >> 31), which for s = 32 (sh == 0, every multiplier shift <= 32) is the low word
+ * 2^31 + (acc >> 31) (no carry: 2^31 - 1 or 2^31) under a high word 0, and for s >= 33 the
+ * low word acc >> 31 under the high word 2^(s-33) + (acc >> 31). One SMLAL adds acc * m; with
+ * sh == 0 the result is V's high word itself. The sums take the pair packed as two int16
+ * (|q| <= 128) in two SMLADs. shifted: sh >= 1 (a constant at each call). */
+static inline void et_gradient_pairs(int32_t *gr, int32_t k, const et_rq32 *r,
+                                     et_round_mode mode, int shifted, int32_t *s1,
+                                     int32_t *s2)
+{
+    const int32_t m = r->m, sh = r->sh, ones = 0x00010001;
+    const uint32_t half_lo = shifted ? 0u : 0x80000000u;   /* unsigned: the sum wraps */
+    const int32_t half_hi = shifted ? et_hi32(r->half) : 0;
+    const int near = mode == ET_ROUND_NEAREST;
+    int32_t a = 0, b = 0, i = 0;
+    for (; i + 2 <= k; i += 2) {
+        int32_t x0 = gr[i], x1 = gr[i + 1], p, h0, h1;
+        if (near) {
+            uint32_t l0 = half_lo + (uint32_t)et_asr32(x0, 31);
+            uint32_t l1 = half_lo + (uint32_t)et_asr32(x1, 31);
+            h0 = shifted ? half_hi + et_asr32(x0, 31) : 0;
+            h1 = shifted ? half_hi + et_asr32(x1, 31) : 0;
+            __asm("smlal %0, %1, %2, %3" : "+r"(l0), "+r"(h0) : "r"(x0), "r"(m));
+            __asm("smlal %0, %1, %2, %3" : "+r"(l1), "+r"(h1) : "r"(x1), "r"(m));
+        } else {                                /* floor: V = acc * m, one SMULL */
+            h0 = et_hi32((int64_t)x0 * m);
+            h1 = et_hi32((int64_t)x1 * m);
+        }
+        x0 = et_ssat8(shifted ? h0 >> sh : h0);
+        x1 = et_ssat8(shifted ? h1 >> sh : h1);
+        gr[i] = x0;
+        gr[i + 1] = x1;
+        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(p) : "r"(x0), "r"(x1));
+        __asm("smlad %0, %1, %2, %0" : "+r"(a) : "r"(p), "r"(ones));
+        __asm("smlad %0, %1, %1, %0" : "+r"(b) : "r"(p));
+    }
+    if (i < k) {
+        int32_t q = et_ssat8(et_rq32_shift(r, gr[i], mode, 0u));
+        gr[i] = q;
+        a += q;
+        b += q * q;
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+/* the same for s = 32 (sh == 0), written out: LDRD / STRD with the pointer's post-increment,
+ * the nearest term as one ADD with a shifted operand (2^31 + (acc >> 31)), SMLAL (floor:
+ * SMULL), SSAT of the high word; 15 instructions per pair */
+#define ET_GRADIENT_PAIR_ASM(product)                                                         \
+    "ldrd %[x0], %[x1], [%[g]]\n\t" product                                                  \
+    "ssat %[x0], #8, %[h0]\n\t"                                                              \
+    "ssat %[x1], #8, %[h1]\n\t"                                                              \
+    "strd %[x0], %[x1], [%[g]], #8\n\t"                                                      \
+    "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                                 \
+    "smlad %[a], %[x0], %[ones], %[a]\n\t"                                                   \
+    "smlad %[b], %[x0], %[x0], %[b]"
+#define ET_GRADIENT_NEAREST                                                                   \
+    "add %[l0], %[c], %[x0], asr #31\n\t"                                                    \
+    "add %[l1], %[c], %[x1], asr #31\n\t"                                                    \
+    "movs %[h0], #0\n\t"                                                                     \
+    "movs %[h1], #0\n\t"                                                                     \
+    "smlal %[l0], %[h0], %[x0], %[m]\n\t"                                                    \
+    "smlal %[l1], %[h1], %[x1], %[m]\n\t"
+#define ET_GRADIENT_FLOOR                                                                     \
+    "smull %[l0], %[h0], %[x0], %[m]\n\t"                                                    \
+    "smull %[l1], %[h1], %[x1], %[m]\n\t"
+
+static inline void et_gradient_pairs32(int32_t *gr, int32_t k, int32_t m, et_round_mode mode,
+                                       int32_t *s1, int32_t *s2)
+{
+    const int32_t ones = 0x00010001;
+    const uint32_t c = 0x80000000u;
+    int32_t a = 0, b = 0, *g = gr, *end = gr + (k & ~1);
+    while (g != end) {
+        int32_t x0, x1, h0, h1;
+        uint32_t l0, l1;
+        if (mode == ET_ROUND_NEAREST)
+            __asm volatile(ET_GRADIENT_PAIR_ASM(ET_GRADIENT_NEAREST)
+                           : [g] "+r"(g), [a] "+r"(a), [b] "+r"(b), [x0] "=&r"(x0),
+                             [x1] "=&r"(x1), [l0] "=&r"(l0), [l1] "=&r"(l1), [h0] "=&r"(h0),
+                             [h1] "=&r"(h1)
+                           : [m] "r"(m), [c] "r"(c), [ones] "r"(ones)
+                           : "cc", "memory");
+        else
+            __asm volatile(ET_GRADIENT_PAIR_ASM(ET_GRADIENT_FLOOR)
+                           : [g] "+r"(g), [a] "+r"(a), [b] "+r"(b), [x0] "=&r"(x0),
+                             [x1] "=&r"(x1), [l0] "=&r"(l0), [l1] "=&r"(l1), [h0] "=&r"(h0),
+                             [h1] "=&r"(h1)
+                           : [m] "r"(m), [c] "r"(c), [ones] "r"(ones)
+                           : "cc", "memory");
+    }
+    if (k & 1) {                            /* the last element: V's high word */
+        int64_t v = (int64_t)gr[k - 1] * m +
+                    (mode == ET_ROUND_NEAREST ? (int64_t)c + et_asr32(gr[k - 1], 31) : 0);
+        int32_t q = et_ssat8(et_hi32(v));
+        gr[k - 1] = q;
+        a += q;
+        b += q * q;
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
+/* the pair form for floor and nearest when the multiplier has the one-SMLAL form */
+static ET_NOINLINE int et_gradient_pairs_mode(int32_t *gr, int32_t k, const et_rq32 *r,
+                                              int mode, int32_t *s1, int32_t *s2)
+{
+    if (!r->fast || (mode != ET_ROUND_NEAREST && mode != ET_ROUND_FLOOR)) return 0;
+    if (mode == ET_ROUND_NEAREST && r->sh == 0)
+        et_gradient_pairs32(gr, k, r->m, ET_ROUND_NEAREST, s1, s2);
+    else if (mode == ET_ROUND_NEAREST)
+        et_gradient_pairs(gr, k, r, ET_ROUND_NEAREST, 1, s1, s2);
+    else if (r->sh == 0)
+        et_gradient_pairs32(gr, k, r->m, ET_ROUND_FLOOR, s1, s2);
+    else
+        et_gradient_pairs(gr, k, r, ET_ROUND_FLOOR, 1, s1, s2);
+    return 1;
+}
+#endif
+
 static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mode,
                                  uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
 {
+#if ET_UPD_ASM
+    et_rq32 r = et_rq32_prepare(m, 31);
+    if (et_gradient_pairs_mode(gr, k, &r, mode, s1, s2)) return;
+#endif
     switch (mode) {
     case ET_ROUND_FLOOR: et_gradient_row(gr, k, m, ET_ROUND_FLOOR, base, j0, s1, s2); break;
     case ET_ROUND_NEAREST: et_gradient_row(gr, k, m, ET_ROUND_NEAREST, base, j0, s1, s2); break;
@@ -187,11 +322,6 @@ static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t 
  * cumulative exception flags with it: nothing reads them). Without the FPU or DSP, or with
  * ET_NO_SIMD, C comes from a truncation and one correction (et_ceil_f32) and the saturating
  * subtraction from int64: the same integers. */
-#if defined(__ARM_FP) && defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
-#define ET_VCVTR 1
-#else
-#define ET_VCVTR 0
-#endif
 
 /* the ceiling form covers a row with zero point 0, scale < 2 (et_scaled_quotients) and
  * values v = x / scale in [vlo, vhi] (NaN fails) */
@@ -211,7 +341,7 @@ static void et_scaled_quotients(float *x, int32_t n, float scale)
 {
     const float d = scale * 5.9604644775390625e-08f;   /* scale * 2^-24 */
     int32_t i = 0;
-#if ET_VCVTR
+#if ET_UPD_ASM
     for (; i + 4 <= n; i += 4)          /* one load and one store of four floats */
         __asm volatile("vldmia %[p], {s8-s11}\n\t"
                        "vdiv.f32 s8, s8, %[d]\n\t"
@@ -231,7 +361,7 @@ static void et_scaled_quotients(float *x, int32_t n, float scale)
 /* a - b saturated to int32 (QSUB) */
 static inline int32_t et_qsub32(int32_t a, int32_t b)
 {
-#if ET_VCVTR
+#if ET_UPD_ASM
     int32_t r;
     __asm("qsub %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
@@ -243,7 +373,7 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
 /* k - 2^24 = (bits >> 8) | 0xFF000000 as int32 (one ORR with a shifted operand) */
 static inline int32_t et_k_minus(uint32_t bits)
 {
-#if ET_VCVTR
+#if ET_UPD_ASM
     int32_t r;
     __asm("orr %0, %1, %2, lsr #8" : "=r"(r) : "r"(0xFF000000u), "r"(bits));
     return r;
@@ -258,7 +388,7 @@ static inline int8_t et_ceil_code(uint32_t h, int32_t c)
     return (int8_t)~et_asr32(et_qsub32(et_k_minus(et_fmix32(h)), c), 24);
 }
 
-#if ET_VCVTR
+#if ET_UPD_ASM
 /* the codes from V (et_scaled_quotients), FPSCR.RMode = +infinity for the loop alone */
 static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
 {
@@ -333,25 +463,127 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
     return wf - r.lr * ((g_real - r.mu) / r.sigma);
 }
 
+#if ET_UPD_ASM
+/* two elements stepped (et_stepped's float32 operations in its order, written out: the
+ * pair's loads and stores are one VLDM / VSTM and no pointer needs its own add) and taken
+ * into lo / hi exactly as the C loop does: a_small = a < b (MI: false when unordered), lo =
+ * small unless lo < small (PL), hi = large unless hi > large (LE: true when unordered);
+ * the moves sit out of line, so a pair that sets no new extreme costs 9 instructions there.
+ * zero_op is empty when the zero point is 0, else subtracts it from both codes. */
+#define ET_STEPPED_PAIR_ASM(zero_op)                                                          \
+    "ldrsb %[w0], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w1], [%[w]], #1\n\t"                                                            \
+    "vldmia %[g]!, {s0-s1}\n\t" zero_op                                                      \
+    "vmov s2, s3, %[w0], %[w1]\n\t"                                                          \
+    "vcvt.f32.s32 s0, s0\n\t"                                                                \
+    "vcvt.f32.s32 s1, s1\n\t"                                                                \
+    "vcvt.f32.s32 s2, s2\n\t"                                                                \
+    "vcvt.f32.s32 s3, s3\n\t"                                                                \
+    "vmul.f32 s0, s0, %[sg]\n\t"                                                             \
+    "vmul.f32 s1, s1, %[sg]\n\t"                                                             \
+    "vsub.f32 s0, s0, %[mu]\n\t"                                                             \
+    "vsub.f32 s1, s1, %[mu]\n\t"                                                             \
+    "vdiv.f32 s0, s0, %[sig]\n\t"                                                            \
+    "vdiv.f32 s1, s1, %[sig]\n\t"                                                            \
+    "vmul.f32 s2, s2, %[sc]\n\t"                                                             \
+    "vmul.f32 s3, s3, %[sc]\n\t"                                                             \
+    "vmul.f32 s0, s0, %[lr]\n\t"                                                             \
+    "vmul.f32 s1, s1, %[lr]\n\t"                                                             \
+    "vsub.f32 s2, s2, s0\n\t"                                                                \
+    "vsub.f32 s3, s3, s1\n\t"                                                                \
+    "vstmia %[o]!, {s2-s3}\n\t"                                                              \
+    "vcmpe.f32 s2, s3\n\t"                                                                   \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bmi 1f\n\t"                                  /* small b (s3), large a (s2) */           \
+    "vcmpe.f32 %[lo], s3\n\t"                                                                \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bpl 3f\n"                                                                               \
+    "2:\n\t"                                                                                 \
+    "vcmpe.f32 %[hi], s2\n\t"                                                                \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "ble 4f\n\t"                                                                             \
+    "b 9f\n"                                                                                 \
+    "3:\n\t"                                                                                 \
+    "vmov.f32 %[lo], s3\n\t"                                                                 \
+    "b 2b\n"                                                                                 \
+    "4:\n\t"                                                                                 \
+    "vmov.f32 %[hi], s2\n\t"                                                                 \
+    "b 9f\n"                                                                                 \
+    "5:\n\t"                                                                                 \
+    "vmov.f32 %[lo], s2\n\t"                                                                 \
+    "b 6f\n"                                                                                 \
+    "7:\n\t"                                                                                 \
+    "vmov.f32 %[hi], s3\n\t"                                                                 \
+    "b 9f\n"                                                                                 \
+    "1:\n\t"                                      /* small a (s2), large b (s3) */           \
+    "vcmpe.f32 %[lo], s2\n\t"                                                                \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bpl 5b\n"                                                                               \
+    "6:\n\t"                                                                                 \
+    "vcmpe.f32 %[hi], s3\n\t"                                                                \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "ble 7b\n"                                                                               \
+    "9:"
+
+#define ET_STEPPED_PAIR_OPERANDS                                                              \
+    : [w] "+r"(w), [g] "+r"(g), [o] "+r"(o), [w0] "=&r"(w0), [w1] "=&r"(w1), [lo] "+t"(lo),  \
+      [hi] "+t"(hi)                                                                           \
+    : [z] "r"(zero), [sg] "t"(r.s_g), [mu] "t"(r.mu), [sig] "t"(r.sigma), [sc] "t"(r.scale), \
+      [lr] "t"(r.lr)                                                                          \
+    : "s0", "s1", "s2", "s3", "cc", "memory"
+
+/* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o) */
+static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
+                                    const int32_t *g, float *o, int32_t k, float *lo_io,
+                                    float *hi_io)
+{
+    float lo = *lo_io, hi = *hi_io;
+    for (int32_t i = 1; i + 2 <= k; i += 2) {
+        int32_t w0, w1;
+        if (zero == 0)
+            __asm volatile(ET_STEPPED_PAIR_ASM("") ET_STEPPED_PAIR_OPERANDS);
+        else
+            __asm volatile(ET_STEPPED_PAIR_ASM("sub %[w0], %[w0], %[z]\n\t"
+                                               "sub %[w1], %[w1], %[z]\n\t")
+                               ET_STEPPED_PAIR_OPERANDS);
+    }
+    *lo_io = lo;
+    *hi_io = hi;
+}
+#else
+static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
+                                    const int32_t *g, float *o, int32_t k, float *lo_io,
+                                    float *hi_io)
+{
+    float lo = *lo_io, hi = *hi_io;
+    r.zero = zero;
+    for (int32_t i = 1; i + 2 <= k; i += 2, w += 2, g += 2, o += 2) {
+        float a = et_stepped(r, w[0], g[0]), b = et_stepped(r, w[1], g[1]);
+        o[0] = a;
+        o[1] = b;
+        int a_small = a < b;
+        lo = et_minf(lo, a_small ? a : b);
+        hi = et_maxf(hi, a_small ? b : a);
+    }
+    *lo_io = lo;
+    *hi_io = hi;
+}
+#endif
+
 /* one kept row stepped into wrow; returns the row's range in lo/hi (elements taken in pairs:
  * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4) */
 static ET_NOINLINE void et_stepped_row(et_row_step r, const int8_t *w, const int32_t *g,
                                        int32_t k, float *wrow, float *lo_out, float *hi_out)
 {
     float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
-    int32_t i = 1;
     wrow[0] = wf;
-    for (; i + 2 <= k; i += 2) {
-        float a = et_stepped(r, w[i], g[i]), b = et_stepped(r, w[i + 1], g[i + 1]);
-        wrow[i] = a;
-        wrow[i + 1] = b;
-        int a_small = a < b;
-        lo = et_minf(lo, a_small ? a : b);
-        hi = et_maxf(hi, a_small ? b : a);
-    }
-    if (i < k) {
-        wf = et_stepped(r, w[i], g[i]);
-        wrow[i] = wf;
+    if (r.zero == 0)        /* per-channel symmetric weights: no subtraction */
+        et_stepped_pairs(r, 0, w + 1, g + 1, wrow + 1, k, &lo, &hi);
+    else
+        et_stepped_pairs(r, r.zero, w + 1, g + 1, wrow + 1, k, &lo, &hi);
+    if (k % 2 == 0) {       /* the last element when k - 1 is odd */
+        wf = et_stepped(r, w[k - 1], g[k - 1]);
+        wrow[k - 1] = wf;
         lo = et_minf(lo, wf);
         hi = et_maxf(hi, wf);
     }
