@@ -389,32 +389,50 @@ static inline int8_t et_ceil_code(uint32_t h, int32_t c)
 }
 
 #if ET_UPD_ASM
+/* et_ceil_code of the element whose C is in register c: fmix32(h) (constants in registers),
+ * k - 2^24 by ORR, QSUB, the code by MVN of the shifted difference; h steps on */
+#define ET_CEIL_CODE_ASM(c)                                                                   \
+    "eor %[t], %[h], %[h], lsr #16\n\t"                                                      \
+    "mul %[t], %[t], %[m1]\n\t"                                                              \
+    "eor %[t], %[t], %[t], lsr #13\n\t"                                                      \
+    "mul %[t], %[t], %[m2]\n\t"                                                              \
+    "eor %[t], %[t], %[t], lsr #16\n\t"                                                      \
+    "orr %[t], %[ff], %[t], lsr #8\n\t"                                                      \
+    "qsub %[" c "], %[t], %[" c "]\n\t"                                                      \
+    "mvn %[" c "], %[" c "], asr #24\n\t"                                                    \
+    "strb %[" c "], [%[d]], #1\n\t"                                                          \
+    "add %[h], %[h], %[gold]\n\t"
+
 /* the codes from V (et_scaled_quotients), FPSCR.RMode = +infinity for the loop alone */
 static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
 {
+    const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, ff = 0xFF000000u, gold = ET_GOLDEN;
     uint32_t fpscr;
-    int32_t i = 0;
     __asm volatile("vmrs %0, fpscr" : "=r"(fpscr));
     __asm volatile("vmsr fpscr, %0" : : "r"((fpscr & ~0x00C00000u) | 0x00400000u) : "memory");
-    for (; i + 2 <= n; i += 2, h += 2u * ET_GOLDEN) {
-        int32_t c0, c1;
-        __asm volatile("vldmia %[p]!, {s14-s15}\n\t"
+    for (int32_t i = 0; i < n >> 2; i++) {   /* et_ceil_code x 4 written out: 10 each */
+        int32_t c0, c1, t;
+        __asm volatile("vldmia %[p]!, {s12-s15}\n\t"
+                       "vcvtr.s32.f32 s12, s12\n\t"
+                       "vcvtr.s32.f32 s13, s13\n\t"
                        "vcvtr.s32.f32 s14, s14\n\t"
                        "vcvtr.s32.f32 s15, s15\n\t"
-                       "vmov %[c0], %[c1], s14, s15"
-                       : [p] "+r"(x), [c0] "=r"(c0), [c1] "=r"(c1)
-                       :
-                       : "s14", "s15", "memory");
-        dst[i] = et_ceil_code(h, c0);
-        dst[i + 1] = et_ceil_code(h + ET_GOLDEN, c1);
+                       "vmov %[c0], %[c1], s12, s13\n\t"
+                       ET_CEIL_CODE_ASM("c0") ET_CEIL_CODE_ASM("c1")
+                       "vmov %[c0], %[c1], s14, s15\n\t"
+                       ET_CEIL_CODE_ASM("c0") ET_CEIL_CODE_ASM("c1")
+                       : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0),
+                         [c1] "=&r"(c1), [t] "=&r"(t)
+                       : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold)
+                       : "s12", "s13", "s14", "s15", "memory");
     }
-    if (i < n) {
+    for (int32_t i = 0; i < (n & 3); i++, h += ET_GOLDEN) {
         int32_t c0;
-        __asm volatile("vldr s15, [%[p]]\n\t"
+        __asm volatile("vldmia %[p]!, {s15}\n\t"
                        "vcvtr.s32.f32 s15, s15\n\t"
                        "vmov %[c0], s15"
-                       : [c0] "=r"(c0)
-                       : [p] "r"(x)
+                       : [p] "+r"(x), [c0] "=r"(c0)
+                       :
                        : "s15", "memory");
         dst[i] = et_ceil_code(h, c0);
     }
