@@ -73,7 +73,7 @@ typedef struct {
 #if ET_SIMD
 /* the four sums of one row: {r4, r5, r6, r7}; per group of four entries one weight word
  * (r1), two LDMs of four column words (r8-r11), 2 SXTB16 and 8 SMLAD (13 instructions for
- * 32 MACs); the row loop keeps its state in the job (r0), every register is in use */
+ * 16 MACs); the row loop keeps its state in the job (r0), every register is in use */
 #define ET_GROUP                                                                            \
     "ldr lr, [r1], #4\n\t"          /* w0 w1 w2 w3 */                                      \
     "ldm r2!, {r8-r11}\n\t"         /* (k, k + 2) of columns 0..3 */                       \
@@ -830,45 +830,85 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
 
 typedef union { int32_t align; int16_t v[ET_NB * ET_STACK_COL]; } et_block_buf;
 
-/* column j of a block over n entries from natural-order entries col[0..n); returns their sum */
-static int32_t et_put_col(int16_t *blk, int32_t j, const int16_t *col, int32_t n)
+#if ET_SIMD
+static inline void et_st32h(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
+#endif
+
+/* column j of a block over n entries from natural-order entries col[0..n) */
+static void et_put_col(int16_t *blk, int32_t j, const int16_t *col, int32_t n)
 {
-    int32_t k = 0, sum = 0;
+    int32_t k = 0;
     for (int16_t *b = blk + 2 * j; k + 4 <= n; k += 4, b += 16) {
+#if ET_SIMD
+        uint32_t lo = et_ld32h(col + k), hi = et_ld32h(col + k + 2);
+        et_st32h(b, et_pkhbt(lo, hi));            /* (k, k + 2) */
+        et_st32h(b + 8, et_pkhtb(lo, hi));        /* (k + 1, k + 3) */
+#else
         b[0] = col[k];
         b[1] = col[k + 2];
         b[8] = col[k + 1];
         b[9] = col[k + 3];
-        sum += col[k] + col[k + 1] + col[k + 2] + col[k + 3];
+#endif
     }
-    for (int16_t *b = blk + 4 * k + j; k < n; k++, b += 4) {
-        *b = col[k];
-        sum += col[k];
-    }
-    return sum;
+    for (int16_t *b = blk + 4 * k + j; k < n; k++, b += 4) *b = col[k];
+}
+
+/* corr[j] = zw * (sum of column j's n entries in the block) */
+static void et_block_corr(const int16_t *blk, int32_t n, int32_t zw, int32_t *corr)
+{
+    for (int32_t j = 0; j < ET_NB; j++) corr[j] = 0;
+    if (zw == 0) return;
+    int32_t k = 0;
+    for (const int16_t *b = blk; k + 4 <= n; k += 4, b += 16)
+        for (int32_t j = 0; j < ET_NB; j++) corr[j] += b[2 * j] + b[2 * j + 1] + b[8 + 2 * j] + b[9 + 2 * j];
+    for (const int16_t *b = blk + 4 * k; k < n; k++, b += 4)
+        for (int32_t j = 0; j < ET_NB; j++) corr[j] += b[j];
+    for (int32_t j = 0; j < ET_NB; j++) corr[j] *= zw;
 }
 
 /* column j of a block: the centred inputs of a 1 x 1 kernel without padding in n channels
- * (x: the position in the first, planes hw apart), written in place; returns their sum */
-static int32_t et_put_1x1(int16_t *blk, int32_t j, const int8_t *x, int32_t zx, int32_t hw,
-                          int32_t n)
+ * (x: the position in the first, planes hw apart) */
+static void et_put_1x1(int16_t *blk, int32_t j, const int8_t *x, int32_t zx, int32_t hw,
+                       int32_t n)
 {
-    int32_t sum = 0, c = 0;
+    int32_t c = 0;
     for (int16_t *b = blk + 2 * j; c + 4 <= n; c += 4, b += 16, x += 4 * hw) {
-        int32_t v0 = x[0] - zx, v1 = x[hw] - zx, v2 = x[2 * hw] - zx, v3 = x[3 * hw] - zx;
-        b[0] = (int16_t)v0;
-        b[1] = (int16_t)v2;
-        b[8] = (int16_t)v1;
-        b[9] = (int16_t)v3;
-        sum += v0 + v1 + v2 + v3;
+        b[0] = (int16_t)(x[0] - zx);
+        b[1] = (int16_t)(x[2 * hw] - zx);
+        b[8] = (int16_t)(x[hw] - zx);
+        b[9] = (int16_t)(x[3 * hw] - zx);
     }
-    for (int16_t *b = blk + 4 * c + j; c < n; c++, b += 4, x += hw) {
-        int32_t v = x[0] - zx;
-        *b = (int16_t)v;
-        sum += v;
-    }
-    return sum;
+    for (int16_t *b = blk + 4 * c + j; c < n; c++, b += 4, x += hw) *b = (int16_t)(x[0] - zx);
 }
+
+#if ET_SIMD
+/* the whole block of four adjacent positions of a 1 x 1 stride-1 kernel (x: the first
+ * position in the first of n channels): one word load per channel, unpacked and centred
+ * for four positions at once, the channel pairs packed by PKHBT / PKHTB */
+static void et_put_1x1_adjacent(int16_t *blk, const int8_t *x, int32_t zx, int32_t hw,
+                                int32_t n)
+{
+    uint32_t zz = ET_PAIR(zx, zx);
+    int32_t c = 0;
+    for (; c + 4 <= n; c += 4, blk += 16, x += 4 * hw) {
+        uint32_t v[4], e[4], o[4];                    /* e: positions (0, 2), o: (1, 3) */
+        for (int32_t i = 0; i < 4; i++) {
+            v[i] = et_ld32(x + i * hw);
+            e[i] = et_ssub16(et_sxtb16(v[i]), zz);
+            o[i] = et_ssub16(et_sxtb16_ror8(v[i]), zz);
+        }
+        for (int32_t h = 0; h < 2; h++) {             /* channels (h, h + 2) */
+            int16_t *b = blk + 8 * h;
+            et_st32h(b, et_pkhbt(e[h], e[h + 2]));
+            et_st32h(b + 2, et_pkhbt(o[h], o[h + 2]));
+            et_st32h(b + 4, et_pkhtb(e[h], e[h + 2]));
+            et_st32h(b + 6, et_pkhtb(o[h], o[h + 2]));
+        }
+    }
+    for (int16_t *b = blk; c < n; c++, b += 4, x += hw)
+        for (int32_t j = 0; j < ET_NB; j++) b[j] = (int16_t)(x[j] - zx);
+}
+#endif
 
 /* column of centred inputs read by output position p of the group whose first input
  * channel is c0 (natural order) */
@@ -897,23 +937,26 @@ static void et_gather_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32
 }
 
 /* the block of output positions p + j (j < 4; past the last position, the last again) over
- * the entries [k0, k0 + n) of their columns, group input channels from c0; sums[j]: the
- * sum of column j's entries in the block */
+ * the entries [k0, k0 + n) of their columns, group input channels from c0 */
 static void et_block_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_t c0,
-                       int32_t p, int32_t k0, int32_t n, int16_t *col, int16_t *blk,
-                       int32_t *sums)
+                       int32_t p, int32_t k0, int32_t n, int16_t *col, int16_t *blk)
 {
     int32_t P = g->ho * g->wo, hw = g->h * g->w;
     int one = g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0;
+#if ET_SIMD
+    if (one && g->sh == 1 && g->sw == 1 && p + ET_NB <= P) {  /* positions = input offsets */
+        et_put_1x1_adjacent(blk, x + (c0 + k0) * hw + p, zx, hw, n);
+        return;
+    }
+#endif
     for (int32_t j = 0; j < ET_NB; j++) {
         int32_t q = et_min32(p + j, P - 1), oy = q / g->wo, ox = q - oy * g->wo;
         if (one) {
-            const int8_t *xq = x + (c0 + k0) * hw + oy * g->sh * g->w + ox * g->sw;
-            sums[j] = et_put_1x1(blk, j, xq, zx, hw, n);
+            et_put_1x1(blk, j, x + (c0 + k0) * hw + oy * g->sh * g->w + ox * g->sw, zx, hw, n);
             continue;
         }
         et_gather_x(g, x, zx, c0, q, col);
-        sums[j] = et_put_col(blk, j, col + k0, n);
+        et_put_col(blk, j, col + k0, n);
     }
 }
 
@@ -926,13 +969,13 @@ void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t
     }
     et_block_buf blk;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
-    int32_t P = g->ho * g->wo, sums[ET_NB], corr[ET_NB];
+    int32_t P = g->ho * g->wo, corr[ET_NB];
     for (int32_t gi = 0; gi < g->groups; gi++)
         for (int32_t p = 0; p < P; p += ET_NB)
             for (int32_t k0 = 0; k0 < K; k0 += ET_STACK_COL) {
                 int32_t n = et_min32(ET_STACK_COL, K - k0);
-                et_block_x(g, x, zx, gi * cg, p, k0, n, sc->col, blk.v, sums);
-                for (int32_t j = 0; j < ET_NB; j++) corr[j] = zw * sums[j];
+                et_block_x(g, x, zx, gi * cg, p, k0, n, sc->col, blk.v);
+                et_block_corr(blk.v, n, zw, corr);
                 et_rows_block(blk.v, n, w + gi * og * K + k0, K, og, acc + gi * og * P + p, P,
                               corr, et_min32(ET_NB, P - p), k0 > 0);
             }
@@ -948,57 +991,91 @@ static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const
                                  int32_t gi, const et_conv_scratch *sc)
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t n = 0, P = g->ho * g->wo;
+    int32_t n = 0, P = g->ho * g->wo, ld = og * kk;
     for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
         if (sel && !sel[o]) continue;
         const int8_t *src = w + o * cg * kk;
         int8_t *dst = sc->wt + n * kk;
-        for (int32_t c = 0; c < cg; c++, dst += og * kk)
-            for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
+        if (kk == 1)
+            for (int32_t c = 0; c < cg; c++) dst[c * ld] = src[c];
+        else
+            for (int32_t c = 0; c < cg; c++, dst += ld)
+                for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
         sc->kept[n++] = o * P;
     }
     return n;
 }
 
-/* errors met by input position p through offset k = (ky, kx): the output position they
- * come from, or -1 */
-static int32_t et_source(const et_conv_geo *g, int32_t p, int32_t ky, int32_t kx)
+/* the output coordinate whose errors input coordinate i meets through kernel offset k
+ * (stride s, padding pad, n outputs), or -1 */
+static int32_t et_source1(int32_t i, int32_t k, int32_t s, int32_t pad, int32_t n)
 {
-    int32_t iy = p / g->w, ix = p - iy * g->w;
-    int32_t ty = iy + g->ph - ky, tx = ix + g->pw - kx;
-    if (ty < 0 || tx < 0 || ty % g->sh || tx % g->sw) return -1;
-    ty /= g->sh;
-    tx /= g->sw;
-    return ty < g->ho && tx < g->wo ? ty * g->wo + tx : -1;
+    int32_t t = i + pad - k;
+    if (t < 0 || t % s) return -1;
+    return t / s < n ? t / s : -1;
 }
 
 /* column of kept errors met by input position p (entries j * kk + k, natural order) */
 static void et_gather_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
                         int32_t n, int32_t p, int16_t *col)
 {
-    int32_t kk = g->kh * g->kw;
-    for (int32_t k = 0; k < kk; k++) {
-        int32_t q = et_source(g, p, k / g->kw, k % g->kw);
-        int16_t *dst = col + k;
-        if (q < 0) {
-            for (int32_t j = 0; j < n; j++, dst += kk) *dst = 0;
-            continue;
+    int32_t kk = g->kh * g->kw, iy = p / g->w, ix = p - iy * g->w;
+    for (int32_t ky = 0, k = 0; ky < g->kh; ky++) {
+        int32_t oy = et_source1(iy, ky, g->sh, g->ph, g->ho);
+        for (int32_t kx = 0; kx < g->kw; kx++, k++) {
+            int32_t ox = et_source1(ix, kx, g->sw, g->pw, g->wo);
+            int16_t *dst = col + k;
+            if (oy < 0 || ox < 0) {
+                for (int32_t j = 0; j < n; j++, dst += kk) *dst = 0;
+                continue;
+            }
+            const int16_t *eq = ec + oy * g->wo + ox;
+            for (int32_t j = 0; j < n; j++, dst += kk) *dst = eq[kept[j]];
         }
-        const int16_t *eq = ec + q;
-        for (int32_t j = 0; j < n; j++, dst += kk) *dst = eq[kept[j]];
     }
 }
 
+/* the whole block of four adjacent input positions of a 1 x 1 stride-1 convolution
+ * (errors met at the same positions): kept errors e_j[p .. p + 3], j < m */
+static void et_block_e1x1(const int16_t *ec, const int32_t *kept, int32_t m, int16_t *blk)
+{
+    int32_t j = 0;
+    for (; j + 4 <= m; j += 4, blk += 16)
+        for (int32_t h = 0; h < 2; h++) {             /* entries (j + h, j + h + 2) */
+            const int16_t *a = ec + kept[j + h], *c = ec + kept[j + h + 2];
+            int16_t *b = blk + 8 * h;
+#if ET_SIMD
+            uint32_t a01 = et_ld32h(a), a23 = et_ld32h(a + 2);
+            uint32_t c01 = et_ld32h(c), c23 = et_ld32h(c + 2);
+            et_st32h(b, et_pkhbt(a01, c01));
+            et_st32h(b + 2, et_pkhtb(a01, c01));
+            et_st32h(b + 4, et_pkhbt(a23, c23));
+            et_st32h(b + 6, et_pkhtb(a23, c23));
+#else
+            for (int32_t q = 0; q < ET_NB; q++) {
+                b[2 * q] = a[q];
+                b[2 * q + 1] = c[q];
+            }
+#endif
+        }
+    for (; j < m; j++, blk += 4)
+        for (int32_t q = 0; q < ET_NB; q++) blk[q] = ec[kept[j] + q];
+}
+
 /* the block of input positions p + j (j < 4; past the last position, the last again) over
- * the entries [k0, k0 + m) of their kept-error columns; sums as et_block_x */
+ * the entries [k0, k0 + m) of their kept-error columns */
 static void et_block_e(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
-                       int32_t n, int32_t p, int32_t k0, int32_t m, int16_t *col, int16_t *blk,
-                       int32_t *sums)
+                       int32_t n, int32_t p, int32_t k0, int32_t m, int16_t *col, int16_t *blk)
 {
     int32_t hw = g->h * g->w;
+    if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+        p + ET_NB <= hw) {
+        et_block_e1x1(ec + p, kept + k0, m, blk);
+        return;
+    }
     for (int32_t j = 0; j < ET_NB; j++) {
         et_gather_e(g, ec, kept, n, et_min32(p + j, hw - 1), col);
-        sums[j] = et_put_col(blk, j, col + k0, m);
+        et_put_col(blk, j, col + k0, m);
     }
 }
 
@@ -1011,14 +1088,14 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
     }
     et_block_buf blk;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t hw = g->h * g->w, sums[ET_NB], corr[ET_NB];
+    int32_t hw = g->h * g->w, corr[ET_NB];
     for (int32_t gi = 0; gi < g->groups; gi++) {
         int32_t n = et_transpose_kept(g, sel, w, gi, sc), KT = n * kk;
         for (int32_t p = 0; p < hw; p += ET_NB)
             for (int32_t k0 = 0; k0 == 0 || k0 < KT; k0 += ET_STACK_COL) {
                 int32_t m = et_min32(ET_STACK_COL, KT - k0);
-                et_block_e(g, ec, sc->kept, n, p, k0, m, sc->col, blk.v, sums);
-                for (int32_t j = 0; j < ET_NB; j++) corr[j] = zw * sums[j];
+                et_block_e(g, ec, sc->kept, n, p, k0, m, sc->col, blk.v);
+                et_block_corr(blk.v, m, zw, corr);
                 et_rows_block(blk.v, m, sc->wt + k0, og * kk, cg, dx + gi * cg * hw + p, hw,
                               corr, et_min32(ET_NB, hw - p), k0 > 0);
             }
@@ -1070,6 +1147,128 @@ static void et_grad_dots(const int16_t *col, const int16_t *ec, int32_t P, const
     for (int32_t t = 0; j + t < n; t++) dw[kept[j + t] * ld] += s[t];
 }
 
+/* Weight gradient of a stride-1 convolution as block products (et_rows4):
+ *   dw[o][c][ky][kx] = sum_p e_o[p] (x_c[p + (ky, kx)] - zx)
+ *                    = sum_p e_o[p] x_c[p + (ky, kx)] - zx sum_p e_o[p]   (exact integers),
+ * with the raw int8 inputs as the rows and four kept outputs' errors as the block's columns;
+ * the correction is the block's column sums times zx (et_block_corr). The inputs sit in a
+ * plane padded with the zero point (padding then adds zx e, which the correction removes)
+ * and the sum runs over the plane's width wp = wo + kw - 1, the errors being zero in the
+ * kw - 1 extra columns: every kernel offset then reads one contiguous run of the plane.
+ * A 1 x 1 kernel without padding reads the input planes themselves. Only the final sums are
+ * guaranteed to fit int32 (the exporter's check); the dual MACs wrap modulo 2^32, so the
+ * result is exact either way. */
+
+#define ET_GRAD_PLANE 1024   /* bytes of the stack plane */
+#define ET_GRAD_SPAN 128     /* plane positions per block */
+
+static int32_t et_grad_wp(const et_conv_geo *g) { return g->wo + g->kw - 1; }
+
+static int et_grad_plain_1x1(const et_conv_geo *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+static int et_grad_blocks(const et_conv_geo *g)
+{
+    return g->sh == 1 && g->sw == 1 &&
+           (et_grad_plain_1x1(g) || (g->ho + g->kh - 1) * et_grad_wp(g) + 8 <= ET_GRAD_PLANE);
+}
+
+/* dw_j[r] += block column j . w_r - corr[j] for j < nj, r < rows (w_r = w + r ldw) */
+static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t ldw,
+                         int32_t rows, int32_t *const *dwj, int32_t nj, const int32_t *corr)
+{
+    int32_t tmp[16 * ET_NB];
+    et_rows4_job jb = {blk, n >> 2, {-corr[0], -corr[1], -corr[2], -corr[3]}, w, n & 3, tmp,
+                       ET_NB, ldw - n, 0};
+    for (int32_t r0 = 0; r0 < rows; r0 += 16) {
+        int32_t m = et_min32(16, rows - r0);
+        jb.w = w + r0 * ldw;
+        jb.out = tmp;
+        jb.rows = m;
+        et_rows4(&jb);
+        for (int32_t j = 0; j < nj; j++)
+            for (int32_t r = 0; r < m; r++) dwj[j][r0 + r] += tmp[r * ET_NB + j];
+    }
+}
+
+/* block column j = errors e_j at plane positions [p0, p0 + m) (zero past each row's wo) */
+static void et_grad_block(const et_conv_geo *g, const int16_t *const *e, int32_t p0, int32_t m,
+                          int16_t *blk)
+{
+    int32_t wp = et_grad_wp(g);
+    int16_t col[ET_GRAD_SPAN];
+    for (int32_t j = 0; j < ET_NB; j++) {
+        if (wp == g->wo) {
+            et_put_col(blk, j, e[j] + p0, m);
+            continue;
+        }
+        for (int32_t i = 0, oy = p0 / wp, ox = p0 - oy * wp; i < m; oy++, ox = 0) {
+            const int16_t *er = e[j] + oy * g->wo;        /* one plane row: wo errors, zeros */
+            for (; ox < g->wo && i < m; ox++) col[i++] = er[ox];
+            for (; ox < wp && i < m; ox++) col[i++] = 0;
+        }
+        et_put_col(blk, j, col, m);
+    }
+}
+
+/* input plane c of the group, padded: rows and columns offset by (ph, pw), stride wp */
+static void et_grad_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
+{
+    int32_t wp = et_grad_wp(g);
+    pl += g->ph * wp + g->pw;
+    for (int32_t iy = 0; iy < g->h; iy++, pl += wp, xc += g->w) memcpy(pl, xc, (size_t)g->w);
+}
+
+/* every kernel entry of the group's cg input channels (xg: the first) against one block
+ * of four kept outputs' errors over plane positions [p0, p0 + m); dw: the group's first
+ * output channel's gradient, dwj: the four outputs' */
+static void et_grad_channels(const et_conv_geo *g, const int8_t *xg, int32_t zx, int8_t *pl,
+                             const int16_t *blk, int32_t p0, int32_t m, int32_t *const *dwj,
+                             int32_t nj)
+{
+    int32_t cg = g->c_in / g->groups, kk = g->kh * g->kw, wp = et_grad_wp(g), corr[ET_NB];
+    int32_t *d[ET_NB];
+    et_block_corr(blk, m, zx, corr);
+    if (et_grad_plain_1x1(g)) {                 /* rows: the cg input planes */
+        et_grad_rows(blk, m, xg + p0, g->h * g->w, cg, dwj, nj, corr);
+        return;
+    }
+    for (int32_t c = 0; c < cg; c++) {
+        et_grad_fill(g, xg + c * g->h * g->w, pl);
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+            for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + c * kk + ky * g->kw;
+            et_grad_rows(blk, m, pl + ky * wp + p0, 1, g->kw, d, nj, corr);
+        }
+    }
+}
+
+static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                                 const int8_t *x, int32_t zx, int32_t *dw)
+{
+    union { int32_t align; int16_t v[ET_NB * ET_GRAD_SPAN]; } blk;
+    int8_t pl[ET_GRAD_PLANE];
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
+    int32_t P = g->ho * g->wo, span = g->ho * et_grad_wp(g), kept[ET_NB];
+    if (!et_grad_plain_1x1(g)) memset(pl, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
+    for (int32_t o = 0; o < g->c_out;) {
+        int32_t nj = 0, gi = o / og;
+        for (; o < (gi + 1) * og && nj < ET_NB; o++)      /* four kept outputs of one group */
+            if (!sel || sel[o]) kept[nj++] = o;
+        if (nj == 0) continue;
+        const int16_t *e[ET_NB];
+        int32_t *dwj[ET_NB];
+        for (int32_t j = 0; j < ET_NB; j++) e[j] = ec + kept[et_min32(j, nj - 1)] * P;
+        for (int32_t j = 0; j < nj; j++) dwj[j] = dw + kept[j] * cg * kk;
+        for (int32_t p0 = 0; p0 < span; p0 += ET_GRAD_SPAN) {
+            int32_t m = et_min32(ET_GRAD_SPAN, span - p0);
+            et_grad_block(g, e, p0, m, blk.v);
+            et_grad_channels(g, x + gi * cg * g->h * g->w, zx, pl, blk.v, p0, m, dwj, nj);
+        }
+    }
+}
+
 /* weight gradient: per kernel entry (c, ky, kx) the centred inputs it met at every output
  * position, then int16 dot products with four kept output channels' errors at a time */
 void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
@@ -1078,6 +1277,10 @@ void et_conv_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
     int dw3 = et_dw3(g) && g->c_out / g->groups < 4;  /* else 4-row dots do less work */
     if (dw3 || et_conv_direct(g)) {
         (dw3 ? et_dw3_bwd_w : et_conv_bwd_w_direct)(g, ec, sel, x, zx, dw);
+        return;
+    }
+    if (et_grad_blocks(g)) {
+        et_conv_bwd_w_blocks(g, ec, sel, x, zx, dw);
         return;
     }
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
@@ -1113,8 +1316,69 @@ static int32_t et_max_at(const et_pool_geo *g, const int8_t *xc, int32_t oy, int
     return best;
 }
 
+/* 2 x 2 windows at stride 2 without padding (the common case): no bounds checks, the
+ * windows do not overlap */
+static int et_pool22(const et_pool_geo *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
+
+#if ET_SIMD
+/* bytewise signed maximum (SSUB8 sets the GE flags, SEL picks by them) */
+static inline uint32_t et_max8(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+}
+#endif
+
+static int32_t et_max2(int32_t a, int32_t b) { return a > b ? a : b; }
+
+static void et_maxpool22_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y)
+{
+    for (int32_t c = 0; c < g->c; c++)
+        for (int32_t oy = 0; oy < g->ho; oy++, y += g->wo) {
+            const int8_t *r0 = x + (c * g->h + 2 * oy) * g->w, *r1 = r0 + g->w;
+            int32_t ox = 0;
+#if ET_SIMD
+            for (; ox + 2 <= g->wo; ox += 2) {          /* two windows per word */
+                uint32_t m = et_max8(et_ld32(r0 + 2 * ox), et_ld32(r1 + 2 * ox));
+                m = et_max8(m, m >> 8);                 /* bytes 0 and 2 */
+                y[ox] = (int8_t)m;
+                y[ox + 1] = (int8_t)(m >> 16);
+            }
+#endif
+            for (; ox < g->wo; ox++)
+                y[ox] = (int8_t)et_max2(et_max2(r0[2 * ox], r0[2 * ox + 1]),
+                                        et_max2(r1[2 * ox], r1[2 * ox + 1]));
+        }
+}
+
+static void et_maxpool22_bwd(const et_pool_geo *g, const int8_t *x, const int8_t *y,
+                             const int32_t *e, int32_t *dx)
+{
+    memset(dx, 0, (size_t)(g->c * g->h * g->w) * sizeof *dx);
+    for (int32_t c = 0; c < g->c; c++)
+        for (int32_t oy = 0; oy < g->ho; oy++, y += g->wo, e += g->wo) {
+            int32_t i0 = (c * g->h + 2 * oy) * g->w;
+            const int8_t *r0 = x + i0, *r1 = r0 + g->w;
+            for (int32_t ox = 0; ox < g->wo; ox++) {    /* the first maximum, row-major */
+                int32_t v = y[ox], j = 2 * ox, *d = dx + i0 + j;
+                if (r0[j] == v) d[0] = e[ox];
+                else if (r0[j + 1] == v) d[1] = e[ox];
+                else if (r1[j] == v) d[g->w] = e[ox];
+                else if (r1[j + 1] == v) d[g->w + 1] = e[ox];
+            }
+        }
+}
+
 void et_maxpool_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y)
 {
+    if (et_pool22(g)) {
+        et_maxpool22_fwd(g, x, y);
+        return;
+    }
     for (int32_t c = 0; c < g->c; c++)
         for (int32_t oy = 0; oy < g->ho; oy++)
             for (int32_t ox = 0; ox < g->wo; ox++)
@@ -1124,6 +1388,10 @@ void et_maxpool_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y)
 void et_maxpool_bwd(const et_pool_geo *g, const int8_t *x, const int8_t *y, const int32_t *e,
                     int32_t *dx)
 {
+    if (et_pool22(g)) {
+        et_maxpool22_bwd(g, x, y, e, dx);
+        return;
+    }
     for (int32_t i = 0; i < g->c * g->h * g->w; i++) dx[i] = 0;
     for (int32_t c = 0; c < g->c; c++) {
         const int8_t *xc = x + c * g->h * g->w;
