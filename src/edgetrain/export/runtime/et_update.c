@@ -295,67 +295,38 @@ static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t 
     }
 }
 
-/* ---- stochastic rounding of a symmetric row by one directed conversion (docs/numerics.md
- * section 1). With k = bits >> 8 (the threshold u = k * 2^-24) and v = src / scale, the
- * engine's
- *     floor(v) + (u < frac(v))  ==  ceil(v - u)
- * (frac(v) > u puts v - u strictly inside (floor(v), floor(v) + 1), else inside
- * (floor(v) - 1, floor(v)]). With V = v * 2^24 (exact: a power-of-two scaling, and a
- * subnormal v only gains exponent) and C = ceil(V), an integer:
- *     ceil(v - u) = -F,  F = floor((k - V) / 2^24) = floor((k - C) / 2^24)
- * (floor(x / n) == floor(floor(x) / n) for an integer n > 0, and floor(k - V) = k - C as k is
- * an integer). For -128 <= v < 128, F is in [-128, 128] and the code with zero point 0 is
- * sat8(-F) = -1 - clamp(F - 1, -128, 127) = ~(sat32(k - 2^24 - C) >> 24): G = F - 1 =
- * floor((k - 2^24 - C) / 2^24) lies in [-129, 127], clamping G to [-128, 127] maps
- * F = -128 to the saturated 127, and a saturating 32-bit subtraction clamps G that way
- * (floor(-2^31 / 2^24) = -128, floor((2^31 - 1) / 2^24) = 127). k - 2^24 is
- * (bits >> 8) | 0xFF000000 as int32. Per element: ORR, QSUB, MVN (asr #24), STRB.
- *
- * C is one conversion: VCVTR.S32.F32 rounds by FPSCR.RMode (ARMv7-M ARM, VCVT/VCVTR between
- * floating-point and integer: the R form uses the FPSCR rounding mode, the plain form rounds
- * towards zero); with RMode = round towards plus infinity it is ceil(V) exactly (-2^31 <= V
- * < 2^31: no saturation). QEMU translates the R form to vfp_tosis, float32_to_int32 under
- * the FPSCR's rounding mode: the same. Every other floating-point operation of the row (the
- * division and the scaling) runs first, in its own pass under the caller's round to
- * nearest; the conversions' pass does no float arithmetic at all, and the FPSCR is switched
- * around that pass alone (in one non-inlined function) and restored after it (its
- * cumulative exception flags with it: nothing reads them). Without the FPU or DSP, or with
- * ET_NO_SIMD, C comes from a truncation and one correction (et_ceil_f32) and the saturating
- * subtraction from int64: the same integers. */
+/* ---- stochastic rounding of a symmetric row by integer arithmetic (docs/numerics.md
+ * section 1). The engine's rule for v = x / scale and the threshold u = k * 2^-24 (k = bits
+ * >> 8): q = floor(v) + (u < frac), frac = v - floor(v) in float32 (exact except for v in
+ * (-1/2, 0), where 1 + v rounds to the 2^-24 grid). With V = v * 2^24 and R = RNE(V) (V
+ * rounded to the nearest integer, ties to even: VCVTR under the default FPSCR rounding mode),
+ * for -128 <= v < 128 the code with zero point 0 is
+ *     q = sat8(-F),  F = floor((k - R) / 2^24),  computed as ~(sat32(k - 2^24 - R) >> 24)
+ * (F - 1 = floor((k - 2^24 - R) / 2^24) lies in [-129, 127]; clamping it to [-128, 127]
+ * maps F = -128 to the saturated 127; a saturating 32-bit subtraction (QSUB) clamps that
+ * way; k - 2^24 is (bits >> 8) | 0xFF000000 as int32), except in one case:
+ * - |v| >= 1/2: V is an integer (v's ulp is 2^-24 or more), R = V, frac is exact, and
+ *   floor(v) + (u < frac) = ceil(v - u) = -floor((k - V) / 2^24) = -F.
+ * - v in (-1/2, 0]: floor(v) = -1 and frac = RNE(2^24 + V) * 2^-24 = (2^24 + R) * 2^-24, so
+ *   q = -1 + (k < 2^24 + R); and -F = ceil((R - k) / 2^24) with R - k in (-3 * 2^23, 0] is
+ *   0 exactly when k < 2^24 + R: the same.
+ * - v in (0, 1/2): frac = v exact and q = (k < V) = (k < ceil(V)); -F = (k < R). They differ
+ *   only when R = ceil(V) - 1 (V rounded down) and k = R, i.e. k - 2^24 - R = -2^24: then
+ *   q = 1 if V > R, which the one rare branch sets (F - 1 = -2 gives ~(-2) = 1).
+ * V itself is one division, V = x / (scale * 2^-24): the same float as (x / scale) * 2^24
+ * for scale < 2 (and scale >= 2^-40, so scale * 2^-24 is exact). Rounding commutes with the
+ * power-of-two scaling while x / scale is normal; when |x / scale| < 2^-126 both lie in
+ * (-1/2, 1/2), where everything above depends only on the sign and on V > R, and x / scale
+ * and V have the same sign and are both nonzero: a nonzero float32 |x| >= 2^-149 divided by
+ * scale < 2 exceeds 2^-150, so it does not round to 0 in float32.
+ * Without the FPU and DSP instructions, or with ET_NO_SIMD, the same integers from C
+ * (et_rne_f32, the saturating subtraction in int64). */
 
-/* the ceiling form covers a row with zero point 0, scale < 2 (et_scaled_quotients) and
- * values v = x / scale in [vlo, vhi] (NaN fails) */
-static int et_ceil_covers(float vlo, float vhi, et_qparams qp)
+/* the integer form covers a row with zero point 0, scale < 2 and values v = x / scale in
+ * [vlo, vhi] (NaN fails) */
+static int et_stochastic_covers(float vlo, float vhi, et_qparams qp)
 {
     return qp.zero == 0 && qp.scale < 2.0f && vlo >= -128.0f && vhi < 128.0f;
-}
-
-/* n values x scaled to V = (x / scale) * 2^24 in place, as V = x / (scale * 2^-24): one
- * division, the same float when scale < 2 (and scale >= 2^-40, so scale * 2^-24 is exact).
- * Rounding commutes with the power-of-two scaling while x / scale is normal; when
- * |x / scale| < 2^-126 both V and the scaled quotient lie in (-1, 1), where C = ceil(V) is
- * 1 for a positive value and 0 otherwise, and the two differ only if x / scale > 0 rounds
- * to 0 in float32, i.e. 0 < x / scale <= 2^-150: impossible for scale < 2, as every
- * nonzero float32 |x| >= 2^-149. */
-static void et_scaled_quotients(float *x, int32_t n, float scale)
-{
-    const float d = scale * 5.9604644775390625e-08f;   /* scale * 2^-24 */
-    int32_t i = 0;
-#if ET_UPD_ASM
-    for (; i + 4 <= n; i += 4)          /* one load and one store of four floats */
-        __asm volatile("vldmia %[p], {s8-s11}\n\t"
-                       "vdiv.f32 s8, s8, %[d]\n\t"
-                       "vdiv.f32 s9, s9, %[d]\n\t"
-                       "vdiv.f32 s10, s10, %[d]\n\t"
-                       "vdiv.f32 s11, s11, %[d]\n\t"
-                       "vstmia %[p]!, {s8-s11}"
-                       : [p] "+r"(x)
-                       : [d] "t"(d)
-                       : "s8", "s9", "s10", "s11", "memory");
-    for (; i < n; i++, x++) *x = *x / d;
-#else
-    for (; i < n; i++) x[i] = x[i] / d;
-#endif
 }
 
 /* a - b saturated to int32 (QSUB) */
@@ -370,103 +341,119 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
 #endif
 }
 
-/* k - 2^24 = (bits >> 8) | 0xFF000000 as int32 (one ORR with a shifted operand) */
-static inline int32_t et_k_minus(uint32_t bits)
-{
 #if ET_UPD_ASM
-    int32_t r;
-    __asm("orr %0, %1, %2, lsr #8" : "=r"(r) : "r"(0xFF000000u), "r"(bits));
-    return r;
-#else
-    return (int32_t)((bits >> 8) | 0xFF000000u);
-#endif
-}
-
-/* one element's int8 code from C = ceil(V): ~(sat32(k - 2^24 - C) >> 24) */
-static inline int8_t et_ceil_code(uint32_t h, int32_t c)
-{
-    return (int8_t)~et_asr32(et_qsub32(et_k_minus(et_fmix32(h)), c), 24);
-}
-
-#if ET_UPD_ASM
-/* et_ceil_code of the element whose C is in register c: fmix32(h) (constants in registers),
- * k - 2^24 by ORR, QSUB, the code by MVN of the shifted difference; h steps on */
-#define ET_CEIL_CODE_ASM(c)                                                                   \
+/* one element: t = sat32(k - 2^24 - R) with R in register c, V in float register sv; the rare
+ * case t == -2^24 branches to the stub of label n, which sets t = -2^25 (code 1) when V > R;
+ * then the code ~(t >> 24) is stored and h steps on. fmix32's constants sit in registers. */
+#define ET_STOCHASTIC_CODE_ASM(c, sv, n)                                                      \
     "eor %[t], %[h], %[h], lsr #16\n\t"                                                      \
     "mul %[t], %[t], %[m1]\n\t"                                                              \
     "eor %[t], %[t], %[t], lsr #13\n\t"                                                      \
     "mul %[t], %[t], %[m2]\n\t"                                                              \
     "eor %[t], %[t], %[t], lsr #16\n\t"                                                      \
     "orr %[t], %[ff], %[t], lsr #8\n\t"                                                      \
-    "qsub %[" c "], %[t], %[" c "]\n\t"                                                      \
-    "mvn %[" c "], %[" c "], asr #24\n\t"                                                    \
-    "strb %[" c "], [%[d]], #1\n\t"                                                          \
+    "qsub %[t], %[t], %[" c "]\n\t"                                                          \
+    "cmp %[t], #0xFF000000\n\t"                                                              \
+    "beq " n "f\n"                                                                           \
+    n "0:\n\t"                                                                               \
+    "mvn %[t], %[t], asr #24\n\t"                                                            \
+    "strb %[t], [%[d]], #1\n\t"                                                              \
     "add %[h], %[h], %[gold]\n\t"
+#define ET_STOCHASTIC_STUB_ASM(c, sv, n)                                                      \
+    n ":\n\t"                                                                                \
+    "vmov s7, %[" c "]\n\t"                                                                  \
+    "vcvt.f32.s32 s7, s7\n\t"                                                                \
+    "vcmpe.f32 " sv ", s7\n\t"                                                               \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "it gt\n\t"                                                                              \
+    "movgt %[t], #0xFE000000\n\t"                                                            \
+    "b " n "0b\n\t"
+#define ET_STOCHASTIC_OPERANDS                                                                \
+    : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t)   \
+    : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
+    : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
 
-/* the codes from V (et_scaled_quotients), FPSCR.RMode = +infinity for the loop alone */
-static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
+/* the codes of n floats x (the row's stepped weights), four per turn: VLDM, four VDIVs by
+ * scale * 2^-24, four VCVTRs (round to nearest even), then the integer form per element */
+static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t n,
+                                            uint32_t h, float scale)
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, ff = 0xFF000000u, gold = ET_GOLDEN;
-    uint32_t fpscr;
-    __asm volatile("vmrs %0, fpscr" : "=r"(fpscr));
-    __asm volatile("vmsr fpscr, %0" : : "r"((fpscr & ~0x00C00000u) | 0x00400000u) : "memory");
-    for (int32_t i = 0; i < n >> 2; i++) {   /* et_ceil_code x 4 written out: 10 each */
-        int32_t c0, c1, t;
-        __asm volatile("vldmia %[p]!, {s12-s15}\n\t"
-                       "vcvtr.s32.f32 s12, s12\n\t"
-                       "vcvtr.s32.f32 s13, s13\n\t"
-                       "vcvtr.s32.f32 s14, s14\n\t"
-                       "vcvtr.s32.f32 s15, s15\n\t"
+    const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
+    int32_t c0, c1, t;
+    for (int32_t i = 0; i < n >> 2; i++)
+        __asm volatile("vldmia %[p]!, {s8-s11}\n\t"
+                       "vdiv.f32 s8, s8, %[sd]\n\t"
+                       "vdiv.f32 s9, s9, %[sd]\n\t"
+                       "vdiv.f32 s10, s10, %[sd]\n\t"
+                       "vdiv.f32 s11, s11, %[sd]\n\t"
+                       "vcvtr.s32.f32 s12, s8\n\t"
+                       "vcvtr.s32.f32 s13, s9\n\t"
+                       "vcvtr.s32.f32 s14, s10\n\t"
+                       "vcvtr.s32.f32 s15, s11\n\t"
                        "vmov %[c0], %[c1], s12, s13\n\t"
-                       ET_CEIL_CODE_ASM("c0") ET_CEIL_CODE_ASM("c1")
+                       ET_STOCHASTIC_CODE_ASM("c0", "s8", "1")
+                       ET_STOCHASTIC_CODE_ASM("c1", "s9", "2")
                        "vmov %[c0], %[c1], s14, s15\n\t"
-                       ET_CEIL_CODE_ASM("c0") ET_CEIL_CODE_ASM("c1")
-                       : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0),
-                         [c1] "=&r"(c1), [t] "=&r"(t)
-                       : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold)
-                       : "s12", "s13", "s14", "s15", "memory");
-    }
-    for (int32_t i = 0; i < (n & 3); i++, h += ET_GOLDEN) {
-        int32_t c0;
-        __asm volatile("vldmia %[p]!, {s15}\n\t"
-                       "vcvtr.s32.f32 s15, s15\n\t"
-                       "vmov %[c0], s15"
-                       : [p] "+r"(x), [c0] "=r"(c0)
-                       :
-                       : "s15", "memory");
-        dst[i] = et_ceil_code(h, c0);
-    }
-    __asm volatile("vmsr fpscr, %0" : : "r"(fpscr) : "memory");
+                       ET_STOCHASTIC_CODE_ASM("c0", "s10", "3")
+                       ET_STOCHASTIC_CODE_ASM("c1", "s11", "4")
+                       "b 9f\n"
+                       ET_STOCHASTIC_STUB_ASM("c0", "s8", "1")
+                       ET_STOCHASTIC_STUB_ASM("c1", "s9", "2")
+                       ET_STOCHASTIC_STUB_ASM("c0", "s10", "3")
+                       ET_STOCHASTIC_STUB_ASM("c1", "s11", "4")
+                       "9:"
+                       ET_STOCHASTIC_OPERANDS);
+    for (int32_t i = 0; i < (n & 3); i++)
+        __asm volatile("vldmia %[p]!, {s8}\n\t"
+                       "vdiv.f32 s8, s8, %[sd]\n\t"
+                       "vcvtr.s32.f32 s12, s8\n\t"
+                       "vmov %[c0], s12\n\t"
+                       ET_STOCHASTIC_CODE_ASM("c0", "s8", "1")
+                       "b 9f\n"
+                       ET_STOCHASTIC_STUB_ASM("c0", "s8", "1")
+                       "9:"
+                       ET_STOCHASTIC_OPERANDS);
+    (void)c1;
 }
 #else
-/* ceil(V) for -2^31 <= V < 2^31: the truncation is exact, and so is (float)t (|t| <= 2^24,
- * or |V| > 2^24 and V, a float of that size, is an integer: t == V) */
-static inline int32_t et_ceil_f32(float v)
+/* V rounded to the nearest integer, ties to even, for |V| < 2^31: the truncation t is exact,
+ * and so is V - t (|V| < 2^23; larger V are integers) */
+static inline int32_t et_rne_f32(float v)
 {
     int32_t t = (int32_t)v;
-    return t + ((float)t < v);
+    float r = v - (float)t;                 /* in (-1, 1) */
+    if (r > 0.5f || (r == 0.5f && (t & 1))) return t + 1;
+    if (r < -0.5f || (r == -0.5f && (t & 1))) return t - 1;
+    return t;
 }
 
-static ET_NOINLINE void et_ceil_codes(const float *x, int8_t *dst, int32_t n, uint32_t h)
+static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t n,
+                                            uint32_t h, float scale)
 {
-    for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) dst[i] = et_ceil_code(h, et_ceil_f32(x[i]));
+    const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
+    for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) {
+        float v = x[i] / sd;                               /* V */
+        int32_t r = et_rne_f32(v);
+        int32_t t = et_qsub32((int32_t)((et_fmix32(h) >> 8) | 0xFF000000u), r);
+        if (t == -0x1000000 && v > (float)r) t = -0x2000000;   /* k = R, V rounded down */
+        dst[i] = (int8_t)~et_asr32(t, 24);
+    }
 }
 #endif
 
-/* src is scratch (the ceiling form overwrites it); in_range: every |src / scale| <= 2^20,
- * no NaN; ceil: the ceiling form covers the row (used for stochastic rounding) */
-static ET_NOINLINE void et_quantize_row(float *src, int8_t *dst, int32_t n, et_qparams qp,
-                                        int mode, uint32_t base, uint32_t j0, int in_range,
-                                        int ceil)
+/* ceil: the integer form covers the row (used for stochastic rounding); in_range: every
+ * |src / scale| <= 2^20, no NaN */
+static ET_NOINLINE void et_quantize_row(const float *src, int8_t *dst, int32_t n,
+                                        et_qparams qp, int mode, uint32_t base, uint32_t j0,
+                                        int in_range, int ceil)
 {
-    if (in_range && ceil && mode == ET_ROUND_STOCHASTIC) {
-        et_scaled_quotients(src, n, qp.scale);
-        et_ceil_codes(src, dst, n, base + j0 * ET_GOLDEN);
-    } else if (in_range) {
+    if (in_range && ceil && mode == ET_ROUND_STOCHASTIC)
+        et_stochastic_codes(src, dst, n, base + j0 * ET_GOLDEN, qp.scale);
+    else if (in_range)
         et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 1);
-    } else {
+    else
         et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 0);
-    }
 }
 
 /* a row's update constants: new weight = (w - zero) * scale - lr * ((g * s_g - mu) / sigma) */
@@ -508,8 +495,11 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
     "vmul.f32 s0, s0, %[lr]\n\t"                                                             \
     "vmul.f32 s1, s1, %[lr]\n\t"                                                             \
     "vsub.f32 s2, s2, s0\n\t"                                                                \
-    "vsub.f32 s3, s3, s1\n\t"                                                                \
-    "vstmia %[o]!, {s2-s3}\n\t"                                                              \
+    "vsub.f32 s3, s3, s1\n\t"
+
+/* the pair's floats stored; the pair taken into lo / hi (as described above) */
+#define ET_PAIR_STORE "vstmia %[o]!, {s2-s3}\n\t"
+#define ET_PAIR_EXTREMES                                                                      \
     "vcmpe.f32 s2, s3\n\t"                                                                   \
     "vmrs APSR_nzcv, fpscr\n\t"                                                              \
     "bmi 1f\n\t"                                  /* small b (s3), large a (s2) */           \
@@ -543,6 +533,8 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
     "ble 7b\n"                                                                               \
     "9:"
 
+#define ET_SUB_ZERO "sub %[w0], %[w0], %[z]\n\tsub %[w1], %[w1], %[z]\n\t"
+
 #define ET_STEPPED_PAIR_OPERANDS                                                              \
     : [w] "+r"(w), [g] "+r"(g), [o] "+r"(o), [w0] "=&r"(w0), [w1] "=&r"(w1), [lo] "+t"(lo),  \
       [hi] "+t"(hi)                                                                           \
@@ -559,10 +551,10 @@ static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w
     for (int32_t i = 1; i + 2 <= k; i += 2) {
         int32_t w0, w1;
         if (zero == 0)
-            __asm volatile(ET_STEPPED_PAIR_ASM("") ET_STEPPED_PAIR_OPERANDS);
+            __asm volatile(ET_STEPPED_PAIR_ASM("") ET_PAIR_STORE ET_PAIR_EXTREMES
+                               ET_STEPPED_PAIR_OPERANDS);
         else
-            __asm volatile(ET_STEPPED_PAIR_ASM("sub %[w0], %[w0], %[z]\n\t"
-                                               "sub %[w1], %[w1], %[z]\n\t")
+            __asm volatile(ET_STEPPED_PAIR_ASM(ET_SUB_ZERO) ET_PAIR_STORE ET_PAIR_EXTREMES
                                ET_STEPPED_PAIR_OPERANDS);
     }
     *lo_io = lo;
@@ -673,7 +665,7 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
         et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
                         et_row_in_range(&r, lo, hi, qp.scale),
-                        et_ceil_covers(lo / qp.scale, hi / qp.scale, qp));
+                        et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);
@@ -725,6 +717,178 @@ static void et_requantize_stepped_row(et_row_step r, int kept, int8_t *w,
     }
 }
 
+#if ET_UPD_ASM
+/* ---- the per-tensor update (numerics paper / nearest) on ARMv7E-M: the stepped floats of a
+ * row are recomputed in chunks of ET_CHUNK on the stack (256 bytes; the update already ran
+ * et_stepped_row's pairs, the same instructions) and converted without et_round_small's
+ * float compares. floor: v = w_f / scale (round to nearest, as et_quantize), then VCVTR
+ * under FPSCR.RMode = round towards minus infinity: floor(v) exactly for |v| <= 2^20.
+ * VCVTR.S32.F32 rounds by FPSCR.RMode (ARMv7-M ARM, VCVT/VCVTR between floating-point and
+ * integer: the R form uses the FPSCR rounding mode, the plain form rounds towards zero);
+ * QEMU translates the R form to vfp_tosis, float32_to_int32 under the FPSCR's mode: the
+ * same. The divisions run first in their own pass under round to nearest; the conversion
+ * pass (one non-inlined function) does no float arithmetic, and the FPSCR is switched
+ * around it alone and restored after it (its cumulative flags with it: nothing reads them). nearest (ties away from zero): T = trunc(v * 2^23), one VCVT to
+ * fixed point (round towards zero always, the scaling exact), gives floor(|v| * 2^23) with
+ * v's sign, and round(v) = (T + 2^22 - [T < 0]) >> 23: for v >= 0 floor((floor(V) + 2^22) /
+ * 2^23) = floor(v + 1/2) (nested floors), for v < 0 (T = -floor(|V|)) floor((T + 2^22 - 1) /
+ * 2^23) = -floor((-T + 2^22) / 2^23) = -floor(|v| + 1/2). The zero point joins as zero * 2^23
+ * inside the shift (wrapping 32-bit adds: only the final sum must fit, which |v| <= 250 and
+ * |v + zero| <= 250 grant), and SSAT's own shift gives the int8. */
+#define ET_CHUNK 64
+
+static inline void et_stepped_store_pairs(et_row_step r, int32_t zero, const int8_t *w,
+                                          const int32_t *g, float *o, int32_t pairs)
+{
+    float lo = 0.0f, hi = 0.0f;     /* operands of the shared constraint list, unused */
+    for (int32_t i = 0; i < pairs; i++) {
+        int32_t w0, w1;
+        if (zero == 0)
+            __asm volatile(ET_STEPPED_PAIR_ASM("") ET_PAIR_STORE ET_STEPPED_PAIR_OPERANDS);
+        else
+            __asm volatile(ET_STEPPED_PAIR_ASM(ET_SUB_ZERO) ET_PAIR_STORE
+                               ET_STEPPED_PAIR_OPERANDS);
+    }
+}
+
+/* n stepped floats of a kept row into o (et_stepped's values) */
+static void et_stepped_store(et_row_step r, const int8_t *w, const int32_t *g, int32_t n,
+                             float *o)
+{
+    if (r.zero == 0)
+        et_stepped_store_pairs(r, 0, w, g, o, n >> 1);
+    else
+        et_stepped_store_pairs(r, r.zero, w, g, o, n >> 1);
+    if (n & 1) o[n - 1] = et_stepped(r, w[n - 1], g[n - 1]);
+}
+
+/* the range of a kept row's stepped floats by the pairs of et_stepped_row: the same lo / hi
+ * as one element at a time when no element is NaN (et_row_step_no_nan; no -0.0 either) */
+static void et_stepped_range_pairs(et_row_step r, const int8_t *w, const int32_t *g,
+                                   int32_t k, float *lo_out, float *hi_out)
+{
+    float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf, o[2], *op = o;
+    const int8_t *wp = w + 1;
+    const int32_t *gp = g + 1;
+    const int32_t zero = r.zero;
+    for (int32_t i = 1; i + 2 <= k; i += 2) {
+        int32_t w0, w1;
+        __asm volatile(ET_STEPPED_PAIR_ASM(ET_SUB_ZERO) ET_PAIR_EXTREMES
+                       : [w] "+r"(wp), [g] "+r"(gp), [o] "+r"(op), [w0] "=&r"(w0),
+                         [w1] "=&r"(w1), [lo] "+t"(lo), [hi] "+t"(hi)
+                       : [z] "r"(zero), [sg] "t"(r.s_g), [mu] "t"(r.mu), [sig] "t"(r.sigma),
+                         [sc] "t"(r.scale), [lr] "t"(r.lr)
+                       : "s0", "s1", "s2", "s3", "cc", "memory");
+    }
+    if (k % 2 == 0) {
+        wf = et_stepped(r, w[k - 1], g[k - 1]);
+        lo = et_minf(lo, wf);
+        hi = et_maxf(hi, wf);
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+/* n floats x divided by scale in place (round to nearest), four per VLDM / VSTM */
+static void et_quotients(float *x, int32_t n, float d)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        __asm volatile("vldmia %[p], {s8-s11}\n\t"
+                       "vdiv.f32 s8, s8, %[d]\n\t"
+                       "vdiv.f32 s9, s9, %[d]\n\t"
+                       "vdiv.f32 s10, s10, %[d]\n\t"
+                       "vdiv.f32 s11, s11, %[d]\n\t"
+                       "vstmia %[p]!, {s8-s11}"
+                       : [p] "+r"(x)
+                       : [d] "t"(d)
+                       : "s8", "s9", "s10", "s11", "memory");
+    for (; i < n; i++, x++) *x = *x / d;
+}
+
+/* codes sat8(floor(v) + zero) of n quotients v (|v| <= 2^20), RMode = -infinity here alone */
+static ET_NOINLINE void et_floor_codes(const float *x, int8_t *dst, int32_t n, int32_t zero)
+{
+    uint32_t fpscr;
+    __asm volatile("vmrs %0, fpscr" : "=r"(fpscr));
+    __asm volatile("vmsr fpscr, %0" : : "r"((fpscr & ~0x00C00000u) | 0x00800000u) : "memory");
+    for (int32_t i = 0; i < n; i++) {
+        int32_t c;
+        __asm volatile("vldmia %[p]!, {s15}\n\t"
+                       "vcvtr.s32.f32 s15, s15\n\t"
+                       "vmov %[c], s15"
+                       : [p] "+r"(x), [c] "=r"(c)
+                       :
+                       : "s15", "memory");
+        dst[i] = (int8_t)et_ssat8(c + zero);
+    }
+    __asm volatile("vmsr fpscr, %0" : : "r"(fpscr) : "memory");
+}
+
+/* codes sat8(round_nearest(x / scale) + zero) of n floats (|v| <= 250, |v + zero| <= 250) */
+static void et_nearest_codes(const float *x, int8_t *dst, int32_t n, float scale,
+                             int32_t zero)
+{
+    const uint32_t cz = 0x00400000u + ((uint32_t)zero << 23);   /* 2^22 + zero * 2^23 */
+    for (int32_t i = 0; i < n; i++) {
+        int32_t t;
+        __asm volatile("vldmia %[p]!, {s15}\n\t"
+                       "vdiv.f32 s15, s15, %[d]\n\t"
+                       "vcvt.s32.f32 s15, s15, #23\n\t"
+                       "vmov %[t], s15\n\t"
+                       "add %[u], %[cz], %[t], asr #31\n\t"
+                       "add %[u], %[u], %[t]\n\t"
+                       "ssat %[u], #8, %[u], asr #23\n\t"
+                       "strb %[u], [%[o]], #1"
+                       : [p] "+r"(x), [o] "+r"(dst), [t] "=&r"(t), [u] "=&r"(t)
+                       : [d] "t"(scale), [cz] "r"(cz)
+                       : "s15", "memory");
+    }
+}
+
+/* a kept row requantized with the tensor's new qparams: floor or nearest (fast: the row
+ * constants give no NaN and the tensor's values v = w_f / scale are in the forms' range) */
+static ET_NOINLINE void et_requantize_kept(et_row_step r, int8_t *w, const int32_t *g,
+                                           int32_t k, et_qparams qp, int mode)
+{
+    float buf[ET_CHUNK];
+    for (int32_t c0 = 0; c0 < k; c0 += ET_CHUNK) {
+        int32_t n = k - c0 < ET_CHUNK ? k - c0 : ET_CHUNK;
+        et_stepped_store(r, w + c0, g + c0, n, buf);
+        if (mode == ET_ROUND_FLOOR) {
+            et_quotients(buf, n, qp.scale);
+            et_floor_codes(buf, w + c0, n, qp.zero);
+        } else {
+            et_nearest_codes(buf, w + c0, n, qp.scale, qp.zero);
+        }
+    }
+}
+
+/* the fast per-tensor forms apply to the tensor's values [vlo, vhi] = [lo, hi] / scale */
+static int et_tensor_fast(int mode, float vlo, float vhi, int32_t zero)
+{
+    if (mode == ET_ROUND_FLOOR) return vlo >= -1048576.0f && vhi <= 1048576.0f;
+    return mode == ET_ROUND_NEAREST && vlo >= -250.0f && vhi <= 250.0f &&
+           vlo + (float)zero >= -250.0f && vhi + (float)zero <= 250.0f;
+}
+#endif
+
+#if !ET_UPD_ASM   /* never called: the fast forms are ARMv7E-M only */
+#define et_stepped_range_fast et_stepped_range
+static int et_tensor_fast(int mode, float vlo, float vhi, int32_t zero)
+{
+    (void)mode, (void)vlo, (void)vhi, (void)zero;
+    return 0;
+}
+static void et_requantize_kept(et_row_step r, int8_t *w, const int32_t *g, int32_t k,
+                               et_qparams qp, int mode)
+{
+    (void)r, (void)w, (void)g, (void)k, (void)qp, (void)mode;
+}
+#else
+#define et_stepped_range_fast et_stepped_range_pairs
+#endif
+
 /* Trainer._apply_weight (one scale for the tensor): dequantize, step, observe the new range
  * over all rows, then recompute each row's new weights and requantize them in place */
 static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
@@ -734,7 +898,9 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
     for (int32_t o = 0; o < O; o++) {
         float lo, hi;
         et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
-        if (!rows || rows[o])
+        if ((!rows || rows[o]) && ET_UPD_ASM && et_row_step_no_nan(&r))
+            et_stepped_range_fast(r, L->w + o * K, L->gw + o * K, K, &lo, &hi);
+        else if (!rows || rows[o])
             et_stepped_range(r, L->w + o * K, L->gw + o * K, K, &lo, &hi);
         else
             et_dequantized_range(L->w + o * K, K, old_zero, L->w_scale[o], &lo, &hi);
@@ -744,10 +910,15 @@ static void et_apply_weight(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
     et_range_observe(&L->w_range[0], glo, ghi, c->cfg->rate_weight);
     et_qparams qp = et_range_qparams(&L->w_range[0], 0, 0);
     uint32_t base = et_call_base(c, c->cfg->round_update);
+    int fast = ET_UPD_ASM && et_finite(glo) && et_finite(ghi) &&
+               et_tensor_fast(c->cfg->round_update, glo / qp.scale, ghi / qp.scale, qp.zero);
     for (int32_t o = 0; o < O; o++) {
         et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], old_zero);
-        et_requantize_stepped_row(r, !rows || rows[o], L->w + o * K, L->gw + o * K, K, qp,
-                                  c->cfg->round_update, base, (uint32_t)(o * K));
+        if (fast && (!rows || rows[o]) && et_row_step_no_nan(&r))
+            et_requantize_kept(r, L->w + o * K, L->gw + o * K, K, qp, c->cfg->round_update);
+        else
+            et_requantize_stepped_row(r, !rows || rows[o], L->w + o * K, L->gw + o * K, K,
+                                      qp, c->cfg->round_update, base, (uint32_t)(o * K));
     }
     et_weight_qparams(c, L);
     ET_TRACE_T(L->trace_gw, L->w, O * K);

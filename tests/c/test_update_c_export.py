@@ -1,0 +1,36 @@
+"""The update's Cortex-M4/M7 code paths (et_update.c: VCVTR under a switched rounding mode,
+fixed-point VCVT, the written-out stepped and gradient pairs, the per-tensor rows in chunks
+of 64) inside whole training steps, against the Python int8 engine under QEMU: every numerics
+configuration (per-channel stochastic `default` and `pow2`, per-tensor `paper` with floor and
+`nearest`), full and partial updates (dropped rows take the general path), every traced
+tensor of every step equal. tests/c/test_update_c_rounding.py checks the row loops alone
+over extreme values."""
+
+import pytest
+from graphs import calib
+
+from edgetrain.export.exporter import export_project
+from edgetrain.export.toolchains import available
+from edgetrain.export.verify import verify
+from edgetrain.ir import GraphBuilder
+
+OK, WHY = available("cortex-m4")
+pytestmark = pytest.mark.skipif(not OK, reason=f"cross toolchain missing: {WHY}")
+
+
+def wide_mlp():
+    """linear 71 -> 12, ReLU, linear -> 5: rows longer than one chunk, of odd length."""
+    b = GraphBuilder("wide", (71,), seed=3)
+    t = b.add("relu", b.add("linear", "input", out_features=12))
+    return b.build(b.add("linear", t, out_features=5), num_classes=5)
+
+
+@pytest.mark.parametrize(("numerics", "policy", "batch", "core"),
+                         [("default", "full", 1, "cortex-m4"), ("paper", "partial", 2, "cortex-m4"),
+                          ("nearest", "full", 1, "cortex-m7"), ("pow2", "partial", 1, "cortex-m4")])
+def test_update_bit_exact_on_cortex_m(tmp_path, numerics, policy, batch, core):
+    g = wide_mlp()
+    export_project(g, "imxrt1062", tmp_path, policy=policy, batch=batch, calibration=calib(g),
+                   numerics=numerics, lr=0.05)
+    r = verify(tmp_path, core, steps=10)
+    assert r.bit_exact, f"{numerics} {policy}: {r.mismatches[0].describe()}"
