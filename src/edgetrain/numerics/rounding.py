@@ -113,7 +113,9 @@ def _f32_nearest(v, rng):
 
 def _f32_stochastic(v, rng):
     r = np.floor(v)
-    frac = v - r  # exact in float32; 0 for |v| >= 2^23, so r + 1 below is exact
+    # frac: a float32 subtraction, exact except for v in (-1/2, 0), where it rounds (and can
+    # reach 1.0); the C copies this rounding. 0 for |v| >= 2^23, so r + 1 below is exact
+    frac = v - r
     u = (rng.bits(v.shape) >> np.uint32(8)).astype(np.float32)  # float32 integers < 2^24
     u *= np.float32(2.0**-24)  # [0, 1), exact
     return r + (u < frac)  # float32
