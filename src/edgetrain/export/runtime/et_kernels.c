@@ -1,11 +1,13 @@
 /* edgetrain integer kernels (see et_kernels.h). Plain loops on every core; on ARMv7E-M the
  * inner loops use dual 16-bit MACs and produce the same integers (all sums are exact int32).
  *
- * Blocking, so that one load or one unpack feeds several MACs: gathered convolutions compute
- * two output channels at two positions per pass over a column pair (2 x 2), weight gradients
- * four channels per pass over a shifted input, linear layers four rows per pass over the
- * input. Scratch beyond et_conv_scratch is a bounded stack buffer (ET_STACK_COL int16); a
- * layer whose columns are longer takes the one-column path. */
+ * Blocking, so that one load or one unpack feeds several MACs: gathered convolutions and
+ * stride-1 weight gradients compute one weight row against a block of four positions per
+ * pass (et_rows4: each weight word is unpacked once for four positions; written in assembly
+ * on ARMv7E-M, where it takes 13 instructions per 16 MACs), other weight gradients four
+ * channels per pass over a shifted input, linear layers four rows per pass over the input.
+ * Scratch beyond et_conv_scratch is bounded stack buffers (blocks of ET_STACK_COL entries;
+ * longer columns are summed chunk by chunk). */
 #include <stddef.h>
 #include <string.h>
 
@@ -794,6 +796,49 @@ static int et_dw3_in(const et_conv_geo *g)
     return et_dw3(g) && g->pw <= 2 && g->w + 8 <= ET_DW_PLANE / 2;
 }
 
+/* dx row += three int16 error rows (stride L apart, the lowest first: kernel rows 2, 1, 0)
+ * correlated with the flipped kernel rows f + 6, f + 3, f, for every input row of a
+ * channel: one load and one store per output for all three kernel rows (zero rows where a
+ * kernel row meets the padding) */
+static void et_dw33_bwd_plane(int32_t *dx, const int16_t *er, int32_t L, const int32_t *f,
+                              int32_t h, int32_t w)
+{
+    for (int32_t iy = 0; iy < h; iy++, dx += w, er += L) {
+        const int16_t *r2 = er, *r1 = er + L, *r0 = er + 2 * L;
+        int32_t i = 0;
+#if ET_SIMD
+        uint32_t a01 = ET_PAIR(f[0], f[1]), a12 = ET_PAIR(f[1], f[2]);
+        uint32_t b01 = ET_PAIR(f[3], f[4]), b12 = ET_PAIR(f[4], f[5]);
+        uint32_t c01 = ET_PAIR(f[6], f[7]), c12 = ET_PAIR(f[7], f[8]);
+        for (; i + 2 <= w; i += 2) {
+            uint32_t x = et_ld32h(r0 + i), y = et_ld32h(r0 + i + 2);
+            int32_t s0 = et_smlabt(y, a12, et_smlad(x, a01, dx[i]));
+            int32_t s1 = et_smlad(y, a12, et_smlatb(x, a01, dx[i + 1]));
+            x = et_ld32h(r1 + i);
+            y = et_ld32h(r1 + i + 2);
+            s0 = et_smlabt(y, b12, et_smlad(x, b01, s0));
+            s1 = et_smlad(y, b12, et_smlatb(x, b01, s1));
+            x = et_ld32h(r2 + i);
+            y = et_ld32h(r2 + i + 2);
+            dx[i] = et_smlabt(y, c12, et_smlad(x, c01, s0));
+            dx[i + 1] = et_smlad(y, c12, et_smlatb(x, c01, s1));
+        }
+#endif
+        for (; i < w; i++)
+            dx[i] += f[0] * r0[i] + f[1] * r0[i + 1] + f[2] * r0[i + 2] + f[3] * r1[i] +
+                     f[4] * r1[i + 1] + f[5] * r1[i + 2] + f[6] * r2[i] + f[7] * r2[i + 1] +
+                     f[8] * r2[i + 2];
+    }
+}
+
+/* stride 1, three kernel rows, the channel's whole error plane (h + 2 rows) in the buffer
+ * (at stride 2 the zero rows between error rows cost more than the row-by-row passes) */
+static int et_dw33_bwd_whole(const et_conv_geo *g)
+{
+    return g->sh == 1 && g->sw == 1 && g->kh == 3 && g->ph <= 2 &&
+           (g->h + 2) * (g->w + 8) <= ET_DW_PLANE / 2;
+}
+
 /* dx[iy][ix] = sum over (ky, oy) with oy sh = iy + ph - ky of the error row oy (padded by
  * 2 - pw on the left, dilated by the stride across: zeros between) correlated with kernel
  * row ky flipped */
@@ -803,6 +848,7 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
     int16_t er[ET_DW_PLANE / 2];
     int32_t wc[ET_DW_KH * 3], f[ET_DW_KH * 3], lead = 2 - g->pw, hw = g->h * g->w;
     int32_t n = et_min32(g->wo, (g->w + 1 - lead) / g->sw + 1);   /* errors ever read */
+    int whole = et_dw33_bwd_whole(g);
     memset(dx, 0, (size_t)(g->c_in * hw) * sizeof *dx);
     memset(er, 0, sizeof er);
     for (int32_t c = 0, og = g->c_out / g->groups; c < g->c_out; c++) {
@@ -810,6 +856,14 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
         int32_t *dxc = dx + c / og * hw;              /* the outputs of a group share it */
         et_dw3_weights(g, w, zw, c, wc);
         for (int32_t k = 0; k < g->kh * 3; k++) f[k] = wc[k - k % 3 + 2 - k % 3];
+        if (whole) {                              /* error row oy at buffer row oy + 2 - ph */
+            for (int32_t oy = 0; oy < g->ho; oy++) {
+                int16_t *eb = er + (oy + 2 - g->ph) * (g->w + 8) + lead;
+                for (int32_t ox = 0; ox < n; ox++) eb[ox] = ec[(c * g->ho + oy) * g->wo + ox];
+            }
+            et_dw33_bwd_plane(dxc, er, g->w + 8, f, g->h, g->w);
+            continue;
+        }
         for (int32_t oy = 0; oy < g->ho; oy++) {
             const int16_t *eo = ec + (c * g->ho + oy) * g->wo;
             for (int32_t ox = 0; ox < n; ox++) er[lead + ox * g->sw] = eo[ox];
@@ -860,7 +914,8 @@ static void et_block_corr(const int16_t *blk, int32_t n, int32_t zw, int32_t *co
     if (zw == 0) return;
     int32_t k = 0;
     for (const int16_t *b = blk; k + 4 <= n; k += 4, b += 16)
-        for (int32_t j = 0; j < ET_NB; j++) corr[j] += b[2 * j] + b[2 * j + 1] + b[8 + 2 * j] + b[9 + 2 * j];
+        for (int32_t j = 0; j < ET_NB; j++)
+            corr[j] += b[2 * j] + b[2 * j + 1] + b[8 + 2 * j] + b[9 + 2 * j];
     for (const int16_t *b = blk + 4 * k; k < n; k++, b += 4)
         for (int32_t j = 0; j < ET_NB; j++) corr[j] += b[j];
     for (int32_t j = 0; j < ET_NB; j++) corr[j] *= zw;

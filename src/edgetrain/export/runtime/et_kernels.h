@@ -15,10 +15,12 @@
  *
  * On ARMv7E-M (Cortex-M4/M7, __ARM_FEATURE_DSP) the inner loops use dual 16-bit MACs
  * (SXTB16 + SMLAD, SMLAxy, PKHBT) unless ET_NO_SIMD is defined; the results are identical
- * integers. Besides et_conv_scratch the kernels use bounded stack buffers: a second int16
- * column (512 B) for the 2 x 2 gathered blocks and, for layers with one input channel per
- * group and 3-wide kernels, a padded input plane or error row (2 KB); deepest frame about
- * 3 KB on Cortex-M4 (-fstack-usage), inside the 8 KB stack the linker script reserves. */
+ * integers. Besides et_conv_scratch the kernels use bounded stack buffers: a block of four
+ * int16 columns (2 KB) for the gathered convolutions, a zero-point-padded input plane and a
+ * block (1 KB each) for stride-1 weight gradients and, for layers with one input channel
+ * per group and 3-wide kernels, a padded input plane or error plane (2 KB); deepest frames
+ * about 2.9 KB on Cortex-M4 (-fstack-usage), inside the 8 KB stack the linker script
+ * reserves. */
 #ifndef ET_KERNELS_H
 #define ET_KERNELS_H
 
