@@ -542,21 +542,28 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
       [lr] "t"(r.lr)                                                                          \
     : "s0", "s1", "s2", "s3", "cc", "memory"
 
+#define ET_STEPPED_LOOP_OPERANDS                                                              \
+    : [w] "+r"(w), [g] "+r"(g), [o] "+r"(o), [w0] "=&r"(w0), [w1] "=&r"(w1), [lo] "+t"(lo),  \
+      [hi] "+t"(hi), [n] "+r"(n)                                                              \
+    : [z] "r"(zero), [sg] "t"(r.s_g), [mu] "t"(r.mu), [sig] "t"(r.sigma), [sc] "t"(r.scale), \
+      [lr] "t"(r.lr)                                                                          \
+    : "s0", "s1", "s2", "s3", "cc", "memory"
+
 /* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o) */
 static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
                                     const int32_t *g, float *o, int32_t k, float *lo_io,
                                     float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
-    for (int32_t i = 1; i + 2 <= k; i += 2) {
-        int32_t w0, w1;
-        if (zero == 0)
-            __asm volatile(ET_STEPPED_PAIR_ASM("") ET_PAIR_STORE ET_PAIR_EXTREMES
-                               ET_STEPPED_PAIR_OPERANDS);
-        else
-            __asm volatile(ET_STEPPED_PAIR_ASM(ET_SUB_ZERO) ET_PAIR_STORE ET_PAIR_EXTREMES
-                               ET_STEPPED_PAIR_OPERANDS);
-    }
+    int32_t n = (k - 1) >> 1, w0, w1;        /* pairs; the loop itself in the asm (SUBS, BNE) */
+    if (n > 0 && zero == 0)
+        __asm volatile("0:\n\t" ET_STEPPED_PAIR_ASM("") ET_PAIR_STORE ET_PAIR_EXTREMES
+                       "\n\tsubs %[n], %[n], #1\n\tbne 0b"
+                       ET_STEPPED_LOOP_OPERANDS);
+    else if (n > 0)
+        __asm volatile("0:\n\t" ET_STEPPED_PAIR_ASM(ET_SUB_ZERO) ET_PAIR_STORE ET_PAIR_EXTREMES
+                       "\n\tsubs %[n], %[n], #1\n\tbne 0b"
+                       ET_STEPPED_LOOP_OPERANDS);
     *lo_io = lo;
     *hi_io = hi;
 }
