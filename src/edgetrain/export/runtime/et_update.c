@@ -838,7 +838,7 @@ static void et_nearest_codes(const float *x, int8_t *dst, int32_t n, float scale
 {
     const uint32_t cz = 0x00400000u + ((uint32_t)zero << 23);   /* 2^22 + zero * 2^23 */
     for (int32_t i = 0; i < n; i++) {
-        int32_t t;
+        int32_t t, u;
         __asm volatile("vldmia %[p]!, {s15}\n\t"
                        "vdiv.f32 s15, s15, %[d]\n\t"
                        "vcvt.s32.f32 s15, s15, #23\n\t"
@@ -847,7 +847,7 @@ static void et_nearest_codes(const float *x, int8_t *dst, int32_t n, float scale
                        "add %[u], %[u], %[t]\n\t"
                        "ssat %[u], #8, %[u], asr #23\n\t"
                        "strb %[u], [%[o]], #1"
-                       : [p] "+r"(x), [o] "+r"(dst), [t] "=&r"(t), [u] "=&r"(t)
+                       : [p] "+r"(x), [o] "+r"(dst), [t] "=&r"(t), [u] "=&r"(u)
                        : [d] "t"(scale), [cz] "r"(cz)
                        : "s15", "memory");
     }
