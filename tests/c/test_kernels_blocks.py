@@ -3,7 +3,7 @@
 group counts, columns split at 256 entries, one weight row) and the stride-1 weight
 gradient as block products (plane spans split into several 128-position chunks, chunks
 ending inside a plane row, four-output bundles with one to three outputs left over, planes
-too large for the stack buffer). Host, and under QEMU on Cortex-M4 (assembly loop), M7 and
+too large for the stack buffer) and its one-row form at strides 1-3 (phases of the row). Host, and under QEMU on Cortex-M4 (assembly loop), M7 and
 M0+ (plain C) when the cross toolchain is installed; every result equals the float64 ops
 on centred integer data."""
 
@@ -30,6 +30,9 @@ SHAPES = {
     "grad-chunks": _conv(2, (13, 15), 6, 3, 1, 1),   # plane 15 x 17: spans end mid-row
     "grad-bundles": _conv(3, (6, 6), 9, (2, 3), 1, (0, 1)),  # bundles of 4, 4, 1
     "grad-1d": _conv(3, (1, 40), 5, (1, 5), 1, (0, 2)),
+    "grad-1d-s2": _conv(3, (1, 301), 5, (1, 5), (1, 2), (0, 2)),  # phases; spans of 128
+    "grad-1d-s3": _conv(2, (1, 30), 4, (1, 4), (1, 3), (0, 1)),   # phases of 2, 1, 1 entries
+    "grad-1d-1x1-s2": _conv(3, (1, 9), 2, 1, (1, 2)),
     "grad-plane-big": _conv(2, (40, 40), 4, 3, 1, 1),  # plane over 1 KB: the 4-row dots
     "groups-s1": _conv(4, (5, 6), 6, 3, 1, 1, 2),
 }

@@ -1202,7 +1202,8 @@ static void et_grad_dots(const int16_t *col, const int16_t *ec, int32_t P, const
     for (int32_t t = 0; j + t < n; t++) dw[kept[j + t] * ld] += s[t];
 }
 
-/* Weight gradient of a stride-1 convolution as block products (et_rows4):
+/* Weight gradient of a stride-1 convolution (or of a one-row convolution at any stride, see
+ * et_grad_1d) as block products (et_rows4):
  *   dw[o][c][ky][kx] = sum_p e_o[p] (x_c[p + (ky, kx)] - zx)
  *                    = sum_p e_o[p] x_c[p + (ky, kx)] - zx sum_p e_o[p]   (exact integers),
  * with the raw int8 inputs as the rows and four kept outputs' errors as the block's columns;
@@ -1217,22 +1218,41 @@ static void et_grad_dots(const int16_t *col, const int16_t *ec, int32_t P, const
 #define ET_GRAD_PLANE 1024   /* bytes of the stack plane */
 #define ET_GRAD_SPAN 128     /* plane positions per block */
 
-static int32_t et_grad_wp(const et_conv_geo *g) { return g->wo + g->kw - 1; }
-
 static int et_grad_plain_1x1(const et_conv_geo *g)
 {
-    return g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0;
+    return g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0 && g->sh == 1 && g->sw == 1;
+}
+
+/* One row (conv1d), any stride: each channel's padded row is split into sw phases (phase f
+ * holds the inputs at f, f + sw, f + 2 sw, ...), so kernel entry kx reads a contiguous run
+ * of phase kx % sw from kx / sw on, and the sum runs over the wo outputs themselves. The
+ * phases of all the group's channels are filled once per group, phase-major, so that one
+ * kernel entry of every channel is one call with rows lp apart. */
+static int et_grad_1d(const et_conv_geo *g)
+{
+    return g->h == 1 && g->kh == 1 && g->ph == 0 && !et_grad_plain_1x1(g);
+}
+
+/* entries per phase */
+static int32_t et_grad_lp(const et_conv_geo *g) { return (g->w + 2 * g->pw + g->sw - 1) / g->sw; }
+
+/* the plane width the sums run over */
+static int32_t et_grad_wp(const et_conv_geo *g)
+{
+    return et_grad_1d(g) ? g->wo : g->wo + g->kw - 1;
 }
 
 static int et_grad_blocks(const et_conv_geo *g)
 {
-    return g->sh == 1 && g->sw == 1 &&
-           (et_grad_plain_1x1(g) || (g->ho + g->kh - 1) * et_grad_wp(g) + 8 <= ET_GRAD_PLANE);
+    if (et_grad_plain_1x1(g)) return 1;
+    if (et_grad_1d(g)) return g->sw * g->c_in / g->groups * et_grad_lp(g) <= ET_GRAD_PLANE;
+    return g->sh == 1 && g->sw == 1 && (g->ho + g->kh - 1) * et_grad_wp(g) + 8 <= ET_GRAD_PLANE;
 }
 
-/* dw_j[r] += block column j . w_r - corr[j] for j < nj, r < rows (w_r = w + r ldw) */
+/* dw_j[r lds] += block column j . w_r - corr[j] for j < nj, r < rows (w_r = w + r ldw) */
 static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t ldw,
-                         int32_t rows, int32_t *const *dwj, int32_t nj, const int32_t *corr)
+                         int32_t rows, int32_t *const *dwj, int32_t lds, int32_t nj,
+                         const int32_t *corr)
 {
     int32_t tmp[16 * ET_NB];
     et_rows4_job jb = {blk, n >> 2, {-corr[0], -corr[1], -corr[2], -corr[3]}, w, n & 3, tmp,
@@ -1244,7 +1264,7 @@ static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t
         jb.rows = m;
         et_rows4(&jb);
         for (int32_t j = 0; j < nj; j++)
-            for (int32_t r = 0; r < m; r++) dwj[j][r0 + r] += tmp[r * ET_NB + j];
+            for (int32_t r = 0; r < m; r++) dwj[j][(r0 + r) * lds] += tmp[r * ET_NB + j];
     }
 }
 
@@ -1276,6 +1296,17 @@ static void et_grad_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
     for (int32_t iy = 0; iy < g->h; iy++, pl += wp, xc += g->w) memcpy(pl, xc, (size_t)g->w);
 }
 
+/* the phases of the group's padded input rows (xg: the first; see et_grad_1d): phase f of
+ * channel c at (f cg + c) lp, padding = zx */
+static void et_grad_fill_1d(const et_conv_geo *g, const int8_t *xg, int32_t zx, int8_t *pl)
+{
+    int32_t cg = g->c_in / g->groups, lp = et_grad_lp(g);
+    for (int32_t f = 0; f < g->sw; f++)
+        for (int32_t c = 0; c < cg; c++, pl += lp)
+            for (int32_t i = 0, t = f - g->pw; i < lp; i++, t += g->sw)
+                pl[i] = t >= 0 && t < g->w ? xg[c * g->w + t] : (int8_t)zx;
+}
+
 /* every kernel entry of the group's cg input channels (xg: the first) against one block
  * of four kept outputs' errors over plane positions [p0, p0 + m); dw: the group's first
  * output channel's gradient, dwj: the four outputs' */
@@ -1287,14 +1318,19 @@ static void et_grad_channels(const et_conv_geo *g, const int8_t *xg, int32_t zx,
     int32_t *d[ET_NB];
     et_block_corr(blk, m, zx, corr);
     if (et_grad_plain_1x1(g)) {                 /* rows: the cg input planes */
-        et_grad_rows(blk, m, xg + p0, g->h * g->w, cg, dwj, nj, corr);
+        et_grad_rows(blk, m, xg + p0, g->h * g->w, cg, dwj, 1, nj, corr);
         return;
     }
-    for (int32_t c = 0; c < cg; c++) {
+    for (int32_t kx = 0; kx < g->kw && et_grad_1d(g); kx++) {  /* rows: the cg channels */
+        const int8_t *run = pl + (kx % g->sw * cg) * et_grad_lp(g) + kx / g->sw + p0;
+        for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + kx;
+        et_grad_rows(blk, m, run, et_grad_lp(g), cg, d, kk, nj, corr);
+    }
+    for (int32_t c = 0; c < cg && !et_grad_1d(g); c++) {
         et_grad_fill(g, xg + c * g->h * g->w, pl);
         for (int32_t ky = 0; ky < g->kh; ky++) {
             for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + c * kk + ky * g->kw;
-            et_grad_rows(blk, m, pl + ky * wp + p0, 1, g->kw, d, nj, corr);
+            et_grad_rows(blk, m, pl + ky * wp + p0, 1, g->kw, d, 1, nj, corr);
         }
     }
 }
@@ -1306,12 +1342,15 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
     int8_t pl[ET_GRAD_PLANE];
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t P = g->ho * g->wo, span = g->ho * et_grad_wp(g), kept[ET_NB];
-    if (!et_grad_plain_1x1(g)) memset(pl, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
-    for (int32_t o = 0; o < g->c_out;) {
+    if (!et_grad_plain_1x1(g) && !et_grad_1d(g))
+        memset(pl, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
+    for (int32_t o = 0, filled = -1; o < g->c_out;) {
         int32_t nj = 0, gi = o / og;
         for (; o < (gi + 1) * og && nj < ET_NB; o++)      /* four kept outputs of one group */
             if (!sel || sel[o]) kept[nj++] = o;
         if (nj == 0) continue;
+        if (et_grad_1d(g) && gi != filled)
+            et_grad_fill_1d(g, x + (filled = gi) * cg * g->w, zx, pl);
         const int16_t *e[ET_NB];
         int32_t *dwj[ET_NB];
         for (int32_t j = 0; j < ET_NB; j++) e[j] = ec + kept[et_min32(j, nj - 1)] * P;
