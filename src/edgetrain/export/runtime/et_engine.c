@@ -105,14 +105,50 @@ void et_trace_tensor(const et_tensor *t, int32_t batch)
     }
 }
 
-static int8_t et_sat8(int64_t v) { return (int8_t)et_sat(v, ET_QMIN, ET_QMAX); }
 
-/* n int32 accumulators plus a bias requantized into int8 codes, element j0 + i drawing the
- * stochastic bits of index j0 + i (the rounding mode a constant at each call site: specialized
- * loops); acc[i] + bias must not leave int32 (the caller checks) */
-static inline void et_requant_span(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
-                                   et_multiplier m, int32_t zero, et_round_mode mode,
-                                   uint32_t base, uint32_t j0)
+#if defined(__GNUC__)
+#define ET_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ET_ALWAYS_INLINE static inline
+#endif
+
+/* four int32 by two LDRD (word alignment suffices on ARMv7-M) and four int8 by four STRB
+ * (the compiler would merge the bytes with four BFI and one STR: two more instructions), each
+ * pointer advanced by the last access */
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+ET_ALWAYS_INLINE void et_load4_next(const int32_t **p, int32_t *a)
+{
+    __asm("ldrd %0, %1, [%4, #8]\n\tldrd %2, %3, [%4], #16"
+          : "=&r"(a[2]), "=&r"(a[3]), "=&r"(a[0]), "=&r"(a[1]), "+r"(*p)
+          : "m"(*(const int32_t(*)[4]) * p));
+}
+ET_ALWAYS_INLINE void et_store4_next(int8_t **d, int32_t r0, int32_t r1, int32_t r2, int32_t r3)
+{
+    __asm("strb %2, [%0, #1]\n\tstrb %3, [%0, #2]\n\tstrb %4, [%0, #3]\n\tstrb %1, [%0], #4"
+          : "+r"(*d) : "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+#else
+ET_ALWAYS_INLINE void et_load4_next(const int32_t **p, int32_t *a)
+{
+    for (int k = 0; k < 4; k++) a[k] = (*p)[k];
+    *p += 4;
+}
+ET_ALWAYS_INLINE void et_store4_next(int8_t **d, int32_t r0, int32_t r1, int32_t r2, int32_t r3)
+{
+    (*d)[0] = (int8_t)r0;
+    (*d)[1] = (int8_t)r1;
+    (*d)[2] = (int8_t)r2;
+    (*d)[3] = (int8_t)r3;
+    *d += 4;
+}
+#endif
+
+/* n int32 accumulators plus a bias requantized into int8 codes by the et_rq32 forms, element
+ * j0 + i drawing the stochastic bits of index j0 + i (the rounding mode a constant at each
+ * call site); acc[i] + bias must not leave int32 (the caller checks) */
+ET_ALWAYS_INLINE void et_requant_span(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
+                                      et_multiplier m, int32_t zero, et_round_mode mode,
+                                      uint32_t base, uint32_t j0)
 {
     et_rq32 r = et_rq32_prepare_zero(m, zero);
     if (r.zfold) {                              /* one SMLAL, one shift, one SSAT */
@@ -133,17 +169,119 @@ static inline void et_requant_span(const int32_t *acc, int32_t bias, int8_t *dst
                                          ET_QMAX);
 }
 
-static void et_requant_row(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
-                           et_multiplier m, int32_t zero, int mode, uint32_t base, uint32_t j0)
+/* the same by an et_rqh form (floor / nearest, no random bits): per element one SMMLA (or
+ * SMMLAR) and one SSAT that also shifts by sh; form, sh and biased constants at each use */
+ET_ALWAYS_INLINE int32_t et_rqh_sat(int32_t hi, int sh)
 {
-    switch (mode) {
-    case ET_ROUND_FLOOR:
-        et_requant_span(acc, bias, dst, n, m, zero, ET_ROUND_FLOOR, base, j0);
-        break;
-    case ET_ROUND_NEAREST:
-        et_requant_span(acc, bias, dst, n, m, zero, ET_ROUND_NEAREST, base, j0);
-        break;
-    default: et_requant_span(acc, bias, dst, n, m, zero, (et_round_mode)mode, base, j0); break;
+    return sh == 0 ? et_ssat8(hi) : sh == 8 ? et_ssat8_asr8(hi) : et_ssat8_asr16(hi);
+}
+
+ET_ALWAYS_INLINE int32_t et_rqh_hi(int32_t a, int32_t m, int32_t ra, int form)
+{
+    return form == ET_RQH_HI_ROUND ? et_smmlar(a, m, ra) : et_smmla(a, m, ra);
+}
+
+ET_ALWAYS_INLINE void et_rqh_span(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
+                                  int32_t m, int32_t ra, int form, int sh, int biased)
+{
+    const int32_t *end4 = acc + (n & ~3);
+    while (acc != end4) {                       /* loads first: int8 stores alias them */
+        int32_t a[4];
+        et_load4_next(&acc, a);
+        if (biased) {
+            a[0] += bias;
+            a[1] += bias;
+            a[2] += bias;
+            a[3] += bias;
+        }
+        et_store4_next(&dst, et_rqh_sat(et_rqh_hi(a[0], m, ra, form), sh),
+                       et_rqh_sat(et_rqh_hi(a[1], m, ra, form), sh),
+                       et_rqh_sat(et_rqh_hi(a[2], m, ra, form), sh),
+                       et_rqh_sat(et_rqh_hi(a[3], m, ra, form), sh));
+    }
+    for (int32_t i = 0; i < (n & 3); i++)
+        dst[i] = (int8_t)et_rqh_sat(et_rqh_hi(acc[i] + (biased ? bias : 0), m, ra, form), sh);
+}
+
+typedef void (*et_rqh_loop)(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
+                            int32_t m, int32_t ra);
+#define ET_RQH_LOOP(name, form, sh, biased)                                                  \
+    static void name(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n, int32_t m,   \
+                     int32_t ra)                                                            \
+    {                                                                                       \
+        et_rqh_span(acc, bias, dst, n, m, ra, form, sh, biased);                            \
+    }
+ET_RQH_LOOP(et_rqh_hi0, ET_RQH_HI, 0, 0)
+ET_RQH_LOOP(et_rqh_hi0_b, ET_RQH_HI, 0, 1)
+ET_RQH_LOOP(et_rqh_hi8, ET_RQH_HI, 8, 0)
+ET_RQH_LOOP(et_rqh_hi8_b, ET_RQH_HI, 8, 1)
+ET_RQH_LOOP(et_rqh_hi16, ET_RQH_HI, 16, 0)
+ET_RQH_LOOP(et_rqh_hi16_b, ET_RQH_HI, 16, 1)
+ET_RQH_LOOP(et_rqh_round0, ET_RQH_HI_ROUND, 0, 0)
+ET_RQH_LOOP(et_rqh_round0_b, ET_RQH_HI_ROUND, 0, 1)
+
+/* [sh / 8, or 3 for SMMLAR][biased] */
+static const et_rqh_loop et_rqh_loops[4][2] = {
+    {et_rqh_hi0, et_rqh_hi0_b}, {et_rqh_hi8, et_rqh_hi8_b}, {et_rqh_hi16, et_rqh_hi16_b},
+    {et_rqh_round0, et_rqh_round0_b},
+};
+
+/* et_requant_rows of a handful of elements: et_requantize32 each (the same integers) */
+ET_ALWAYS_INLINE void et_requant_few(const int32_t *acc, int32_t rows, int32_t stride,
+                                     int32_t bias, int8_t *dst, int32_t n, et_multiplier m,
+                                     int32_t zero, et_round_mode mode, uint32_t base,
+                                     uint32_t j0)
+{
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t i = 0; i < n; i++) {
+            int32_t k = r * stride + i;
+            dst[k] = (int8_t)et_requantize32(acc[k] + bias, m, zero, mode,
+                                             et_bits_for(mode, base, j0 + (uint32_t)k), ET_QMIN,
+                                             ET_QMAX);
+        }
+}
+
+/* rows of n accumulators (row r at acc + r * stride, its elements drawing the stochastic bits
+ * of j0 + r * stride + i) plus one bias, requantized by one multiplier; every acc + bias has
+ * magnitude at most amax (it selects the et_rqh form) */
+static void et_requant_rows(const int32_t *acc, int32_t rows, int32_t stride, int32_t bias,
+                            int8_t *dst, int32_t n, et_multiplier m, int32_t zero, int mode,
+                            uint32_t base, uint32_t j0, uint32_t amax)
+{
+    if (rows * n <= 4) {                        /* a few elements: no row preparation */
+        switch (mode) {
+        case ET_ROUND_FLOOR:
+            et_requant_few(acc, rows, stride, bias, dst, n, m, zero, ET_ROUND_FLOOR, base, j0);
+            return;
+        case ET_ROUND_NEAREST:
+            et_requant_few(acc, rows, stride, bias, dst, n, m, zero, ET_ROUND_NEAREST, base, j0);
+            return;
+        default:
+            et_requant_few(acc, rows, stride, bias, dst, n, m, zero, ET_ROUND_STOCHASTIC, base,
+                           j0);
+            return;
+        }
+    }
+    et_rqh h = et_rqh_prepare(m, zero, (et_round_mode)mode, amax);
+    if (h.form != ET_RQH_NONE) {
+        et_rqh_loop loop = et_rqh_loops[h.form == ET_RQH_HI_ROUND ? 3 : h.sh / 8][bias != 0];
+        for (int32_t r = 0; r < rows; r++)
+            loop(acc + r * stride, bias, dst + r * stride, n, h.m, h.ra);
+        return;
+    }
+    for (int32_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * stride;
+        int8_t *d = dst + r * stride;
+        uint32_t j = j0 + (uint32_t)(r * stride);
+        switch (mode) {
+        case ET_ROUND_FLOOR:
+            et_requant_span(a, bias, d, n, m, zero, ET_ROUND_FLOOR, base, j);
+            break;
+        case ET_ROUND_NEAREST:
+            et_requant_span(a, bias, d, n, m, zero, ET_ROUND_NEAREST, base, j);
+            break;
+        default: et_requant_span(a, bias, d, n, m, zero, ET_ROUND_STOCHASTIC, base, j); break;
+        }
     }
 }
 
@@ -152,8 +290,10 @@ void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_ran
                        int pow2)
 {
     t->qp = et_range_qparams(r, 0, pow2);
-    for (int32_t i = 0; i < t->n * batch; i++)
-        t->q[i] = et_quantize(x[i], t->qp, ET_ROUND_NEAREST, 0);
+    const et_qparams qp = t->qp;                /* locals: int8 stores alias everything */
+    int8_t *q = t->q;
+    const int32_t n = t->n * batch;
+    for (int32_t i = 0; i < n; i++) q[i] = et_quantize(x[i], qp, ET_ROUND_NEAREST, 0);
 }
 
 /* -------------------------------------------------------------- weight layers */
@@ -189,17 +329,99 @@ static void et_forward_acc(const et_wlayer *L, const int8_t *x, int32_t zx, int3
 static int32_t et_bias_acc(const et_wlayer *L, int32_t o, float s_acc)
 {
     et_multiplier mb = et_multiplier_from(L->b_scale[o] / s_acc);
-    return et_requantize(L->b[o], mb, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN, ET_I32_MAX);
+    return et_requantize32(L->b[o], mb, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN, ET_I32_MAX);
 }
 
-/* running min / max of n int32 */
+/* (float)v, by the single-precision conversion of an int32 when v fits one (the same correctly
+ * rounded value, without the int64 library call) */
+static float et_f32_of(int64_t v)
+{
+    return v >= ET_I32_MIN && v <= ET_I32_MAX ? (float)(int32_t)v : (float)v;
+}
+
+/* the largest magnitude in [mn, mx] as an int32 can hold it (2^31 at most) */
+static uint32_t et_abs_bound(int64_t mn, int64_t mx)
+{
+    int64_t a = -mn > mx ? -mn : mx;
+    return a > 0x80000000LL ? 0x80000000u : (a < 0 ? 0u : (uint32_t)a);   /* < 0: empty */
+}
+
+/* p[0 .. n) = 0: eight words per four STRD on ARMv7-M (newlib's memset stores one word per
+ * STR, and the compiler turns a plain loop into that call) */
+static void et_zero32(int32_t *p, int32_t n)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+    int32_t *end8 = p + (n & ~7), *end = p + n;
+    const uint32_t z0 = 0u, z1 = 0u;
+    while (p != end8)
+        __asm("strd %1, %2, [%0, #8]\n\tstrd %1, %2, [%0, #16]\n\tstrd %1, %2, [%0, #24]\n\t"
+              "strd %1, %2, [%0], #32"
+              : "+r"(p) : "r"(z0), "r"(z1) : "memory");
+    while (p != end) __asm("str %1, [%0], #4" : "+r"(p) : "r"(z0) : "memory");
+#else
+    for (int32_t i = 0; i < n; i++) p[i] = 0;
+#endif
+}
+
+/* [lo, hi] (span = hi - lo) takes v in: an element inside changes nothing, and that is one
+ * unsigned compare: for lo <= hi, (uint32)(v - lo) <= hi - lo exactly when lo <= v <= hi (a v
+ * below lo wraps to 2^32 - (lo - v) > hi - lo, as hi - v < 2^32) */
+ET_ALWAYS_INLINE void et_widen(int32_t v, int32_t *lo, int32_t *hi, uint32_t *span)
+{
+    if ((uint32_t)v - (uint32_t)*lo > *span) {
+        if (v < *lo)
+            *lo = v;
+        else
+            *hi = v;
+        *span = (uint32_t)*hi - (uint32_t)*lo;
+    }
+}
+
+/* running min / max of n int32 (*mn > *mx: none yet) */
 static void et_minmax_update(const int32_t *a, int32_t n, int32_t *mn, int32_t *mx)
 {
+    if (n <= 0) return;
     int32_t lo = *mn, hi = *mx;
-    for (int32_t i = 0; i < n; i++) {
-        lo = a[i] < lo ? a[i] : lo;
-        hi = a[i] > hi ? a[i] : hi;
+    if (lo > hi) lo = hi = a[0];
+    uint32_t span = (uint32_t)hi - (uint32_t)lo;
+    const int32_t *end4 = a + (n & ~3);
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+    /* the same loop with the rare widening out of line: 16 instructions per 4 elements */
+    if (a != end4) {
+        int32_t v0, v1, v2, v3;
+        uint32_t t;
+#define ET_MM_TEST(v, out, back) \
+    "sub %[t], " v ", %[lo]\n\tcmp %[t], %[span]\n\tbhi " out "f\n" back ":\n\t"
+#define ET_MM_WIDEN(v, out, back)                                                          \
+    out ":\n\tcmp " v ", %[lo]\n\tite lt\n\tmovlt %[lo], " v "\n\tmovge %[hi], " v        \
+        "\n\tsub %[span], %[hi], %[lo]\n\tb " back "b\n\t"
+        __asm("1:\n\t"
+              "ldrd %[v2], %[v3], [%[p], #8]\n\t"
+              "ldrd %[v0], %[v1], [%[p]], #16\n\t"
+              ET_MM_TEST("%[v0]", "20", "21") ET_MM_TEST("%[v1]", "22", "23")
+              ET_MM_TEST("%[v2]", "24", "25") ET_MM_TEST("%[v3]", "26", "27")
+              "cmp %[p], %[end]\n\tbne 1b\n\tb 9f\n\t"
+              ET_MM_WIDEN("%[v0]", "20", "21") ET_MM_WIDEN("%[v1]", "22", "23")
+              ET_MM_WIDEN("%[v2]", "24", "25") ET_MM_WIDEN("%[v3]", "26", "27")
+              "9:"
+              : [lo] "+r"(lo), [hi] "+r"(hi), [span] "+r"(span), [p] "+r"(a),
+                [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2), [v3] "=&r"(v3), [t] "=&r"(t)
+              : [end] "r"(end4)
+              : "cc", "memory");
+#undef ET_MM_TEST
+#undef ET_MM_WIDEN
     }
+#else
+    while (a != end4) {
+        int32_t v[4];
+        et_load4_next(&a, v);
+        et_widen(v[0], &lo, &hi, &span);
+        et_widen(v[1], &lo, &hi, &span);
+        et_widen(v[2], &lo, &hi, &span);
+        et_widen(v[3], &lo, &hi, &span);
+    }
+#endif
+    for (int32_t i = 0; i < (n & 3); i++) et_widen(a[i], &lo, &hi, &span);
     *mn = lo;
     *mx = hi;
 }
@@ -219,30 +441,67 @@ static void et_add_biases_saturated(const et_wlayer *L, float s_x, int32_t B)
     }
 }
 
-/* Trainer._fwd_weight_q: the channel ranges come from the accumulators' extremes plus the
- * bias (adding a constant keeps the order), so the sums are read once before requantizing */
+#define ET_BIAS_CACHE 64                        /* channels whose bias both passes share */
+
+typedef struct {
+    float lo, hi;                               /* the output's float range over channels */
+    uint32_t amax;                              /* largest |sum + bias| (2^31 at most) */
+    int fused;                                  /* every sum + bias fits int32 */
+} et_out_range;
+
+/* min / max of channel o's sums over the batch (rows of P at stride ny) */
+static void et_channel_minmax(const int32_t *acc, int32_t B, int32_t ny, int32_t P,
+                              int32_t *mn, int32_t *mx)
+{
+    *mn = ET_I32_MAX;
+    *mx = ET_I32_MIN;
+    if (P >= 4) {
+        for (int32_t b = 0; b < B; b++) et_minmax_update(acc + b * ny, P, mn, mx);
+        return;
+    }
+    for (int32_t b = 0; b < B; b++)             /* linear layers: no call per element */
+        for (int32_t p = 0; p < P; p++) {
+            int32_t v = acc[b * ny + p];
+            *mn = v < *mn ? v : *mn;
+            *mx = v > *mx ? v : *mx;
+        }
+}
+
+/* the channel ranges from the accumulators' extremes plus the bias (adding a constant keeps
+ * the order); biases[o] = channel o's bias for o < ET_BIAS_CACHE */
+static et_out_range et_channel_ranges(const et_wlayer *L, float s_x, int32_t B,
+                                      int32_t *biases)
+{
+    int32_t O = L->g.c_out, P = L->g.ho * L->g.wo;
+    et_out_range r = {0.0f, 0.0f, 0u, 1};
+    for (int32_t o = 0; o < O; o++) {
+        float s_acc = s_x * L->w_scale[o];
+        int32_t bias = et_bias_acc(L, o, s_acc), amn, amx;
+        if (o < ET_BIAS_CACHE) biases[o] = bias;
+        et_channel_minmax(L->acc + o * P, B, O * P, P, &amn, &amx);
+        int64_t mn = (int64_t)amn + bias, mx = (int64_t)amx + bias;
+        r.fused &= mn >= ET_I32_MIN && mx <= ET_I32_MAX;
+        r.amax = et_abs_bound(mn, mx) > r.amax ? et_abs_bound(mn, mx) : r.amax;
+        float clo = et_f32_of(mn) * s_acc, chi = et_f32_of(mx) * s_acc;
+        r.lo = o == 0 ? clo : et_minf(r.lo, clo);
+        r.hi = o == 0 ? chi : et_maxf(r.hi, chi);
+    }
+    return r;
+}
+
+/* Trainer._fwd_weight_q: the ranges are read from the sums before requantizing them */
 void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor *y,
                    int observe)
 {
     int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo, ny = O * P;
+    int32_t biases[ET_BIAS_CACHE];
     et_weight_qparams(c, L);
     for (int32_t b = 0; b < B; b++)
         et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
-    float lo = 0.0f, hi = 0.0f;
-    int fused = 1;                              /* every sum + bias fits int32 */
-    for (int32_t o = 0; o < O; o++) {
-        float s_acc = x->qp.scale * L->w_scale[o];
-        int32_t bias = et_bias_acc(L, o, s_acc), amn = ET_I32_MAX, amx = ET_I32_MIN;
-        for (int32_t b = 0; b < B; b++) et_minmax_update(L->acc + b * ny + o * P, P, &amn, &amx);
-        int64_t mn = (int64_t)amn + bias, mx = (int64_t)amx + bias;
-        fused &= mn >= ET_I32_MIN && mx <= ET_I32_MAX;
-        float clo = (float)mn * s_acc, chi = (float)mx * s_acc;
-        lo = o == 0 ? clo : et_minf(lo, clo);
-        hi = o == 0 ? chi : et_maxf(hi, chi);
-    }
-    if (!fused) et_add_biases_saturated(L, x->qp.scale, B);
-    lo = et_clipf(lo, L->clamp_lo, L->clamp_hi);
-    hi = et_clipf(hi, L->clamp_lo, L->clamp_hi);
+    et_out_range r = et_channel_ranges(L, x->qp.scale, B, biases);
+    if (!r.fused) et_add_biases_saturated(L, x->qp.scale, B);
+    float lo = et_clipf(r.lo, L->clamp_lo, L->clamp_hi);
+    float hi = et_clipf(r.hi, L->clamp_lo, L->clamp_hi);
     y->qp = et_tracked_qparams(c, L->a_range, lo, hi, c->cfg->rate_activation, observe);
     const int mode = c->cfg->round_forward;     /* locals: int8 stores alias everything */
     const int32_t *acc = L->acc, zero = y->qp.zero;
@@ -250,12 +509,10 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
         float s_acc = x->qp.scale * L->w_scale[o];
-        int32_t bias = fused ? et_bias_acc(L, o, s_acc) : 0;
+        int32_t bias = !r.fused ? 0 : o < ET_BIAS_CACHE ? biases[o] : et_bias_acc(L, o, s_acc);
         et_multiplier m = et_multiplier_from(s_acc / y->qp.scale);
-        for (int32_t b = 0; b < B; b++) {
-            int32_t i = b * ny + o * P;
-            et_requant_row(acc + i, bias, yq + i, P, m, zero, mode, base, (uint32_t)i);
-        }
+        et_requant_rows(acc + o * P, B, ny, bias, yq + o * P, P, m, zero, mode, base,
+                        (uint32_t)(o * P), r.amax);
     }
     L->s_x = x->qp.scale;
     et_trace_tensor(y, B);
@@ -314,6 +571,29 @@ static int32_t et_outer_abs_max(const int16_t *ec, int32_t O, const int8_t *x, i
     return emax * (xmn > xmx ? xmn : xmx);      /* <= 2^15 * 255: no overflow */
 }
 
+/* the sum of n int16 (modulo 2^32 as int32 adds): on M4 / M7 SMLAD adds the two halves of a
+ * word, four words per LDM-sized step */
+static int32_t et_sum16(const int16_t *e, int32_t n)
+{
+    int32_t s = 0, i = 0;
+#if ET_SIMD8
+    const uint32_t ones = 0x00010001u;
+    for (; i + 8 <= n; i += 8) {                /* halfword aligned: one LDR per word */
+        uint32_t w0, w1, w2, w3;
+        memcpy(&w0, e + i, 4);
+        memcpy(&w1, e + i + 2, 4);
+        memcpy(&w2, e + i + 4, 4);
+        memcpy(&w3, e + i + 6, 4);
+        __asm("smlad %0, %1, %2, %0" : "+r"(s) : "r"(w0), "r"(ones));
+        __asm("smlad %0, %1, %2, %0" : "+r"(s) : "r"(w1), "r"(ones));
+        __asm("smlad %0, %1, %2, %0" : "+r"(s) : "r"(w2), "r"(ones));
+        __asm("smlad %0, %1, %2, %0" : "+r"(s) : "r"(w3), "r"(ones));
+    }
+#endif
+    for (; i < n; i++) s += e[i];
+    return s;
+}
+
 /* Trainer._weight_grads: int sums over the batch (gradient scales kept for the update) */
 static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, float s_e)
 {
@@ -324,7 +604,7 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
     if (L->train_w && !L->conv && B == 1)       /* <= 2^15 * 255 + 1 < 2^24 */
         L->g_amax1 = (unsigned)et_outer_abs_max(L->ec, O, x->q, L->g.c_in, x->qp.zero) + 1u;
     if (L->train_w) {
-        for (int32_t i = 0; i < O * K; i++) L->gw[i] = 0;
+        et_zero32(L->gw, O * K);
         for (int32_t b = 0; b < B; b++) {
             const uint8_t *sel = c->cfg->partial ? L->kept + b * O : 0;
             const int16_t *ec = L->ec + b * O * P;
@@ -338,8 +618,7 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
     if (L->train_b)
         for (int32_t o = 0; o < O; o++) {
             int32_t s = 0;
-            for (int32_t b = 0; b < B; b++)
-                for (int32_t p = 0; p < P; p++) s += L->ec[(b * O + o) * P + p];
+            for (int32_t b = 0; b < B; b++) s += et_sum16(L->ec + (b * O + o) * P, P);
             L->gb[o] = s;
         }
 }
@@ -354,6 +633,11 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
     for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
     for (int32_t o = 0; o < O; o++) {
         et_multiplier m = et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION);
+        et_rqw h = et_rqw_prepare(m, 255, ET_ROUND_NEAREST);   /* centred codes: |e| <= 255 */
+        if (h.sh) {
+            for (int32_t b = 0; b < n / (O * P); b++) et_rqw_span(L->ec + (b * O + o) * P, P, &h);
+            continue;
+        }
         et_rq32 r = et_rq32_prepare(m, 16);     /* int16 errors; the result fits int16 */
         for (int32_t b = 0; b < n / (O * P); b++) {
             int16_t *ec = L->ec + (b * O + o) * P;
@@ -410,10 +694,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
             et_conv_bwd_in(&L->g, L->ec + b * ny, sel, L->w, L->w_zero, acc, &L->sc_bwd);
         else
             et_linear_bwd_in(L->ec + b * ny, sel, L->w, L->w_zero, L->g.c_in, L->g.c_out, acc);
-        for (int32_t i = 0; i < nx; i++) {
-            mn = acc[i] < mn ? acc[i] : mn;
-            mx = acc[i] > mx ? acc[i] : mx;
-        }
+        et_minmax_update(acc, nx, &mn, &mx);
     }
     dx->qp = et_tracked_qparams(c, L->dx_range, (float)mn * s_src, (float)mx * s_src,
                                 c->cfg->rate_error, 1);
@@ -422,7 +703,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
     const int32_t *acc = L->dxacc, zero = dx->qp.zero;
     int8_t *dq = dx->q;
     uint32_t base = et_call_base(c, mode);
-    et_requant_row(acc, 0, dq, B * nx, m, zero, mode, base, 0u);
+    et_requant_rows(acc, 1, 0, 0, dq, B * nx, m, zero, mode, base, 0u, et_abs_bound(mn, mx));
 }
 
 /* ----------------------------------------------------------- integer ops */
@@ -505,6 +786,46 @@ void et_fwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, et_tens
     et_trace_tensor(y, B);
 }
 
+/* c[i] = q[i] - zero as int32 */
+static void et_centre32(const int8_t *q, int32_t n, int32_t zero, int32_t *c)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        int32_t q0 = q[i], q1 = q[i + 1], q2 = q[i + 2], q3 = q[i + 3];
+        c[i] = q0 - zero;
+        c[i + 1] = q1 - zero;
+        c[i + 2] = q2 - zero;
+        c[i + 3] = q3 - zero;
+    }
+    for (; i < n; i++) c[i] = q[i] - zero;
+}
+
+/* saturate8(v + zero); on M4 / M7 QADD saturates the sum to int32 first, which keeps its
+ * sign, so the SSAT to int8 that follows gives the exact sum's saturation */
+ET_ALWAYS_INLINE int32_t et_add_sat8(int32_t v, int32_t zero)
+{
+#if ET_SIMD8
+    int32_t t;
+    __asm("qadd %0, %1, %2" : "=r"(t) : "r"(v), "r"(zero));
+    return et_ssat8(t);
+#else
+    return et_sat((int64_t)v + zero, ET_QMIN, ET_QMAX);
+#endif
+}
+
+/* d[i] = saturate8(v[i] + zero) */
+static void et_codes_of(const int32_t *v, int32_t n, int32_t zero, int8_t *d)
+{
+    const int32_t *end4 = v + (n & ~3);
+    while (v != end4) {
+        int32_t a[4];
+        et_load4_next(&v, a);
+        et_store4_next(&d, et_add_sat8(a[0], zero), et_add_sat8(a[1], zero),
+                       et_add_sat8(a[2], zero), et_add_sat8(a[3], zero));
+    }
+    for (int32_t i = 0; i < (n & 3); i++) d[i] = (int8_t)et_add_sat8(v[i], zero);
+}
+
 /* Trainer._bwd_int_q: centred errors through the op's integer backward, then saturated */
 void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const et_tensor *y,
                 const et_tensor *e, et_tensor *dx)
@@ -522,7 +843,7 @@ void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const e
             continue;
         }
         int32_t *ein = op->e32, *eout = op->e32 + e->n;
-        for (int32_t i = 0; i < e->n; i++) ein[i] = (int32_t)eb[i] - ze;
+        et_centre32(eb, e->n, ze, ein);
         if (op->kind == ET_MAXPOOL) {
             et_maxpool_bwd(&op->g, xb, yb, ein, eout);
         } else if (op->kind == ET_AVGPOOL) {
@@ -532,7 +853,7 @@ void et_bwd_int(const et_ctx *c, const et_intop *op, const et_tensor *x, const e
             et_gap_bwd(ein, op->g.c, op->g.w, eout);
             divisor = op->g.w;
         }
-        for (int32_t i = 0; i < dx->n; i++) db[i] = et_sat8((int64_t)eout[i] + ze);
+        et_codes_of(eout, dx->n, ze, db);
     }
     dx->qp.scale = divisor != 1 ? e->qp.scale / (float)divisor : e->qp.scale;
     dx->qp.zero = ze;
@@ -544,10 +865,7 @@ static void et_minmax32(const int32_t *r, int32_t n, int32_t *mn, int32_t *mx)
 {
     *mn = ET_I32_MAX;
     *mx = ET_I32_MIN;
-    for (int32_t i = 0; i < n; i++) {
-        if (r[i] < *mn) *mn = r[i];
-        if (r[i] > *mx) *mx = r[i];
-    }
+    et_minmax_update(r, n, mn, mx);
 }
 
 /* r[i] += requantize(q[i] - zero, M, 0, mode) with the fast form (|q - zero| <= 255, M < 128:
@@ -572,15 +890,60 @@ static void et_requantized_add_mode(const et_tensor *t, const et_rq32 *rq, int32
     }
 }
 
+/* r[i] += round(e[i] * M) for e[i] = q[i] - zero by an et_rqw form (sh a constant): on M4 / M7
+ * SXTB16 splits a word's codes into two int16 pairs, SSUB16 centres them, SMLAWB / SMLAWT
+ * multiply each lane, and the shift by sh rides on the ADD */
+ET_ALWAYS_INLINE void et_rqw_add_span(const int8_t *q, int32_t zero, int32_t n, const et_rqw *h,
+                                      int sh, int32_t *r)
+{
+    int32_t i = 0;
+#if ET_SIMD8
+    const uint32_t zz = (uint32_t)(uint16_t)zero * 0x00010001u;
+    const int32_t m = h->m, ra = h->ra;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v, ev, od;
+        int32_t t0, t1, t2, t3;
+        memcpy(&v, q + i, 4);
+        __asm("sxtb16 %0, %1" : "=r"(ev) : "r"(v));              /* codes 0, 2 */
+        __asm("sxtb16 %0, %1, ror #8" : "=r"(od) : "r"(v));      /* codes 1, 3 */
+        __asm("ssub16 %0, %1, %2" : "=r"(ev) : "r"(ev), "r"(zz));
+        __asm("ssub16 %0, %1, %2" : "=r"(od) : "r"(od), "r"(zz));
+        __asm("smlawb %0, %1, %2, %3" : "=r"(t0) : "r"(m), "r"(ev), "r"(ra));
+        __asm("smlawb %0, %1, %2, %3" : "=r"(t1) : "r"(m), "r"(od), "r"(ra));
+        __asm("smlawt %0, %1, %2, %3" : "=r"(t2) : "r"(m), "r"(ev), "r"(ra));
+        __asm("smlawt %0, %1, %2, %3" : "=r"(t3) : "r"(m), "r"(od), "r"(ra));
+        r[i] += et_asr32(t0, sh);
+        r[i + 1] += et_asr32(t1, sh);
+        r[i + 2] += et_asr32(t2, sh);
+        r[i + 3] += et_asr32(t3, sh);
+    }
+#endif
+    for (; i < n; i++)
+        r[i] += et_asr32(h->ra + (int32_t)et_asr64((int64_t)h->m * (q[i] - zero), 16), sh);
+}
+
+static void et_rqw_add(const et_tensor *t, const et_rqw *h, int32_t count, int32_t *r)
+{
+    if (h->sh == 8)
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 8, r);
+    else
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 16, r);
+}
+
 /* sum over parts of requantize(q - zero, s_part / s_out, 0, mode) into r (one call each) */
 static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, int n, float s_out,
                                int mode, int32_t count, int32_t *r)
 {
-    for (int32_t i = 0; i < count; i++) r[i] = 0;
+    et_zero32(r, count);
     for (int p = 0; p < n; p++) {
         const et_tensor *t = parts[p];
         et_multiplier m = et_multiplier_from(t->qp.scale / s_out);
         uint32_t base = et_call_base(c, mode);
+        et_rqw h = et_rqw_prepare(m, 255, (et_round_mode)mode);   /* |q - zero| <= 255 */
+        if (h.sh && n <= 256) {                 /* terms below 2^15: the sum fits */
+            et_rqw_add(t, &h, count, r);
+            continue;
+        }
         et_rq32 rq = et_rq32_prepare(m, 8);     /* |q - zero| < 2^8 */
         if (rq.fast && n <= 256) {
             et_requantized_add_mode(t, &rq, count, mode, base, r);
@@ -610,9 +973,35 @@ void et_fwd_add(const et_ctx *c, et_range *a_range, float clamp_lo, float clamp_
     float lo = et_clipf((float)mn * qp.scale, clamp_lo, clamp_hi);
     float hi = et_clipf((float)mx * qp.scale, clamp_lo, clamp_hi);
     (void)et_tracked_qparams(c, a_range, lo, hi, c->cfg->rate_activation, observe);
-    for (int32_t i = 0; i < count; i++) y->q[i] = et_sat8((int64_t)scratch[i] + qp.zero);
+    et_codes_of(scratch, count, qp.zero, y->q);
     y->qp = qp;
     et_trace_tensor(y, c->batch);
+}
+
+/* min / max of n int8 codes (127 / -128 when n = 0): four lanes per word on M4 / M7 */
+static void et_minmax8(const int8_t *q, int32_t n, int32_t *mn, int32_t *mx)
+{
+    int32_t lo = 127, hi = -128, i = 0;
+#if ET_SIMD8
+    uint32_t lo4 = et_splat8(127), hi4 = et_splat8(-128);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, q + i, 4);
+        lo4 = et_sel_ge8(v, lo4, lo4, v);       /* per lane min(v, lo) */
+        hi4 = et_sel_ge8(v, hi4, v, hi4);       /* per lane max(v, hi) */
+    }
+    for (int k = 0; k < 32; k += 8) {
+        int32_t l = (int8_t)(lo4 >> k), h = (int8_t)(hi4 >> k);
+        lo = l < lo ? l : lo;
+        hi = h > hi ? h : hi;
+    }
+#endif
+    for (; i < n; i++) {
+        lo = q[i] < lo ? q[i] : lo;
+        hi = q[i] > hi ? q[i] : hi;
+    }
+    *mn = lo;
+    *mx = hi;
 }
 
 /* Trainer._merge_q */
@@ -622,11 +1011,8 @@ void et_merge_errors(const et_ctx *c, et_range *em, const et_tensor *const *part
     int32_t count = out->n * c->batch, mn, mx;
     float bound_lo = 0.0f, bound_hi = 0.0f;
     for (int p = 0; p < n; p++) {
-        int32_t qmn = 127, qmx = -128;
-        for (int32_t i = 0; i < count; i++) {
-            if (parts[p]->q[i] < qmn) qmn = parts[p]->q[i];
-            if (parts[p]->q[i] > qmx) qmx = parts[p]->q[i];
-        }
+        int32_t qmn, qmx;
+        et_minmax8(parts[p]->q, count, &qmn, &qmx);
         bound_lo += (float)(qmn - parts[p]->qp.zero) * parts[p]->qp.scale;
         bound_hi += (float)(qmx - parts[p]->qp.zero) * parts[p]->qp.scale;
     }
@@ -635,7 +1021,7 @@ void et_merge_errors(const et_ctx *c, et_range *em, const et_tensor *const *part
     et_requantized_sum(c, parts, n, qp.scale, c->cfg->round_backward, count, scratch);
     et_minmax32(scratch, count, &mn, &mx);
     et_defer(em, (float)mn * qp.scale, (float)mx * qp.scale, c->cfg->rate_error);
-    for (int32_t i = 0; i < count; i++) out->q[i] = et_sat8((int64_t)scratch[i] + qp.zero);
+    et_codes_of(scratch, count, qp.zero, out->q);
     out->qp = qp;
 }
 

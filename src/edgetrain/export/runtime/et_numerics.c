@@ -179,3 +179,64 @@ int64_t et_softmax_ce_q30(const int8_t *logits, int k, float s_out, int label,
     grad[label] -= ET_ONE_Q30;
     return et_asr64(et_log2_q30(total) * ET_LN2_Q16, 16) - et_asr64(t_label, 14);
 }
+
+/* ------------------------------------------- requantization by the high word */
+
+static int et_trailing_zeros(uint32_t m)   /* m > 0 */
+{
+#if defined(__GNUC__)
+    return __builtin_ctz(m);
+#else
+    int t = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        t++;
+    }
+    return t;
+#endif
+}
+
+/* the proof is at et_rqh in et_numerics.h */
+et_rqh et_rqh_prepare(et_multiplier mul, int32_t zero, et_round_mode mode, uint32_t amax)
+{
+    et_rqh r = {0, 0, ET_RQH_NONE, 0};
+    if (mode == ET_ROUND_STOCHASTIC || mul.m <= 0 || mul.m >= ((int64_t)1 << 24) ||
+        zero < ET_QMIN || zero > ET_QMAX || amax > 0x80000000u)
+        return r;
+    int tz = et_trailing_zeros((uint32_t)mul.m), tie = mul.shift - 1 - tz;   /* T */
+    if (mode == ET_ROUND_NEAREST && tie >= 0 && tie <= 31 && amax >= ((uint32_t)1 << tie))
+        return r;                                   /* a tie is possible */
+    for (int sh = 0; sh <= 16; sh += 8) {
+        int j = 32 + sh - mul.shift;
+        if (j < -tz || j > 7) continue;
+        r.m = (int32_t)(j >= 0 ? mul.m << j : mul.m >> -j);
+        r.sh = (uint8_t)sh;
+        r.form = mode == ET_ROUND_NEAREST && sh == 0 ? ET_RQH_HI_ROUND : ET_RQH_HI;
+        r.ra = zero * ((int32_t)1 << sh) +
+               (mode == ET_ROUND_NEAREST && sh > 0 ? (int32_t)1 << (sh - 1) : 0);
+        return r;
+    }
+    return r;
+}
+
+/* the proof is at et_rqw in et_numerics.h */
+et_rqw et_rqw_prepare(et_multiplier mul, uint32_t emax, et_round_mode mode)
+{
+    et_rqw r = {0, 0, 0};
+    if (mode == ET_ROUND_STOCHASTIC || mul.m <= 0 || mul.m >= ((int64_t)1 << 24) ||
+        mul.shift < 0 || emax > 32768u ||
+        (((int64_t)emax * mul.m) >> (mul.shift < 62 ? mul.shift : 62)) >= 32767)
+        return r;                                   /* a result might leave int16 */
+    int tz = et_trailing_zeros((uint32_t)mul.m), tie = mul.shift - 1 - tz;
+    if (mode == ET_ROUND_NEAREST && tie >= 0 && tie <= 15 && emax >= ((uint32_t)1 << tie))
+        return r;                                   /* a tie is possible */
+    for (int sh = 8; sh <= 16; sh += 8) {
+        int j = 16 + sh - mul.shift;
+        if (j < -tz || j > 7) continue;
+        r.m = (int32_t)(j >= 0 ? mul.m << j : mul.m >> -j);
+        r.ra = mode == ET_ROUND_NEAREST ? (int32_t)1 << (sh - 1) : 0;
+        r.sh = (uint8_t)sh;
+        return r;
+    }
+    return r;
+}

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define ET_QMIN (-128)
 #define ET_QMAX 127
@@ -364,6 +365,141 @@ static inline int8_t et_rq32_int8(const et_rq32 *r, int32_t acc, int32_t zero,
 {
     return r->zfold ? et_rq32_int8_folded(r, acc, mode, bits)
                     : et_rq32_int8_sat(r, acc, zero, mode, bits);
+}
+
+/* ---- int8 requantization from the high word of one product (SMMLA / SMMLAR) ----
+ * et_requantize32(acc, mul, zero, mode, 0, -128, 127) for floor and nearest, when every
+ * accumulator of the row has |acc| <= amax. With m = m' * 2^tz (m' odd) pick j in [-tz, 7]
+ * and sh in {0, 8, 16} with s = shift + j = 32 + sh; then mS = m * 2^j < 2^31 is exact and
+ * P = acc * mS = acc * m * 2^j. The engine's value is floor((P + R + Z) / 2^s), Z = zero * 2^s,
+ * R = 0 (floor) or H - [acc < 0] with H = 2^(s-1) (nearest, ties away from zero; see
+ * et_rq32). Nested floors are exact: floor(V / 2^s) = floor(floor(V / 2^32) / 2^sh), and
+ *   floor    Z is a multiple of 2^32: floor(V / 2^32) = floor(P / 2^32) + zero * 2^sh   (SMMLA)
+ *   nearest  sh > 0: H + Z is a multiple of 2^32, so floor((P + H + Z) / 2^32) is
+ *            floor(P / 2^32) + 2^(sh-1) + zero * 2^sh                                 (SMMLA)
+ *            sh = 0: floor((P + 2^31) / 2^32) + zero                                  (SMMLAR)
+ * That drops the -[acc < 0], which moves the result only at a tie, P + H = k * 2^s, i.e.
+ * v2(P) = s - 1, i.e. v2(acc) = shift - 1 - tz =: T. A tie needs |acc| >= 2^T, so the form
+ * is used for nearest only when amax < 2^T (or T outside [0, 31]: no int32 has v2 = T).
+ * Bounds: |acc| <= 2^31 and mS < 2^31 give |floor(P / 2^32)| <= 2^30, the addend is below
+ * 2^24, so the 32-bit sum never wraps; the high word shifted right by sh (a floor) and
+ * saturated is the engine's int8. Stochastic rounding, m = 0, a possible tie, or a shift
+ * that no j reaches (outside [25, 48 + tz]) keep the et_rq32 forms (form ET_RQH_NONE). */
+enum { ET_RQH_NONE = 0, ET_RQH_HI = 1, ET_RQH_HI_ROUND = 2 };
+typedef struct {
+    int32_t m;                    /* m * 2^j, below 2^31 */
+    int32_t ra;                   /* zero * 2^sh, plus 2^(sh-1) for nearest with sh > 0 */
+    uint8_t form;                 /* ET_RQH_*: SMMLA, SMMLAR (nearest, sh = 0), or neither */
+    uint8_t sh;                   /* s - 32: 0, 8 or 16 */
+} et_rqh;
+
+et_rqh et_rqh_prepare(et_multiplier mul, int32_t zero, et_round_mode mode, uint32_t amax);
+
+#if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+static inline int32_t et_smmla(int32_t a, int32_t b, int32_t ra)   /* ra + floor(ab / 2^32) */
+{
+    int32_t r;
+    __asm("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(ra));
+    return r;
+}
+static inline int32_t et_smmlar(int32_t a, int32_t b, int32_t ra)  /* + 2^31 before floor */
+{
+    int32_t r;
+    __asm("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(ra));
+    return r;
+}
+#else
+static inline int32_t et_smmla(int32_t a, int32_t b, int32_t ra)
+{
+    return et_hi32((int64_t)a * b + (int64_t)ra * 4294967296LL);   /* no wrap: see above */
+}
+static inline int32_t et_smmlar(int32_t a, int32_t b, int32_t ra)
+{
+    return et_hi32((int64_t)a * b + (int64_t)ra * 4294967296LL + 2147483648LL);
+}
+#endif
+
+/* et_ssat8(floor(v / 2^8)) and et_ssat8(floor(v / 2^16)): SSAT's own shift on ARMv7-M */
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+static inline int32_t et_ssat8_asr8(int32_t v)
+{
+    int32_t r;
+    __asm("ssat %0, #8, %1, asr #8" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline int32_t et_ssat8_asr16(int32_t v)
+{
+    int32_t r;
+    __asm("ssat %0, #8, %1, asr #16" : "=r"(r) : "r"(v));
+    return r;
+}
+#else
+static inline int32_t et_ssat8_asr8(int32_t v) { return et_ssat8(et_asr32(v, 8)); }
+static inline int32_t et_ssat8_asr16(int32_t v) { return et_ssat8(et_asr32(v, 16)); }
+#endif
+
+/* one element by a prepared et_rqh (form != ET_RQH_NONE); the engine's loops specialize it */
+static inline int8_t et_rqh_int8(const et_rqh *r, int32_t acc)
+{
+    int32_t hi = r->form == ET_RQH_HI_ROUND ? et_smmlar(acc, r->m, r->ra)
+                                            : et_smmla(acc, r->m, r->ra);
+    return (int8_t)et_ssat8(et_asr32(hi, r->sh));
+}
+
+/* ---- int16 values times one multiplier, two per word (SMLAWB / SMLAWT) ----
+ * round_shift(e * m, shift, mode) for |e| <= emax, mode floor or nearest, when the result fits
+ * int16 (the engine's per-channel error fold, the requantized terms of add and merge).
+ * SMLAWB / SMLAWT give ra + floor(mS * e / 2^16) for the bottom / top halfword e of a word
+ * (the 48-bit product's bits 47..16). With mS = m * 2^j < 2^31 exact (j in [-tz, 7], m = m' *
+ * 2^tz) and s = shift + j = 16 + sh, sh in {8, 16}, nested floors give floor((P + R) / 2^s) =
+ * floor((floor(P / 2^16) + R / 2^16) / 2^sh) when R is a multiple of 2^16: R = 0 for floor
+ * (ra = 0), and for nearest H = 2^(s-1) (ra = 2^(sh-1)); the shift by sh then folds into
+ * PKHTB / PKHBT (packing a pair) or the ADD that accumulates it. As at et_rqh, dropping the
+ * -[e < 0] of ties away from zero is exact unless a tie can occur: v2(e) = shift - 1 - tz = T
+ * with |e| >= 2^T, excluded by emax < 2^T (or T outside [0, 15]). |mS * e| < 2^46 keeps the
+ * sums far from wrapping. */
+typedef struct {
+    int32_t m;                    /* m * 2^j, below 2^31 */
+    int32_t ra;                   /* 0 (floor) or 2^(sh-1) (nearest) */
+    uint8_t sh;                   /* 8 or 16; 0: the form does not apply */
+} et_rqw;
+
+et_rqw et_rqw_prepare(et_multiplier mul, uint32_t emax, et_round_mode mode);
+
+/* one int16 by a prepared et_rqw (sh != 0) */
+static inline int32_t et_rqw_one(const et_rqw *h, int32_t e)
+{
+    return et_asr32(h->ra + (int32_t)et_asr64((int64_t)h->m * e, 16), h->sh);
+}
+
+/* e[i] = round(e[i] * M) by a prepared et_rqw: on M4 / M7 two int16 per word, SMLAWB and
+ * SMLAWT for the halves, the shift by sh folded into PKHTB / PKHBT (unaligned words are fine) */
+static inline void et_rqw_span(int16_t *e, int32_t n, const et_rqw *h)
+{
+    int32_t i = 0;
+#if defined(__ARM_FEATURE_DSP) && !defined(ET_NO_SIMD)
+    const int32_t m = h->m, ra = h->ra;
+    uint32_t w, lo, hi;
+    if (h->sh == 16) {                          /* hi >> 16 is its top half already */
+        for (; i + 2 <= n; i += 2) {
+            memcpy(&w, e + i, 4);
+            __asm("smlawb %0, %1, %2, %3" : "=r"(lo) : "r"(m), "r"(w), "r"(ra));
+            __asm("smlawt %0, %1, %2, %3" : "=r"(hi) : "r"(m), "r"(w), "r"(ra));
+            __asm("pkhtb %0, %1, %2, asr #16" : "=r"(w) : "r"(hi), "r"(lo));
+            memcpy(e + i, &w, 4);
+        }
+    } else {                                    /* (hi << 8) holds hi >> 8 in its top half */
+        for (; i + 2 <= n; i += 2) {
+            memcpy(&w, e + i, 4);
+            __asm("smlawb %0, %1, %2, %3" : "=r"(lo) : "r"(m), "r"(w), "r"(ra));
+            __asm("smlawt %0, %1, %2, %3" : "=r"(hi) : "r"(m), "r"(w), "r"(ra));
+            lo = (uint32_t)et_asr32((int32_t)lo, 8);
+            __asm("pkhbt %0, %1, %2, lsl #8" : "=r"(w) : "r"(lo), "r"(hi));
+            memcpy(e + i, &w, 4);
+        }
+    }
+#endif
+    for (; i < n; i++) e[i] = (int16_t)et_rqw_one(h, e[i]);
 }
 
 /* ---- fixed point: exp, log2, softmax cross-entropy gradient ---- */
