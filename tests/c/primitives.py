@@ -49,7 +49,9 @@ def _f32_values(rng: np.random.Generator, n: int) -> np.ndarray:
              rng.integers(-1000, 1000, n // 8).astype(float),
              rng.standard_normal(n // 4) * 10.0 ** rng.integers(-8, 9, n // 4)]
     big = rng.uniform(-1, 1, n // 8) * 2.0**40
-    edges = [2.0**40, -2.0**40, 2.0**23 + 1, -(2.0**23) - 1, 0.0, -0.0, 1e-30, -1e-30]
+    edges = [2.0**40, -2.0**40, 2.0**23 + 1, -(2.0**23) - 1, 0.0, -0.0, 1e-30, -1e-30,
+             # around -1/2, where v - floor(v) rounds in float32 (nearest must not use it)
+             -0.5, -0.5 + 2.0**-25, -0.5 + 2.0**-24, 0.5 - 2.0**-25, 0.5, -1.5 + 2.0**-23]
     v = np.concatenate([*parts, big, edges]).astype(np.float32)
     return v[np.abs(v) <= 2.0**40]
 

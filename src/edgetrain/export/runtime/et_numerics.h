@@ -127,6 +127,16 @@ float et_pow2_ceil(float s);
 et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2);
 float et_dequantize(int32_t q, et_qparams qp);
 
+/* nearest, ties away from zero, for |v| < 2^31 (never NaN), from the truncation: v - trunc(v)
+ * keeps v's own fraction bits, so it is exact (v - floor(v) is not: for v in (-1/2, -1/2 +
+ * 2^-25] it rounds to 1/2); (float)t is exact (|v| >= 2^24 is integral) */
+static inline int32_t et_nearest_small(float v)
+{
+    int32_t t = (int32_t)v;
+    float r = v - (float)t;
+    return t + (r >= 0.5f) - (r <= -0.5f);
+}
+
 /* inline: once per element of every quantized tensor */
 static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
 {
@@ -136,7 +146,7 @@ static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
         int32_t i = (int32_t)v;
         if ((float)i > v) i -= 1;           /* |v| >= 2^24 is integral: never decremented */
         fl = i;
-        frac = v - (float)i;                /* exact for |v| < 2^23; 0 above */
+        frac = v - (float)i;                /* rounded for v in (-1/2, 0); 0 for |v| >= 2^23 */
     } else {
         fl = et_floor_f32(v);
         frac = v - (float)fl;
@@ -144,8 +154,8 @@ static inline int64_t et_round_f32(float v, et_round_mode mode, uint32_t bits)
     switch (mode) {
     case ET_ROUND_FLOOR:
         return fl;
-    case ET_ROUND_NEAREST:                  /* ties away from zero */
-        return fl + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
+    case ET_ROUND_NEAREST:                  /* |v| >= 2^31 is integral: fl itself */
+        return v < 2147483520.0f && v > -2147483520.0f ? et_nearest_small(v) : fl;
     case ET_ROUND_STOCHASTIC: {
         return fl + (et_uniform24(bits) < frac);
     }
@@ -162,12 +172,12 @@ static inline int32_t et_round_small(float v, et_round_mode mode, uint32_t bits)
         i -= 1;
         fi -= 1.0f;
     }
-    float frac = v - fi;                    /* exact: |v| < 2^23 */
+    float frac = v - fi;                    /* rounded for v in (-1/2, 0), as the engine's */
     switch (mode) {
     case ET_ROUND_FLOOR:
         return i;
-    case ET_ROUND_NEAREST:                  /* ties away from zero */
-        return i + ((frac > 0.5f) || (frac == 0.5f && v >= 0.0f));
+    case ET_ROUND_NEAREST:
+        return et_nearest_small(v);
     case ET_ROUND_STOCHASTIC: {
         return et_uniform24(bits) < frac ? i + 1 : i;
     }
