@@ -48,7 +48,8 @@ static int gradient_row(FILE *f, FILE *out, const uint32_t *head)
     et_stream s;
     et_stream_seed(&s, 7);
     uint32_t base = head[2] == ET_ROUND_STOCHASTIC ? et_stream_next(&s) : 0u;
-    et_gradient_row_mode(g, n, et_multiplier_from(M), (int)head[2], base, 0, &sums[0], &sums[1]);
+    et_gradient_row_mode(g, n, et_multiplier_from(M), (int)head[2], et_abs_max(g, n), base, 0,
+                         &sums[0], &sums[1]);
     fwrite(sums, 4, 2, out);
     fwrite(g, 4, (size_t)n, out);
     free(g);

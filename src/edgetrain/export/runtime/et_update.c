@@ -190,12 +190,42 @@ static ET_NOINLINE int et_gradient_pairs_mode(int32_t *gr, int32_t k, const et_r
 }
 #endif
 
+#if ET_UPD_ASM
+/* bits of a magnitude: amax < 2^et_bit_length(amax) */
+static int et_bit_length(int32_t amax)
+{
+    int bits = 0;
+    while (bits < 31 && ((int32_t)1 << bits) <= amax) bits++;
+    return bits;
+}
+
+/* the one-SMLAL form for a multiplier shift below 25 (small gradients): floor and nearest
+ * depend on the exact value acc * m / 2^shift alone (nearest's tie term only on acc's sign),
+ * so the row may be scaled by 2^la first, exact while every |acc| <= amax < 2^bits and la <=
+ * 31 - bits (et_rq32_prepare checks it); the stochastic bits depend on the shift: not here */
+static et_rq32 et_gradient_prescaled(int32_t *gr, int32_t k, et_multiplier m, int mode,
+                                     int32_t amax)
+{
+    et_rq32 r = et_rq32_prepare(m, 31);
+    if (r.fast || (mode != ET_ROUND_NEAREST && mode != ET_ROUND_FLOOR)) return r;
+    et_rq32 s = et_rq32_prepare(m, et_bit_length(amax));
+    if (!s.fast) return r;
+    for (int32_t i = 0; i < k; i++) gr[i] *= s.amul;
+    s.amul = 1;
+    return s;
+}
+#endif
+
+/* amax: the row's largest |acc| (or a bound on it) */
 static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mode,
-                                 uint32_t base, uint32_t j0, int32_t *s1, int32_t *s2)
+                                 int32_t amax, uint32_t base, uint32_t j0, int32_t *s1,
+                                 int32_t *s2)
 {
 #if ET_UPD_ASM
-    et_rq32 r = et_rq32_prepare(m, 31);
+    et_rq32 r = et_gradient_prescaled(gr, k, m, mode, amax);
     if (et_gradient_pairs_mode(gr, k, &r, mode, s1, s2)) return;
+#else
+    (void)amax;
 #endif
     switch (mode) {
     case ET_ROUND_FLOOR: et_gradient_row(gr, k, m, ET_ROUND_FLOOR, base, j0, s1, s2); break;
@@ -220,11 +250,11 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
     for (int32_t r = 0; r < rows; r++) {
         int32_t *gr = g + r * k, s1, s2;
-        float sg = grad_rows ? et_maxf(((float)et_abs_max(gr, k) * scale) / 127.0f, ET_S_MIN_F)
-                             : s_all;
+        int32_t row_max = grad_rows ? et_abs_max(gr, k) : amax;
+        float sg = grad_rows ? et_maxf(((float)row_max * scale) / 127.0f, ET_S_MIN_F) : s_all;
         et_multiplier m = et_multiplier_from(scale / sg);
         s_g[r] = sg;
-        et_gradient_row_mode(gr, k, m, mode, base, (uint32_t)(r * k), &s1, &s2);
+        et_gradient_row_mode(gr, k, m, mode, row_max, base, (uint32_t)(r * k), &s1, &s2);
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
         float mean = mean_q * sg, var = (var_q * sg) * sg;
