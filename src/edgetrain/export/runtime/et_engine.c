@@ -171,16 +171,6 @@ ET_ALWAYS_INLINE void et_requant_span(const int32_t *acc, int32_t bias, int8_t *
 
 /* the same by an et_rqh form (floor / nearest, no random bits): per element one SMMLA (or
  * SMMLAR) and one SSAT that also shifts by sh; form, sh and biased constants at each use */
-ET_ALWAYS_INLINE int32_t et_rqh_sat(int32_t hi, int sh)
-{
-    return sh == 0 ? et_ssat8(hi) : sh == 8 ? et_ssat8_asr8(hi) : et_ssat8_asr16(hi);
-}
-
-ET_ALWAYS_INLINE int32_t et_rqh_hi(int32_t a, int32_t m, int32_t ra, int form)
-{
-    return form == ET_RQH_HI_ROUND ? et_smmlar(a, m, ra) : et_smmla(a, m, ra);
-}
-
 ET_ALWAYS_INLINE void et_rqh_span(const int32_t *acc, int32_t bias, int8_t *dst, int32_t n,
                                   int32_t m, int32_t ra, int form, int sh, int biased)
 {

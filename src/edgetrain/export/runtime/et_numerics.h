@@ -448,12 +448,21 @@ static inline int32_t et_ssat8_asr8(int32_t v) { return et_ssat8(et_asr32(v, 8))
 static inline int32_t et_ssat8_asr16(int32_t v) { return et_ssat8(et_asr32(v, 16)); }
 #endif
 
-/* one element by a prepared et_rqh (form != ET_RQH_NONE); the engine's loops specialize it */
+/* the two steps of an et_rqh form, for loops that keep form and sh constant: the high word
+ * (SMMLA, or SMMLAR for ET_RQH_HI_ROUND), then one SSAT that also shifts by sh */
+static inline int32_t et_rqh_hi(int32_t a, int32_t m, int32_t ra, int form)
+{
+    return form == ET_RQH_HI_ROUND ? et_smmlar(a, m, ra) : et_smmla(a, m, ra);
+}
+static inline int32_t et_rqh_sat(int32_t hi, int sh)
+{
+    return sh == 0 ? et_ssat8(hi) : sh == 8 ? et_ssat8_asr8(hi) : et_ssat8_asr16(hi);
+}
+
+/* one element by a prepared et_rqh (form != ET_RQH_NONE) */
 static inline int8_t et_rqh_int8(const et_rqh *r, int32_t acc)
 {
-    int32_t hi = r->form == ET_RQH_HI_ROUND ? et_smmlar(acc, r->m, r->ra)
-                                            : et_smmla(acc, r->m, r->ra);
-    return (int8_t)et_ssat8(et_asr32(hi, r->sh));
+    return (int8_t)et_rqh_sat(et_rqh_hi(acc, r->m, r->ra, r->form), r->sh);
 }
 
 /* ---- int16 values times one multiplier, two per word (SMLAWB / SMLAWT) ----
