@@ -32,7 +32,8 @@ from edgetrain.io.atomic import write_json, write_text
 
 QEMU_SCRIPT = "et_qemu.ld"  # the test programs: QEMU's 4 MiB, with a heap for stdio
 QEMU_BYTES = 4 * 1024 * 1024
-MODEL_SOURCES = ("model.c", "et_engine.c", "et_update.c", "et_kernels.c", "et_numerics.c", "et_platform.c")
+MODEL_SOURCES = ("model.c", "et_engine.c", "et_update.c", "et_kernels.c", "et_linear.c",
+                 "et_numerics.c", "et_platform.c")
 VERIFY_HEAP_BYTES = 32 * 1024
 PROGRAMS = {  # program -> (main source, extra flags, semihosting on Cortex-M)
     "et_verify": ("et_verify_main.c", "-DET_TRACE=1", True),

@@ -26,21 +26,13 @@
 
 #include <stdint.h>
 
+#include "et_linear.h"
+
 typedef struct {
     int32_t c_in, h, w;          /* input, per sample */
     int32_t c_out, ho, wo;       /* output */
     int32_t kh, kw, sh, sw, ph, pw, groups;
 } et_conv_geo;
-
-/* linear: x[n_in], w[n_out][n_in] -> acc[n_out] = sum_i (x_i - zx)(w_oi - zw) */
-void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
-                   int32_t n_in, int32_t n_out, int32_t *acc);
-/* dx[i] = sum_{o kept} ec_o (w_oi - zw); ec: centred errors (int16) */
-void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
-                      int32_t n_in, int32_t n_out, int32_t *dx);
-/* dw[o][i] += ec_o (x_i - zx) for kept o */
-void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
-                     int32_t n_in, int32_t n_out, int32_t *dw);
 
 /* conv2d, per sample, channels first; w[c_out][c_in/groups][kh][kw]. Scratch (see
  * et_conv_scratch_sizes): col int16[max(K, c_out/groups * kh * kw, ho * wo)] with
