@@ -1,7 +1,9 @@
 """Where the instructions of one C training step go on an emulated Cortex-M4: a zoo model is
 exported, checked bit-exact against the Python engine, then run under QEMU with the project's
 instruction-count plugin in profile mode. Prints instructions per MAC of the whole step, per
-function, and (--hot FUNC) the disassembly of FUNC with each address's executions per step.
+function, per runtime source file, the update's instructions per trained parameter (the floor
+of update-bound cases: instructions per MAC >= that cost / MACs per trained parameter), and
+(--hot FUNC) the disassembly of FUNC with each address's executions per step.
 A tool for kernel work on the runtime (issue 5's instructions-per-MAC bar); it writes nothing
 to BENCHMARKS.md (bench/export.py measures the whole-step figures there).
 
@@ -12,6 +14,7 @@ to BENCHMARKS.md (bench/export.py measures the whole-step figures there).
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,8 +23,10 @@ from pathlib import Path
 from edgetrain import data, zoo
 from edgetrain.export import qemu
 from edgetrain.export.exporter import export_project
+from edgetrain.export.sources import runtime_files, runtime_source
 from edgetrain.export.toolchains import available, target
 from edgetrain.export.verify import program, verify
+from edgetrain.memory.plan import PlanConfig, plan
 
 TARGET = "cortex-m4"
 
@@ -45,6 +50,34 @@ def exported(args: argparse.Namespace, out: Path):
     return export_project(zoo.build(args.model), args.device, out / "project",
                           policy=args.policy, batch=args.batch, calibration=ds.x_train,
                           dataset=info.default_dataset)
+
+
+def source_of_functions() -> dict[str, str]:
+    """Function name -> the runtime source defining it (a definition starts a line)."""
+    define = re.compile(r"^[A-Za-z_][\w \t*]*?\b(\w+)\s*\([^;]*$", re.MULTILINE)
+    return {name: f for f in runtime_files() if f.endswith(".c")
+            for name in define.findall(runtime_source(f))}
+
+
+def by_source(functions: list[tuple[str, int]]) -> dict[str, int]:
+    """Instructions per runtime source; model.c and the C library under their own names.
+    A static inline function counts where it was inlined; an assembly function where its
+    name is written."""
+    where, out = source_of_functions(), {}
+    texts = {f: runtime_source(f) for f in runtime_files() if f.endswith(".c")}
+    for name, count in functions:
+        mentions = [f for f, text in texts.items() if re.search(rf"\b{name}\b", text)]
+        if not name.startswith("et_"):
+            src = "libc"
+        else:
+            src = where.get(name) or (mentions[0] if mentions else "model.c")
+        out[src] = out.get(src, 0) + count
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def trained_params(args: argparse.Namespace) -> int:
+    return plan(zoo.build(args.model), args.device, args.policy,
+                config=PlanConfig(batch=args.batch)).trainable_params
 
 
 def annotated(elf: Path, func: str, counts: dict[int, int], steps: int) -> list[str]:
@@ -83,6 +116,15 @@ def main(argv: list[str]) -> int:
     total = sum(c for _, c in functions)
     for name, count in functions[:args.top]:
         print(f"{name:36s} {count / macs:7.3f} insn/MAC {100 * count / total:5.1f} %")
+    files = by_source(functions)
+    print("\nby source: " + ", ".join(f"{f} {c / macs:.3f}" for f, c in files.items())
+          + " insn/MAC")
+    trained = trained_params(args)
+    if trained and "et_update.c" in files:
+        per_weight = files["et_update.c"] / (args.steps * trained)
+        print(f"update: {per_weight:.1f} insn per trained parameter per step; "
+              f"{check.macs_per_sample * args.batch / trained:.2f} MACs per trained parameter "
+              f"per step")
     for func in args.hot:
         print(f"\n{func} (executions per step, per address)")
         print("\n".join(annotated(elf, func, dict(run.profile), args.steps)))
