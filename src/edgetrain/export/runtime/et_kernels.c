@@ -39,28 +39,45 @@ typedef struct {
     int32_t tail;                /* 28: entries after the groups (0..3) */
     int32_t *out;                /* 32: the first row's four sums, stored; rows ldo apart */
     int32_t ldo, wskip;          /* 36, 40 */
-    int32_t rows;                /* 44: at least one */
+    int32_t rows;                /* 44: at least one; the rows' stride n + wskip at least one */
+    uintptr_t at[4];             /* 48: the assembly's own (entry points, end of rows, groups) */
 } et_rows4_job;
 
 #if ET_SIMD
 /* the four sums of one row: {r4, r5, r6, r7}; per group of four entries one weight word
  * (r1), two LDMs of four column words (r8-r11), 2 SXTB16 and 8 SMLAD (13 instructions for
- * 16 MACs); the row loop keeps its state in the job (r0), every register is in use */
+ * 16 MACs, all 32-bit encodings: 52 bytes a group); the row loop keeps its state in the job
+ * (r0), every register is in use */
 #define ET_GROUP                                                                            \
-    "ldr lr, [r1], #4\n\t"          /* w0 w1 w2 w3 */                                      \
-    "ldm r2!, {r8-r11}\n\t"         /* (k, k + 2) of columns 0..3 */                       \
+    "ldr.w lr, [r1], #4\n\t"        /* w0 w1 w2 w3 */                                      \
+    "ldm.w r2!, {r8-r11}\n\t"       /* (k, k + 2) of columns 0..3 */                       \
     "sxtb16 ip, lr\n\t"             /* (w0, w2) */                                         \
     "smlad r4, ip, r8, r4\n\t"                                                              \
     "smlad r5, ip, r9, r5\n\t"                                                              \
     "smlad r6, ip, r10, r6\n\t"                                                             \
     "smlad r7, ip, r11, r7\n\t"                                                             \
-    "ldm r2!, {r8-r11}\n\t"         /* (k + 1, k + 3) */                                   \
+    "ldm.w r2!, {r8-r11}\n\t"       /* (k + 1, k + 3) */                                   \
     "sxtb16 lr, lr, ror #8\n\t"     /* (w1, w3) */                                         \
     "smlad r4, lr, r8, r4\n\t"                                                              \
     "smlad r5, lr, r9, r5\n\t"                                                              \
     "smlad r6, lr, r10, r6\n\t"                                                             \
     "smlad r7, lr, r11, r7\n\t"
+/* one tail entry: one int8 weight, two column words (24 bytes) */
+#define ET_TAIL                                                                             \
+    "ldrsb.w ip, [r1], #1\n\t"                                                              \
+    "ldm.w r2!, {r8, r9}\n\t"                                                               \
+    "smlabb r4, ip, r8, r4\n\t"                                                             \
+    "smlabt r5, ip, r8, r5\n\t"                                                             \
+    "smlabb r6, ip, r9, r6\n\t"                                                             \
+    "smlabt r7, ip, r9, r7\n\t"
 
+/* Per row: one LDM (block, passes, starting sums), a jump into the four-group loop body
+ * (Duff's device: a row of g groups enters it (-g) & 3 groups in and makes (g + 3) / 4
+ * passes), a jump into the three unrolled tail entries (3 - tail in), the store of the four
+ * sums and the step to the next row: 11 instructions besides the MACs' 13 per group and the
+ * two per pass. The entry points are worked out once per call (at[0], at[1]; at[2]: where
+ * the weight pointer stands after the last row); `groups` holds the passes during the call
+ * (at[3]: the groups, put back on return). */
 void et_rows4_dsp(et_rows4_job *jb);
 __asm(
     ".pushsection .text.et_rows4_dsp, \"ax\", %progbits\n\t"
@@ -72,51 +89,76 @@ __asm(
     ".type et_rows4_dsp, %function\n"
     "et_rows4_dsp:\n\t"
     "push {r4-r11, lr}\n\t"
-    "ldr r1, [r0, #24]\n"
-    "1:\n\t"
-    "ldm r0, {r2-r7}\n\t"           /* blk, groups, the four starting sums */
-    "lsrs r3, r3, #1\n\t"           /* pairs of groups; carry: one more */
-    "bcc 2f\n\t"
-    ET_GROUP
+    "ldrd r1, r2, [r0, #24]\n\t"    /* w, tail */
+    "ldr r3, [r0, #4]\n\t"          /* groups */
+    "str r3, [r0, #60]\n\t"
+    "ldrd r4, r5, [r0, #40]\n\t"    /* wskip, rows */
+    "add r6, r2, r3, lsl #2\n\t"    /* n = 4 groups + tail */
+    "add r6, r6, r4\n\t"            /* the rows' stride */
+    "mla r6, r6, r5, r1\n\t"        /* the end of the rows */
+    "str r6, [r0, #56]\n\t"
+    "adr.w r6, 5f\n\t"              /* tail entry: 3 - tail entries in */
+    "rsb r2, r2, #3\n\t"
+    "movs r4, #24\n\t"
+    "mla r6, r2, r4, r6\n\t"
+    "orr r6, r6, #1\n\t"
+    "str r6, [r0, #52]\n\t"
+    "adr.w r6, 4f\n\t"              /* no groups: straight to the tail */
+    "cbz r3, 2f\n\t"
+    "adds r4, r3, #3\n\t"           /* passes */
+    "lsrs r4, r4, #2\n\t"
+    "str r4, [r0, #4]\n\t"
+    "rsbs r3, r3, #0\n\t"           /* groups skipped in the first pass */
+    "and r3, r3, #3\n\t"
+    "adr.w r6, 3f\n\t"
+    "movs r4, #52\n\t"
+    "mla r6, r3, r4, r6\n"
     "2:\n\t"
-    "cmp r3, #0\n\t"
-    "beq 4f\n"
+    "orr r6, r6, #1\n\t"
+    "str r6, [r0, #48]\n"
+    "1:\n\t"
+    "ldm r0, {r2-r7}\n\t"           /* blk, passes, the four starting sums */
+    "ldr pc, [r0, #48]\n\t"
+    ".balign 4\n"
     "3:\n\t"
+    ET_GROUP
+    "7:\n\t"
+    ET_GROUP
     ET_GROUP
     ET_GROUP
     "subs r3, r3, #1\n\t"
     "bne 3b\n"
     "4:\n\t"
-    "ldr r3, [r0, #28]\n\t"         /* tail entries: one int8 weight, two column words */
-    "cmp r3, #0\n\t"
-    "beq 6f\n"
+    "ldr pc, [r0, #52]\n\t"
+    ".balign 4\n"
     "5:\n\t"
-    "ldrsb ip, [r1], #1\n\t"
-    "ldm r2!, {r8, r9}\n\t"
-    "smlabb r4, ip, r8, r4\n\t"
-    "smlabt r5, ip, r8, r5\n\t"
-    "smlabb r6, ip, r9, r6\n\t"
-    "smlabt r7, ip, r9, r7\n\t"
-    "subs r3, r3, #1\n\t"
-    "bne 5b\n"
+    ET_TAIL
+    "8:\n\t"
+    ET_TAIL
+    ET_TAIL
     "6:\n\t"
-    "ldr ip, [r0, #32]\n\t"
-    "stm ip, {r4-r7}\n\t"
-    "ldrd r8, r9, [r0, #36]\n\t"    /* ldo, wskip */
-    "add ip, ip, r8, lsl #2\n\t"
-    "str ip, [r0, #32]\n\t"
-    "add r1, r1, r9\n\t"
-    "ldr ip, [r0, #44]\n\t"
-    "subs ip, ip, #1\n\t"
-    "str ip, [r0, #44]\n\t"
+    "ldrd r8, r9, [r0, #32]\n\t"    /* out, ldo */
+    "stm r8, {r4-r7}\n\t"
+    "add r8, r8, r9, lsl #2\n\t"
+    "str r8, [r0, #32]\n\t"
+    "ldr r8, [r0, #40]\n\t"         /* wskip */
+    "ldr r9, [r0, #56]\n\t"         /* the end of the rows */
+    "add r1, r1, r8\n\t"
+    "cmp r1, r9\n\t"
     "bne 1b\n\t"
+    "ldr r3, [r0, #60]\n\t"
+    "str r3, [r0, #4]\n\t"
     "pop {r4-r11, pc}\n\t"
+    ".if (7b - 3b) != 52 || (8b - 5b) != 24 || (6b - 5b) != 72\n\t"
+    ".error \"et_rows4_dsp: entry arithmetic needs 52-byte groups, 24-byte tails\"\n\t"
+    ".endif\n\t"
     ".size et_rows4_dsp, . - et_rows4_dsp\n\t"
     ".popsection\n");
 
 /* the assembly reads the job at these offsets (ARM: 4-byte pointers) */
 typedef char et_rows4_job_layout[offsetof(et_rows4_job, rows) == 44 &&
-                                 offsetof(et_rows4_job, tail) == 28 ? 1 : -1];
+                                 offsetof(et_rows4_job, tail) == 28 &&
+                                 offsetof(et_rows4_job, at) == 48 ? 1 : -1];
 #define et_rows4 et_rows4_dsp
 #else
 /* the same sums in plain C: s_j = init_j + sum_k column j [k] w_r[k] */
@@ -146,7 +188,7 @@ static void et_rows_block(const int16_t *blk, int32_t n, const int8_t *w, int32_
                           int32_t npos, int add)
 {
     et_rows4_job jb = {blk, n >> 2, {-corr[0], -corr[1], -corr[2], -corr[3]}, w, n & 3, out,
-                       ldo, ldw - n, rows};
+                       ldo, ldw - n, rows, {0, 0, 0, 0}};
     if (npos == ET_NB && !add) {
         et_rows4(&jb);
         return;
@@ -807,11 +849,112 @@ static void et_block_x(const et_conv_geo *g, const int8_t *x, int32_t zx, int32_
     }
 }
 
+/* ---- gathered forward through a padded plane: the group's input channels are copied into
+ * a stack plane in raw codes, padded with the zero point (plane row r = input row r - ph,
+ * column q = input column q - pw), so every kernel tap of every output position reads a
+ * valid code, and padding gives x - zx = 0 exactly. A table of the K entries' plane offsets
+ * (in sc->col: c rows cols + ky cols + kx < ET_FWD_PLANE fits int16) then gathers the four
+ * positions' columns straight into block order, without bounds tests. */
+#define ET_FWD_PLANE 2048
+
+static int32_t et_fwd_rows(const et_conv_geo *g) { return (g->ho - 1) * g->sh + g->kh; }
+static int32_t et_fwd_cols(const et_conv_geo *g) { return (g->wo - 1) * g->sw + g->kw; }
+
+/* (a 1 x 1 stride-1 kernel without padding reads the input words directly: et_block_x) */
+static int et_fwd_plane(const et_conv_geo *g)
+{
+    int one = g->kh == 1 && g->kw == 1 && g->ph == 0 && g->pw == 0 && g->sh == 1 && g->sw == 1;
+    return !one && g->c_in / g->groups * et_fwd_rows(g) * et_fwd_cols(g) <= ET_FWD_PLANE;
+}
+
+/* the cg input channels from xg into the plane (rows x cols each), padding = zx */
+static void et_fwd_plane_fill(const et_conv_geo *g, const int8_t *xg, int32_t zx, int8_t *pl)
+{
+    int32_t cg = g->c_in / g->groups, rows = et_fwd_rows(g), cols = et_fwd_cols(g);
+    int32_t nr = et_min32(g->h, rows - g->ph), nc = et_min32(g->w, cols - g->pw);
+    memset(pl, zx, (size_t)(cg * rows * cols));
+    for (int32_t c = 0; c < cg && nc > 0; c++)
+        for (int32_t iy = 0; iy < nr; iy++)
+            memcpy(pl + (c * rows + iy + g->ph) * cols + g->pw, xg + (c * g->h + iy) * g->w,
+                   (size_t)nc);
+}
+
+/* the entries [0, n) of four positions' columns (b[j]: position j's first tap in the plane,
+ * off: the entries' offsets from it) in block order, centred */
+static void et_block_plane(const int8_t *const *b, const int16_t *off, int32_t n, int32_t zx,
+                           int16_t *blk)
+{
+    int32_t k = 0;
+    const int8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+#if ET_SIMD
+    uint32_t zz = ET_PAIR(zx, zx);
+    for (; k + 4 <= n; k += 4, blk += 16) {
+        int32_t o0 = off[k], o1 = off[k + 1], o2 = off[k + 2], o3 = off[k + 3];
+        et_st32h(blk, et_ssub16(et_pkhbt((uint32_t)b0[o0], (uint32_t)b0[o2]), zz));
+        et_st32h(blk + 2, et_ssub16(et_pkhbt((uint32_t)b1[o0], (uint32_t)b1[o2]), zz));
+        et_st32h(blk + 4, et_ssub16(et_pkhbt((uint32_t)b2[o0], (uint32_t)b2[o2]), zz));
+        et_st32h(blk + 6, et_ssub16(et_pkhbt((uint32_t)b3[o0], (uint32_t)b3[o2]), zz));
+        et_st32h(blk + 8, et_ssub16(et_pkhbt((uint32_t)b0[o1], (uint32_t)b0[o3]), zz));
+        et_st32h(blk + 10, et_ssub16(et_pkhbt((uint32_t)b1[o1], (uint32_t)b1[o3]), zz));
+        et_st32h(blk + 12, et_ssub16(et_pkhbt((uint32_t)b2[o1], (uint32_t)b2[o3]), zz));
+        et_st32h(blk + 14, et_ssub16(et_pkhbt((uint32_t)b3[o1], (uint32_t)b3[o3]), zz));
+    }
+#endif
+    for (; k + 4 <= n; k += 4, blk += 16)
+        for (int32_t j = 0; j < ET_NB; j++) {
+            const int8_t *bj = b[j];
+            blk[2 * j] = (int16_t)(bj[off[k]] - zx);
+            blk[2 * j + 1] = (int16_t)(bj[off[k + 2]] - zx);
+            blk[8 + 2 * j] = (int16_t)(bj[off[k + 1]] - zx);
+            blk[9 + 2 * j] = (int16_t)(bj[off[k + 3]] - zx);
+        }
+    for (; k < n; k++, blk += 4) {
+        int32_t o = off[k];
+        blk[0] = (int16_t)(b0[o] - zx);
+        blk[1] = (int16_t)(b1[o] - zx);
+        blk[2] = (int16_t)(b2[o] - zx);
+        blk[3] = (int16_t)(b3[o] - zx);
+    }
+}
+
+static void et_conv_fwd_plane(const et_conv_geo *g, const int8_t *x, int32_t zx,
+                              const int8_t *w, int32_t zw, int32_t *acc, int16_t *off)
+{
+    et_block_buf blk;
+    int8_t pl[ET_FWD_PLANE];
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
+    int32_t P = g->ho * g->wo, rows = et_fwd_rows(g), cols = et_fwd_cols(g), corr[ET_NB];
+    for (int32_t c = 0, k = 0; c < cg; c++)
+        for (int32_t ky = 0; ky < g->kh; ky++)
+            for (int32_t kx = 0; kx < g->kw; kx++) off[k++] = (int16_t)((c * rows + ky) * cols + kx);
+    for (int32_t gi = 0; gi < g->groups; gi++) {
+        et_fwd_plane_fill(g, x + gi * cg * g->h * g->w, zx, pl);
+        for (int32_t p = 0; p < P; p += ET_NB) {
+            const int8_t *b[ET_NB];
+            for (int32_t j = 0; j < ET_NB; j++) {      /* past the last position: it again */
+                int32_t q = et_min32(p + j, P - 1), oy = q / g->wo, ox = q - oy * g->wo;
+                b[j] = pl + oy * g->sh * cols + ox * g->sw;
+            }
+            for (int32_t k0 = 0; k0 < K; k0 += ET_STACK_COL) {
+                int32_t n = et_min32(ET_STACK_COL, K - k0);
+                et_block_plane(b, off + k0, n, zx, blk.v);
+                et_block_corr(blk.v, n, zw, corr);
+                et_rows_block(blk.v, n, w + gi * og * K + k0, K, og, acc + gi * og * P + p, P,
+                              corr, et_min32(ET_NB, P - p), k0 > 0);
+            }
+        }
+    }
+}
+
 void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
                  int32_t zw, int32_t *acc, const et_conv_scratch *sc)
 {
     if (et_dw3(g) || et_conv_direct(g)) {
         (et_dw3(g) ? et_dw3_fwd : et_conv_fwd_direct)(g, x, zx, w, zw, acc);
+        return;
+    }
+    if (et_fwd_plane(g)) {
+        et_conv_fwd_plane(g, x, zx, w, zw, acc, sc->col);
         return;
     }
     et_block_buf blk;
@@ -926,6 +1069,97 @@ static void et_block_e(const et_conv_geo *g, const int16_t *ec, const int32_t *k
     }
 }
 
+/* ---- stride 1: an input position (iy, ix) whose every kernel tap meets an output
+ * (iy in [kh - 1 - ph, ho - ph), ix likewise: "inner") reads entry j kk + k of its column at
+ * ec + iy wo + ix + t[j kk + k], t = kept_j + (ph - ky) wo + (pw - kx): a table instead of
+ * bounds tests; the other positions take et_gather_e. */
+
+static int et_bwd_table(const et_conv_geo *g, int32_t KT)
+{
+    return g->sh == 1 && g->sw == 1 && KT > 0 && KT <= ET_STACK_COL;
+}
+
+static void et_bwd_table_fill(const et_conv_geo *g, const int32_t *kept, int32_t n, int32_t *t)
+{
+    for (int32_t j = 0, e = 0; j < n; j++)
+        for (int32_t ky = 0; ky < g->kh; ky++)
+            for (int32_t kx = 0; kx < g->kw; kx++)
+                t[e++] = kept[j] + (g->ph - ky) * g->wo + g->pw - kx;
+}
+
+/* the error plane's origin for input position p if p is inner, else NULL */
+static const int16_t *et_inner_e(const et_conv_geo *g, const int16_t *ec, int32_t p)
+{
+    int32_t iy = p / g->w, ix = p - iy * g->w;
+    int inner = iy >= g->kh - 1 - g->ph && iy < g->ho - g->ph && ix >= g->kw - 1 - g->pw &&
+                ix < g->wo - g->pw;
+    return inner ? ec + iy * g->wo + ix : NULL;
+}
+
+/* block column j = entries [0, n) of the column at b (entry e at b[t[e]]) */
+static void et_put_col_tab(int16_t *blk, int32_t j, const int16_t *b, const int32_t *t,
+                           int32_t n)
+{
+    int32_t k = 0;
+    for (int16_t *d = blk + 2 * j; k + 4 <= n; k += 4, d += 16) {
+#if ET_SIMD
+        et_st32h(d, et_pkhbt((uint16_t)b[t[k]], (uint32_t)b[t[k + 2]]));
+        et_st32h(d + 8, et_pkhbt((uint16_t)b[t[k + 1]], (uint32_t)b[t[k + 3]]));
+#else
+        d[0] = b[t[k]];
+        d[1] = b[t[k + 2]];
+        d[8] = b[t[k + 1]];
+        d[9] = b[t[k + 3]];
+#endif
+    }
+    for (int16_t *d = blk + 4 * k + j; k < n; k++, d += 4) *d = b[t[k]];
+}
+
+/* the block of the four inner positions at b[0..3] (entries [0, n), table t) */
+static void et_block_tab(const int16_t *const *b, const int32_t *t, int32_t n, int16_t *blk)
+{
+    int32_t k = 0;
+#if ET_SIMD
+    const int16_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    for (; k + 4 <= n; k += 4, blk += 16) {
+        int32_t o0 = t[k], o1 = t[k + 1], o2 = t[k + 2], o3 = t[k + 3];
+        et_st32h(blk, et_pkhbt((uint16_t)b0[o0], (uint32_t)b0[o2]));
+        et_st32h(blk + 2, et_pkhbt((uint16_t)b1[o0], (uint32_t)b1[o2]));
+        et_st32h(blk + 4, et_pkhbt((uint16_t)b2[o0], (uint32_t)b2[o2]));
+        et_st32h(blk + 6, et_pkhbt((uint16_t)b3[o0], (uint32_t)b3[o2]));
+        et_st32h(blk + 8, et_pkhbt((uint16_t)b0[o1], (uint32_t)b0[o3]));
+        et_st32h(blk + 10, et_pkhbt((uint16_t)b1[o1], (uint32_t)b1[o3]));
+        et_st32h(blk + 12, et_pkhbt((uint16_t)b2[o1], (uint32_t)b2[o3]));
+        et_st32h(blk + 14, et_pkhbt((uint16_t)b3[o1], (uint32_t)b3[o3]));
+    }
+#endif
+    for (int32_t j = 0; j < ET_NB; j++) et_put_col_tab(blk, j, b[j], t + k, n - k);
+}
+
+/* the block of input positions p + j (as et_block_e) through the table t (KT entries) */
+static void et_block_e_tab(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                           int32_t n, int32_t p, const int32_t *t, int16_t *col, int16_t *blk)
+{
+    int32_t hw = g->h * g->w, KT = n * g->kh * g->kw, all = 1;
+    const int16_t *b[ET_NB];
+    for (int32_t j = 0; j < ET_NB; j++) {
+        b[j] = et_inner_e(g, ec, et_min32(p + j, hw - 1));
+        all = all && b[j];
+    }
+    if (all) {
+        et_block_tab(b, t, KT, blk);
+        return;
+    }
+    for (int32_t j = 0; j < ET_NB; j++) {
+        if (b[j]) {
+            et_put_col_tab(blk, j, b[j], t, KT);
+            continue;
+        }
+        et_gather_e(g, ec, kept, n, et_min32(p + j, hw - 1), col);
+        et_put_col(blk, j, col, KT);
+    }
+}
+
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc)
 {
@@ -935,13 +1169,19 @@ void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
     }
     et_block_buf blk;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
-    int32_t hw = g->h * g->w, corr[ET_NB];
+    int32_t hw = g->h * g->w, corr[ET_NB], t[ET_STACK_COL];
+    int one = kk == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     for (int32_t gi = 0; gi < g->groups; gi++) {
         int32_t n = et_transpose_kept(g, sel, w, gi, sc), KT = n * kk;
+        int tab = !one && et_bwd_table(g, KT);
+        if (tab) et_bwd_table_fill(g, sc->kept, n, t);
         for (int32_t p = 0; p < hw; p += ET_NB)
             for (int32_t k0 = 0; k0 == 0 || k0 < KT; k0 += ET_STACK_COL) {
                 int32_t m = et_min32(ET_STACK_COL, KT - k0);
-                et_block_e(g, ec, sc->kept, n, p, k0, m, sc->col, blk.v);
+                if (tab)
+                    et_block_e_tab(g, ec, sc->kept, n, p, t, sc->col, blk.v);
+                else
+                    et_block_e(g, ec, sc->kept, n, p, k0, m, sc->col, blk.v);
                 et_block_corr(blk.v, m, zw, corr);
                 et_rows_block(blk.v, m, sc->wt + k0, og * kk, cg, dx + gi * cg * hw + p, hw,
                               corr, et_min32(ET_NB, hw - p), k0 > 0);
@@ -1048,7 +1288,7 @@ static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t
 {
     int32_t tmp[16 * ET_NB];
     et_rows4_job jb = {blk, n >> 2, {-corr[0], -corr[1], -corr[2], -corr[3]}, w, n & 3, tmp,
-                       ET_NB, ldw - n, 0};
+                       ET_NB, ldw - n, 0, {0, 0, 0, 0}};
     for (int32_t r0 = 0; r0 < rows; r0 += 16) {
         int32_t m = et_min32(16, rows - r0);
         jb.w = w + r0 * ldw;
