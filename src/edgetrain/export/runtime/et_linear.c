@@ -197,34 +197,123 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
 }
 #endif
 
-/* dx[i] += sum_r e_r * w_r[i] over the four rows w_r. With DSP, two rows' weights at one
- * input are packed in a pair (PKHBT/PKHTB) for one SMLAD against the packed errors. */
+#if ET_SIMD
+/* the next (up to) four kept rows with an error from *o on: their indices and errors, padded
+ * to four with the first row and zero errors; returns how many are real (0: none left) */
+static int32_t et_next_rows4(const int16_t *ec, const uint8_t *sel, int32_t n_out, int32_t *o,
+                             int32_t idx[4], int32_t e[4])
+{
+    int32_t r = 0;
+    for (; *o < n_out && r < 4; (*o)++)
+        if (ec[*o] != 0 && (!sel || sel[*o])) {
+            idx[r] = *o;
+            e[r++] = ec[*o];
+        }
+    for (int32_t t = r; t < 4 && r > 0; t++) {
+        idx[t] = idx[0];
+        e[t] = 0;
+    }
+    return r;
+}
+
+/* ---- backward error on ARMv7E-M: four weight rows a pass in et_axpy4_dsp, per group of
+ * four inputs an LDM of dx, per row LDR, 2 SXTB16 and 4 SMLAxy against that row's error
+ * (a half of an error pair), an STM (30 instructions for 16 MACs). A short pass repeats its
+ * first row with zero errors. */
+
+/* field order and offsets are read by et_axpy4_dsp */
+typedef struct {
+    int32_t *dx;         /*  0: word aligned (LDM / STM) */
+    const int8_t *w[4];  /*  4: the four rows */
+    uint32_t e01, e23;   /* 20, 24: (e0, e1), (e2, e3) as int16 pairs */
+    int32_t groups;      /* 28: at least one */
+} et_axpy4_job;
+
+/* one row (post-incremented rp) times the b(ottom) or t(op) half of the error pair ep into
+ * {r5 .. r8} = dx[i .. i + 3] */
+#define ET_AXPY_ROW(rp, h, ep)                                                              \
+    "ldr r9, [" rp "], #4\n\t"      /* w0 w1 w2 w3 */                                      \
+    "sxtb16 r10, r9\n\t"            /* (w0, w2) */                                         \
+    "smlab" h " r5, r10, " ep ", r5\n\t"                                                    \
+    "smlat" h " r7, r10, " ep ", r7\n\t"                                                    \
+    "sxtb16 r10, r9, ror #8\n\t"    /* (w1, w3) */                                         \
+    "smlab" h " r6, r10, " ep ", r6\n\t"                                                    \
+    "smlat" h " r8, r10, " ep ", r8\n\t"
+#define ET_AXPY_GROUP                                                                       \
+    "ldm r0, {r5-r8}\n\t"                                                                   \
+    ET_AXPY_ROW("r1", "b", "r11")                                                           \
+    ET_AXPY_ROW("r2", "t", "r11")                                                           \
+    ET_AXPY_ROW("r3", "b", "ip")                                                            \
+    ET_AXPY_ROW("r4", "t", "ip")                                                            \
+    "stm r0!, {r5-r8}\n\t"
+
+void et_axpy4_dsp(const et_axpy4_job *jb);
+__asm(
+    ".pushsection .text.et_axpy4_dsp, \"ax\", %progbits\n\t"
+    ".syntax unified\n\t"
+    ".thumb\n\t"
+    ".balign 4\n\t"
+    ".global et_axpy4_dsp\n\t"
+    ".thumb_func\n\t"
+    ".type et_axpy4_dsp, %function\n"
+    "et_axpy4_dsp:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* dx, the rows, e01, e23, groups */
+    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */
+    "bcc 2f\n\t"
+    ET_AXPY_GROUP
+    "2:\n\t"
+    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */
+    "bcs 6f\n\t"
+    "cmp lr, #0\n\t"
+    "beq 4f\n"
+    "3:\n\t"
+    ET_AXPY_GROUP
+    ET_AXPY_GROUP
+    "5:\n\t"
+    ET_AXPY_GROUP
+    ET_AXPY_GROUP
+    "subs lr, lr, #1\n\t"
+    "bne 3b\n\t"
+    "b 4f\n"
+    "6:\n\t"
+    "adds lr, lr, #1\n\t"
+    "b 5b\n"
+    "4:\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size et_axpy4_dsp, . - et_axpy4_dsp\n\t"
+    ".popsection\n");
+
+typedef char et_axpy4_job_layout[offsetof(et_axpy4_job, e01) == 20 &&
+                                 offsetof(et_axpy4_job, groups) == 28 ? 1 : -1];
+
+void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
+                      int32_t n_in, int32_t n_out, int32_t *dx)
+{
+    int32_t idx[4], e[4], esum = 0, groups = n_in >> 2;
+    for (int32_t o = 0; o < n_out; o++)
+        if (!sel || sel[o]) esum += ec[o];
+    /* sum e (w - zw) = sum e w - zw * sum e: dx starts at the correction (exact) */
+    for (int32_t i = 0; i < n_in; i++) dx[i] = -zw * esum;
+    et_axpy4_job jb = {dx, {w, w, w, w}, 0u, 0u, groups};
+    for (int32_t o = 0; groups > 0 && et_next_rows4(ec, sel, n_out, &o, idx, e) > 0;) {
+        for (int32_t t = 0; t < 4; t++) jb.w[t] = w + idx[t] * n_in;
+        jb.e01 = ET_PAIR(e[0], e[1]);
+        jb.e23 = ET_PAIR(e[2], e[3]);
+        et_axpy4_dsp(&jb);
+    }
+    for (int32_t o = 0; o < n_out; o++)               /* the last n_in % 4 inputs */
+        if (!sel || sel[o])
+            for (int32_t i = 4 * groups; i < n_in; i++) dx[i] += ec[o] * w[o * n_in + i];
+}
+#else
+/* ---- backward error in plain C */
+
+/* dx[i] += sum_r e_r * w_r[i] over the four rows w_r */
 static void et_axpy4(int32_t *restrict dx, const int8_t *const *w, const int32_t *e, int32_t n)
 {
     const int8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     int32_t i = 0;
-#if ET_SIMD
-    uint32_t e01 = ET_PAIR(e[0], e[1]), e23 = ET_PAIR(e[2], e[3]);
-    for (; i + 4 <= n; i += 4) {
-        uint32_t a = et_ld32(w0 + i), b = et_ld32(w1 + i);
-        uint32_t a02 = et_sxtb16(a), a13 = et_sxtb16_ror8(a);
-        uint32_t b02 = et_sxtb16(b), b13 = et_sxtb16_ror8(b);
-        int32_t d0 = et_smlad(et_pkhbt(a02, b02), e01, dx[i]);
-        int32_t d1 = et_smlad(et_pkhbt(a13, b13), e01, dx[i + 1]);
-        int32_t d2 = et_smlad(et_pkhtb(a02, b02), e01, dx[i + 2]);
-        int32_t d3 = et_smlad(et_pkhtb(a13, b13), e01, dx[i + 3]);
-        a = et_ld32(w2 + i);
-        b = et_ld32(w3 + i);
-        a02 = et_sxtb16(a);
-        a13 = et_sxtb16_ror8(a);
-        b02 = et_sxtb16(b);
-        b13 = et_sxtb16_ror8(b);
-        dx[i] = et_smlad(et_pkhbt(a02, b02), e23, d0);
-        dx[i + 1] = et_smlad(et_pkhbt(a13, b13), e23, d1);
-        dx[i + 2] = et_smlad(et_pkhtb(a02, b02), e23, d2);
-        dx[i + 3] = et_smlad(et_pkhtb(a13, b13), e23, d3);
-    }
-#endif
     for (; i < n; i++)
         dx[i] += e[0] * w0[i] + e[1] * w1[i] + e[2] * w2[i] + e[3] * w3[i];
 }
@@ -255,6 +344,113 @@ void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, in
     if (zw)
         for (int32_t i = 0; i < n_in; i++) dx[i] -= zw * esum;
 }
+#endif
+
+#if ET_SIMD
+/* ---- weight gradient on ARMv7E-M: the centred input pairs of et_pairs_centred (stack
+ * chunks as in the forward), four gradient rows a pass in et_outer4_dsp: per group of four
+ * inputs one LDRD of the pairs and per row LDM, 4 SMLAxy, STM (25 instructions for 16 MACs).
+ * Each row's load-multiply-store finishes before the next row's load, so a row may repeat
+ * with a zero error (it reads back what it stored and adds 0): a short last pass repeats its
+ * first row. SMLAxy adds modulo 2^32 like the int32 sums of the plain loop. */
+
+/* field order and offsets are read by et_outer4_dsp */
+typedef struct {
+    const uint32_t *x;   /*  0: groups x (x0 x2, x1 x3) pairs, word aligned (LDRD) */
+    int32_t *d[4];       /*  4: the four rows, word aligned (LDM / STM) */
+    uint32_t e01, e23;   /* 20, 24: (e0, e1), (e2, e3) as int16 pairs */
+    int32_t groups;      /* 28: at least one */
+} et_outer4_job;
+
+/* one row: the four gradients at rp += e * (x0, x1, x2, x3), e the b(ottom) or t(op) half
+ * of the error pair ep; {r5-r8} are scratch */
+#define ET_OUTER_ROW(rp, h, ep)                                                             \
+    "ldm " rp ", {r5-r8}\n\t"                                                               \
+    "smlab" h " r5, r9, " ep ", r5\n\t"                                                     \
+    "smlab" h " r6, r10, " ep ", r6\n\t"                                                    \
+    "smlat" h " r7, r9, " ep ", r7\n\t"                                                     \
+    "smlat" h " r8, r10, " ep ", r8\n\t"                                                    \
+    "stm " rp "!, {r5-r8}\n\t"
+#define ET_OUTER_GROUP                                                                      \
+    "ldrd r9, r10, [r0], #8\n\t"    /* (x0, x2), (x1, x3) */                               \
+    ET_OUTER_ROW("r1", "b", "r11")                                                          \
+    ET_OUTER_ROW("r2", "t", "r11")                                                          \
+    ET_OUTER_ROW("r3", "b", "ip")                                                           \
+    ET_OUTER_ROW("r4", "t", "ip")
+
+void et_outer4_dsp(const et_outer4_job *jb);
+__asm(
+    ".pushsection .text.et_outer4_dsp, \"ax\", %progbits\n\t"
+    ".syntax unified\n\t"
+    ".thumb\n\t"
+    ".balign 4\n\t"
+    ".global et_outer4_dsp\n\t"
+    ".thumb_func\n\t"
+    ".type et_outer4_dsp, %function\n"
+    "et_outer4_dsp:\n\t"
+    "push {r4-r11, lr}\n\t"
+    "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* x, the rows, e01, e23, groups */
+    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */
+    "bcc 2f\n\t"
+    ET_OUTER_GROUP
+    "2:\n\t"
+    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */
+    "bcs 6f\n\t"
+    "cmp lr, #0\n\t"
+    "beq 4f\n"
+    "3:\n\t"
+    ET_OUTER_GROUP
+    ET_OUTER_GROUP
+    "5:\n\t"
+    ET_OUTER_GROUP
+    ET_OUTER_GROUP
+    "subs lr, lr, #1\n\t"
+    "bne 3b\n\t"
+    "b 4f\n"
+    "6:\n\t"
+    "adds lr, lr, #1\n\t"
+    "b 5b\n"
+    "4:\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ".size et_outer4_dsp, . - et_outer4_dsp\n\t"
+    ".popsection\n");
+
+typedef char et_outer4_job_layout[offsetof(et_outer4_job, e01) == 20 &&
+                                  offsetof(et_outer4_job, groups) == 28 ? 1 : -1];
+
+/* dw[o][i] += ec_o * (chunk pair i) over the chunk's groups, for every kept row o with an
+ * error, four rows a pass (dw: the chunk's first column) */
+static void et_outer_rows(const int16_t *ec, const uint8_t *sel, const uint32_t *pairs,
+                          int32_t groups, int32_t n_in, int32_t n_out, int32_t *dw)
+{
+    et_outer4_job jb = {pairs, {dw, dw, dw, dw}, 0u, 0u, groups};
+    int32_t idx[4], e[4];
+    for (int32_t o = 0; et_next_rows4(ec, sel, n_out, &o, idx, e) > 0;) {
+        for (int32_t t = 0; t < 4; t++) jb.d[t] = dw + idx[t] * n_in;
+        jb.e01 = ET_PAIR(e[0], e[1]);
+        jb.e23 = ET_PAIR(e[2], e[3]);
+        et_outer4_dsp(&jb);
+    }
+}
+
+void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
+                     int32_t n_in, int32_t n_out, int32_t *dw)
+{
+    uint32_t pairs[2 * ET_LIN_GROUPS];                 /* int16 (x0, x2), (x1, x3) per group */
+    int32_t groups = n_in >> 2;
+    for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS) {
+        int32_t ng = et_min32(ET_LIN_GROUPS, groups - g);
+        et_pairs_centred(x + 4 * g, zx, ng, pairs);
+        et_outer_rows(ec, sel, pairs, ng, n_in, n_out, dw + 4 * g);
+    }
+    for (int32_t i = 4 * groups; i < n_in; i++) {      /* the last n_in % 4 inputs */
+        int32_t xc = (int32_t)x[i] - zx;
+        for (int32_t o = 0; o < n_out; o++)
+            if (ec[o] != 0 && (!sel || sel[o])) dw[o * n_in + i] += ec[o] * xc;
+    }
+}
+#else
+/* ---- weight gradient in plain C */
 
 /* dw_r[i] += e_r * (x_i - zx) for four distinct rows dw_r (the centred input unpacked once;
  * rows that do not overlap let the compiler pair the loads and stores) */
@@ -263,29 +459,6 @@ static void et_outer4(int32_t *restrict d0, int32_t *restrict d1, int32_t *restr
                       int32_t n)
 {
     int32_t e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], i = 0;
-#if ET_SIMD
-    uint32_t zz = ET_PAIR(zx, zx), e01 = ET_PAIR(e0, e1), e23 = ET_PAIR(e2, e3);
-    for (; i + 4 <= n; i += 4) {
-        uint32_t xv = et_ld32(x + i);
-        uint32_t x02 = et_ssub16(et_sxtb16(xv), zz), x13 = et_ssub16(et_sxtb16_ror8(xv), zz);
-        d0[i] = et_smlabb(x02, e01, d0[i]);
-        d0[i + 1] = et_smlabb(x13, e01, d0[i + 1]);
-        d0[i + 2] = et_smlatb(x02, e01, d0[i + 2]);
-        d0[i + 3] = et_smlatb(x13, e01, d0[i + 3]);
-        d1[i] = et_smlabt(x02, e01, d1[i]);
-        d1[i + 1] = et_smlabt(x13, e01, d1[i + 1]);
-        d1[i + 2] = et_smlatt(x02, e01, d1[i + 2]);
-        d1[i + 3] = et_smlatt(x13, e01, d1[i + 3]);
-        d2[i] = et_smlabb(x02, e23, d2[i]);
-        d2[i + 1] = et_smlabb(x13, e23, d2[i + 1]);
-        d2[i + 2] = et_smlatb(x02, e23, d2[i + 2]);
-        d2[i + 3] = et_smlatb(x13, e23, d2[i + 3]);
-        d3[i] = et_smlabt(x02, e23, d3[i]);
-        d3[i + 1] = et_smlabt(x13, e23, d3[i + 1]);
-        d3[i + 2] = et_smlatt(x02, e23, d3[i + 2]);
-        d3[i + 3] = et_smlatt(x13, e23, d3[i + 3]);
-    }
-#endif
     for (; i < n; i++) {
         int32_t xc = (int32_t)x[i] - zx;
         d0[i] += e0 * xc;
@@ -316,3 +489,4 @@ void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int
     }
     for (int32_t t = 0; t < r; t++) et_outer1(rows[t], e[t], x, zx, n_in);
 }
+#endif
