@@ -29,9 +29,13 @@ M32 = 0xFFFFFFFF
 #   kind 0 (n, scale, h) and n float32: writes the flag "the integer form covered it" (int32)
 #          and the n int8 codes of et_quantize_row (stochastic)
 #   kind 1 (n, M, mode) and n int32 gradient sums: writes the sums of the codes and of their
-#          squares (int32) and the n codes (int32) of et_gradient_row_mode (stream seed 7)
+#          squares (int32), the flag "the high-word form ran" (int32) and the n codes (int32)
+#          of et_gradient_row_mode (stream seed 7), then the sums and codes again with the
+#          high-word form switched off (the pair and general paths)
 #   kind 2 (n, scale, mode + 4 * (zero + 128)) and n float32: writes the flag "the per-tensor
 #          fast form ran" (int32) and the n int8 codes (floor or nearest)
+#   kind 3 (n, zero, 0), scale, s_g, mu, sigma, lr, n int8 codes padded to 4 bytes and n int32
+#          gradient codes: writes et_stepped_row's n floats, lo and hi
 HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,14 +49,50 @@ static int gradient_row(FILE *f, FILE *out, const uint32_t *head)
     memcpy(&M, &head[1], 4);
     int32_t *g = malloc(4 * (size_t)n);
     if (!g || fread(g, 4, (size_t)n, f) != (size_t)n) return 1;
+    int32_t *g2 = malloc(4 * (size_t)n);
+    if (!g2) return 1;
+    memcpy(g2, g, 4 * (size_t)n);
     et_stream s;
     et_stream_seed(&s, 7);
     uint32_t base = head[2] == ET_ROUND_STOCHASTIC ? et_stream_next(&s) : 0u;
-    et_gradient_row_mode(g, n, et_multiplier_from(M), (int)head[2], et_abs_max(g, n), base, 0,
-                         &sums[0], &sums[1]);
+    et_multiplier mul = et_multiplier_from(M);
+    int32_t amax = et_abs_max(g, n);
+    et_grad_hw hw = et_grad_hw_of(mul, (int)head[2], amax), none = hw;
+    int32_t form = hw.h.form != ET_RQH_NONE;
+    none.h.form = ET_RQH_NONE;                  /* the same row without the high-word form */
+    et_gradient_row_mode(g, n, mul, (int)head[2], amax, &hw, base, 0, &sums[0], &sums[1]);
     fwrite(sums, 4, 2, out);
+    fwrite(&form, 4, 1, out);
     fwrite(g, 4, (size_t)n, out);
+    et_gradient_row_mode(g2, n, mul, (int)head[2], amax, &none, base, 0, &sums[0], &sums[1]);
+    fwrite(sums, 4, 2, out);
+    fwrite(g2, 4, (size_t)n, out);
     free(g);
+    free(g2);
+    return 0;
+}
+
+/* kind 3: one kept row stepped (et_stepped_row): head (n, zero), then scale, s_g, mu, sigma,
+ * lr, n int8 codes (padded to 4 bytes) and n int32 gradient codes; writes the n floats, lo
+ * and hi */
+static int stepped_row(FILE *f, FILE *out, const uint32_t *head)
+{
+    int32_t n = (int32_t)head[0], pad = (n + 3) & ~3;
+    float k5[5], lo, hi;
+    int8_t *w = malloc((size_t)pad);
+    int32_t *g = malloc(4 * (size_t)n);
+    float *o = malloc(4 * (size_t)n);
+    if (!w || !g || !o || fread(k5, 4, 5, f) != 5 || fread(w, 1, (size_t)pad, f) != (size_t)pad ||
+        fread(g, 4, (size_t)n, f) != (size_t)n)
+        return 1;
+    et_row_step r = {(int32_t)head[1], k5[0], k5[1], k5[2], k5[3], k5[4]};
+    et_stepped_row(r, w, g, n, o, &lo, &hi);
+    fwrite(o, 4, (size_t)n, out);
+    fwrite(&lo, 4, 1, out);
+    fwrite(&hi, 4, 1, out);
+    free(w);
+    free(g);
+    free(o);
     return 0;
 }
 
@@ -94,8 +134,10 @@ int main(void)
     if (!f || !out || fread(&rows, 4, 1, f) != 1) return 3;
     for (uint32_t r = 0; r < rows; r++) {
         if (fread(head, 4, 4, f) != 4) return 3;
-        if (head[0] == 1 || head[0] == 2) {
-            if ((head[0] == 1 ? gradient_row : tensor_row)(f, out, head + 1)) return 3;
+        if (head[0] >= 1 && head[0] <= 3) {
+            if ((head[0] == 1 ? gradient_row : head[0] == 2 ? tensor_row : stepped_row)(
+                    f, out, head + 1))
+                return 3;
             continue;
         }
         int32_t n = (int32_t)head[1];
@@ -249,15 +291,34 @@ class UpdateHarness:
             pos += 4 + len(x)
         return out
 
-    def gradients(self, rows) -> list[tuple[int, int, np.ndarray]]:
+    def gradients(self, rows) -> list[tuple[int, list[tuple[int, int, np.ndarray]]]]:
+        """Per row: the high-word flag and (s1, s2, codes) with and without that form."""
         raw = self._run([np.array([1, len(g)], np.uint32).tobytes() + np.float32(M).tobytes()
                          + np.array([MODES[mode]], np.uint32).tobytes()
                          + g.astype(np.int32).tobytes() for g, M, mode in rows])
         out, pos = [], 0
         for g, _, _ in rows:
-            v = np.frombuffer(raw[pos:pos + 8 + 4 * len(g)], np.int32)
-            out.append((int(v[0]), int(v[1]), v[2:]))
-            pos += 8 + 4 * len(g)
+            n = len(g)
+            v = np.frombuffer(raw[pos:pos + 20 + 8 * n], np.int32)
+            runs = [(int(v[0]), int(v[1]), v[3:3 + n]),
+                    (int(v[3 + n]), int(v[4 + n]), v[5 + n:])]
+            out.append((int(v[2]), runs))
+            pos += 20 + 8 * n
+        return out
+
+    def stepped(self, rows) -> list[tuple[np.ndarray, np.float32, np.float32]]:
+        recs = []
+        for w, g, zero, consts in rows:
+            pad = np.zeros((-len(w)) % 4, np.int8)
+            recs.append(np.array([3, len(w), zero, 0], np.int32).tobytes()
+                        + np.asarray(consts, np.float32).tobytes() + w.astype(np.int8).tobytes()
+                        + pad.tobytes() + g.astype(np.int32).tobytes())
+        raw = self._run(recs)
+        out, pos = [], 0
+        for w, _, _, _ in rows:
+            v = np.frombuffer(raw[pos:pos + 4 * len(w) + 8], np.float32)
+            out.append((v[:-2], v[-2], v[-1]))
+            pos += 4 * len(w) + 8
         return out
 
 
@@ -284,18 +345,101 @@ def gradient_rows(rng: np.random.Generator) -> list[tuple[np.ndarray, np.float32
             g[:2] = [2**31 - 1, -(2**31)]
         g = np.clip(g, -(2**31), 2**31 - 1)
         rows.append((g.astype(np.int32), M, ("floor", "nearest", "stochastic")[r % 3]))
+    for r in range(16):  # the engine's own multipliers: scale / s_g with s_g from the largest |g|
+        n = int(rng.integers(1, 200))
+        g = rng.integers(-(2 ** int(rng.integers(1, 31))), 2**30, n).astype(np.int64)
+        g = np.clip(g, -(2**31) + 1, 2**31 - 1).astype(np.int32)
+        scale = np.float32(2.0 ** rng.uniform(-20, -5))
+        s_g = np.maximum((np.float32(np.abs(g.astype(np.int64)).max()) * scale) / np.float32(127),
+                         np.float32(2.0**-40))
+        rows.append((g, np.float32(scale / s_g), ("floor", "nearest")[r % 2]))
     return rows
 
 
-def compare_gradients(h: UpdateHarness, seed: int) -> None:
+def compare_gradients(h: UpdateHarness, seed: int, high_word: bool) -> None:
+    """Both forms against the engine; high_word: the build has the SMMLA form (M4 / M7)."""
     from edgetrain.numerics.requant import requantize
     from edgetrain.numerics.rounding import Stream
 
     rows = gradient_rows(np.random.default_rng(seed))
-    for (g, M, mode), (s1, s2, q) in zip(rows, h.gradients(rows)):
+    got = h.gradients(rows)
+    for (g, M, mode), (_, runs) in zip(rows, got):
         want = requantize(g.astype(np.int64), M, 0, mode, Stream(7)).astype(np.int64)
-        np.testing.assert_array_equal(q, want)
-        assert (s1, s2) == (int(want.sum()), int((want * want).sum()))
+        for s1, s2, q in runs:
+            np.testing.assert_array_equal(q, want)
+            assert (s1, s2) == (int(want.sum()), int((want * want).sum()))
+    flags = np.array([f for f, _ in got])
+    if high_word:
+        assert flags.mean() > 0.3 and (flags == 0).any(), "both gradient paths should run"
+    else:
+        assert not flags.any(), "the high-word form is for ARMv7E-M builds only"
+
+
+def stepped_rows(rng: np.random.Generator) -> list[tuple]:
+    """Rows for et_stepped_row: short and long (the four-element turns from 24 on), zero
+    points 0 and not, mixed-sign, one-signed and constant rows, extremes early and late, and
+    constants that make infinities and NaN (sigma 0, huge lr)."""
+    rows = []
+    for r in range(40):
+        n = int(rng.integers(1, 40)) if r % 4 == 0 else int(rng.integers(24, 300))
+        zero = 0 if r % 3 else int(rng.integers(-128, 128))
+        w = rng.integers(-128, 128, n)
+        g = rng.integers(-128, 128, n)
+        if r % 5 == 1:  # one-signed row: every stepped weight positive
+            w, g = rng.integers(60, 128, n), rng.integers(-3, 4, n)
+            zero = 0
+        if r % 5 == 2 and n >= 3:  # a narrow row with a few far extremes late in it
+            w, g = rng.integers(-3, 4, n), rng.integers(-3, 4, n)
+            w[-3:] = [127, -128, 100]
+        if r % 7 == 3:  # constant rows: ties everywhere
+            w, g = np.full(n, w[0]), np.full(n, g[0])
+        consts = [2.0 ** rng.uniform(-10, -4), 2.0 ** rng.uniform(-12, -6),
+                  rng.uniform(-1e-3, 1e-3), 2.0 ** rng.uniform(-12, -6), 2.0 ** rng.uniform(-8, -3)]
+        if r % 10 == 7:  # sigma 0 and mu 0: +-inf steps, NaN (0 / 0) where g == 0
+            consts[2:4] = [0.0, 0.0]
+            g[rng.integers(0, n, 1 + n // 8)] = 0
+            g[0] = 0 if r % 20 == 7 else g[0]  # the first element NaN: lo and hi start NaN
+        if r % 10 == 9:
+            consts[4] = 3e38  # lr * quotient overflows to +-inf
+        rows.append((w.astype(np.int8), g.astype(np.int32), zero, np.float32(consts)))
+    for at in (21, 23):  # one NaN (inf - inf) among finite weights: hi becomes NaN for a pair
+        w, g = np.zeros(64, np.int8), rng.integers(-1, 2, 64).astype(np.int32)
+        w[1:9], g[1:9] = [-1, 1, 1, -1, -1, -1, 1, 1], [1, -1, 1, -1, 0, 0, 1, 1]
+        w[at], g[at] = 3, 3
+        rows.append((w, g, 0, np.float32([2e38, 2e38, 0.0, 1.0, 0.25])))
+    return rows
+
+
+def pair_range(x: np.ndarray) -> tuple[np.float32, np.float32]:
+    """et_stepped_row's lo / hi, comparison for comparison: the first element, then pairs
+    (the smaller against lo, the larger against hi), then the last element when n is even.
+    min(small, lo) is `lo if lo < small else small`, the C's order (it matters for NaN)."""
+    lo = hi = x[0]
+    for a, b in zip(x[1:-1:2], x[2::2]):
+        small, large = (a, b) if a < b else (b, a)
+        lo = min(small, lo)
+        hi = max(large, hi)
+    if len(x) % 2 == 0:
+        lo = min(x[-1], lo)
+        hi = max(x[-1], hi)
+    return lo, hi
+
+
+def compare_stepped(h: UpdateHarness, seed: int) -> None:
+    rows = stepped_rows(np.random.default_rng(seed))
+    with np.errstate(all="ignore"):
+        for (w, g, zero, (sc, sg, mu, sig, lr)), (o, lo, hi) in zip(rows, h.stepped(rows)):
+            wf = (w.astype(np.int32) - zero).astype(np.float32) * sc
+            want = wf - lr * ((g.astype(np.float32) * sg - mu) / sig)  # float32 throughout
+            assert_same_floats(o, want)
+            assert_same_floats(np.float32([lo, hi]), np.float32(pair_range(want)))
+
+
+def assert_same_floats(got: np.ndarray, want: np.ndarray) -> None:
+    """Bit for bit, except that a NaN's sign and payload are the platform's."""
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
 
 
 def tensor_rows(rng: np.random.Generator) -> list[tuple[np.ndarray, np.float32, int, str]]:
@@ -351,8 +495,9 @@ def test_update_rows_match_engine_host(tmp_path):
     h = UpdateHarness("host", tmp_path)
     for seed in range(3):
         compare(h, seed)
-        compare_gradients(h, seed)
+        compare_gradients(h, seed, high_word=False)
         compare_tensor_codes(h, seed, fast_expected=False)
+        compare_stepped(h, seed)
 
 
 CROSS_OK, CROSS_WHY = available("cortex-m4")
@@ -363,5 +508,6 @@ CROSS_OK, CROSS_WHY = available("cortex-m4")
 def test_update_rows_match_engine_cortex_m(tmp_path, name):
     h = UpdateHarness(name, tmp_path)
     compare(h, 10)
-    compare_gradients(h, 11)
+    compare_gradients(h, 11, high_word=name != "cortex-m0plus")
     compare_tensor_codes(h, 12, fast_expected=name != "cortex-m0plus")
+    compare_stepped(h, 13)

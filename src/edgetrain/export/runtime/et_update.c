@@ -216,16 +216,112 @@ static et_rq32 et_gradient_prescaled(int32_t *gr, int32_t k, et_multiplier m, in
 }
 #endif
 
-/* amax: the row's largest |acc| (or a bound on it) */
+/* ---- the int8 gradient of a row from the high word of one product (et_rqh, whose proof is
+ * at et_rqh in et_numerics.h: SMMLA / SMMLAR, then one SSAT that also shifts by sh), for
+ * floor and nearest when no tie can occur. A multiplier shift below 25 (small gradients) has
+ * every acc scaled by 2^la first (la = 25 - shift, shift + la = 25, so j = 7 and sh = 0):
+ * floor and nearest depend on the exact value acc * m / 2^shift alone (nearest's tie term
+ * only on acc's sign), which acc * 2^la * m / 2^(shift + la) keeps; exact while amax * 2^la
+ * < 2^31, and the tie test runs on the scaled bound. */
+typedef struct {
+    et_rqh h;                     /* form ET_RQH_NONE: the form does not apply */
+    int32_t la;                   /* the row's left shift */
+} et_grad_hw;
+
+/* amax: a bound on every |acc| of the rows the form will serve */
+static et_grad_hw et_grad_hw_of(et_multiplier m, int mode, int32_t amax)
+{
+    et_grad_hw f;
+    f.h.form = ET_RQH_NONE;
+    f.la = m.shift >= 0 && m.shift < 25 ? 25 - m.shift : 0;
+    if (!ET_UPD_ASM || amax < 0 || (f.la > 0 && amax >= ((int32_t)1 << (31 - f.la))))
+        return f;
+    m.shift += f.la;
+    f.h = et_rqh_prepare(m, 0, (et_round_mode)mode, (uint32_t)amax << f.la);
+    return f;
+}
+
+#if ET_UPD_ASM
+/* four elements per turn: LDM, [LSL by la,] four high words, four SSATs, STM, the sums as
+ * two int16 pairs (|q| <= 128) in four SMLADs; 18 instructions (22 with LSL) per 4 */
+#define ET_GQ_LSL                                                                             \
+    "lsl r2, r2, %[la]\n\tlsl r3, r3, %[la]\n\tlsl r4, r4, %[la]\n\tlsl r5, r5, %[la]\n\t"
+#define ET_GQ_HI(op)                                                                          \
+    op " r2, r2, %[m], %[ra]\n\t" op " r3, r3, %[m], %[ra]\n\t"                              \
+    op " r4, r4, %[m], %[ra]\n\t" op " r5, r5, %[m], %[ra]\n\t"
+#define ET_GQ_SAT(sh)                                                                         \
+    "ssat r2, #8, r2" sh "\n\tssat r3, #8, r3" sh "\n\t"                                     \
+    "ssat r4, #8, r4" sh "\n\tssat r5, #8, r5" sh "\n\t"
+#define ET_GQ_LOOP(pre, op, sh)                                                               \
+    __asm volatile("0:\n\t"                                                                   \
+                   "ldmia %[g], {r2-r5}\n\t" pre ET_GQ_HI(op) ET_GQ_SAT(sh)                  \
+                   "stmia %[g]!, {r2-r5}\n\t"                                                 \
+                   "pkhbt r2, r2, r3, lsl #16\n\t"                                           \
+                   "pkhbt r4, r4, r5, lsl #16\n\t"                                           \
+                   "smlad %[a], r2, %[ones], %[a]\n\t"                                       \
+                   "smlad %[a], r4, %[ones], %[a]\n\t"                                       \
+                   "smlad %[b], r2, r2, %[b]\n\t"                                            \
+                   "smlad %[b], r4, r4, %[b]\n\t"                                            \
+                   "subs %[n], %[n], #1\n\t"                                                 \
+                   "bne 0b"                                                                  \
+                   : [g] "+r"(g), [n] "+r"(n), [a] "+r"(a), [b] "+r"(b)                      \
+                   : [m] "r"(m), [ra] "r"(ra), [la] "r"(la), [ones] "r"(ones)                \
+                   : "r2", "r3", "r4", "r5", "cc", "memory")
+
+/* the quads of a row (n > 0 of them); the form's constants are the asm's operands */
+static void et_gradient_quads(int32_t *g, int32_t n, const et_grad_hw *f, int32_t *s1,
+                              int32_t *s2)
+{
+    const int32_t m = f->h.m, ra = f->h.ra, la = f->la, ones = 0x00010001;
+    const int round = f->h.form == ET_RQH_HI_ROUND;
+    int32_t a = *s1, b = *s2;
+    if (la > 0 && round)                        /* la > 0: sh == 0 */
+        ET_GQ_LOOP(ET_GQ_LSL, "smmlar", "");
+    else if (la > 0)
+        ET_GQ_LOOP(ET_GQ_LSL, "smmla", "");
+    else if (round)
+        ET_GQ_LOOP("", "smmlar", "");
+    else if (f->h.sh == 0)
+        ET_GQ_LOOP("", "smmla", "");
+    else if (f->h.sh == 8)
+        ET_GQ_LOOP("", "smmla", ", asr #8");
+    else
+        ET_GQ_LOOP("", "smmla", ", asr #16");
+    *s1 = a;
+    *s2 = b;
+}
+
+static ET_NOINLINE void et_gradient_hw(int32_t *gr, int32_t k, const et_grad_hw *f,
+                                       int32_t *s1, int32_t *s2)
+{
+    int32_t a = 0, b = 0, i = k & ~3;
+    if (k >= 4) et_gradient_quads(gr, k >> 2, f, &a, &b);
+    for (; i < k; i++) {
+        int32_t q = et_rqh_sat(et_rqh_hi(gr[i] * ((int32_t)1 << f->la), f->h.m, f->h.ra,
+                                         f->h.form), f->h.sh);
+        gr[i] = q;
+        a += q;
+        b += q * q;
+    }
+    *s1 = a;
+    *s2 = b;
+}
+#endif
+
+/* amax: the row's largest |acc| (or a bound on it); hw: the row's high-word form */
 static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mode,
-                                 int32_t amax, uint32_t base, uint32_t j0, int32_t *s1,
-                                 int32_t *s2)
+                                 int32_t amax, const et_grad_hw *hw, uint32_t base,
+                                 uint32_t j0, int32_t *s1, int32_t *s2)
 {
 #if ET_UPD_ASM
+    if (hw->h.form != ET_RQH_NONE) {
+        et_gradient_hw(gr, k, hw, s1, s2);
+        return;
+    }
     et_rq32 r = et_gradient_prescaled(gr, k, m, mode, amax);
     if (et_gradient_pairs_mode(gr, k, &r, mode, s1, s2)) return;
 #else
-    (void)amax;
+    (void)amax, (void)hw;
 #endif
     switch (mode) {
     case ET_ROUND_FLOOR: et_gradient_row(gr, k, m, ET_ROUND_FLOOR, base, j0, s1, s2); break;
@@ -248,13 +344,22 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
     uint32_t base = et_call_base(c, mode);
     float n = (float)k;
     int seen = stats[0].seen;                   /* one flag for all rows, as GradStats */
+    et_multiplier m = {0, 0};                   /* one multiplier and form for all rows */
+    et_grad_hw hw = {{0, 0, ET_RQH_NONE, 0}, 0};
+    if (!grad_rows) {
+        m = et_multiplier_from(scale / s_all);
+        hw = et_grad_hw_of(m, mode, amax);
+    }
     for (int32_t r = 0; r < rows; r++) {
         int32_t *gr = g + r * k, s1, s2;
         int32_t row_max = grad_rows ? et_abs_max(gr, k) : amax;
         float sg = grad_rows ? et_maxf(((float)row_max * scale) / 127.0f, ET_S_MIN_F) : s_all;
-        et_multiplier m = et_multiplier_from(scale / sg);
+        if (grad_rows) {
+            m = et_multiplier_from(scale / sg);
+            hw = et_grad_hw_of(m, mode, row_max);
+        }
         s_g[r] = sg;
-        et_gradient_row_mode(gr, k, m, mode, row_max, base, (uint32_t)(r * k), &s1, &s2);
+        et_gradient_row_mode(gr, k, m, mode, row_max, &hw, base, (uint32_t)(r * k), &s1, &s2);
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
         float mean = mean_q * sg, var = (var_q * sg) * sg;
@@ -402,6 +507,11 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
     : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t)   \
     : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
     : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
+#define ET_STOCHASTIC_LOOP_OPERANDS                                                           \
+    : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t),  \
+      [q] "+r"(q)                                                                             \
+    : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
+    : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
 
 /* the codes of n floats x (the row's stepped weights), four per turn: VLDM, four VDIVs by
  * scale * 2^-24, four VCVTRs (round to nearest even), then the integer form per element */
@@ -410,9 +520,10 @@ static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, ff = 0xFF000000u, gold = ET_GOLDEN;
     const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
-    int32_t c0, c1, t;
-    for (int32_t i = 0; i < n >> 2; i++)
-        __asm volatile("vldmia %[p]!, {s8-s11}\n\t"
+    int32_t c0, c1, t, q = n >> 2;           /* quads: the loop itself in the asm */
+    if (q > 0)
+        __asm volatile("5:\n\t"
+                       "vldmia %[p]!, {s8-s11}\n\t"
                        "vdiv.f32 s8, s8, %[sd]\n\t"
                        "vdiv.f32 s9, s9, %[sd]\n\t"
                        "vdiv.f32 s10, s10, %[sd]\n\t"
@@ -427,13 +538,15 @@ static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t
                        "vmov %[c0], %[c1], s14, s15\n\t"
                        ET_STOCHASTIC_CODE_ASM("c0", "s10", "3")
                        ET_STOCHASTIC_CODE_ASM("c1", "s11", "4")
+                       "subs %[q], %[q], #1\n\t"
+                       "bne 5b\n\t"
                        "b 9f\n"
                        ET_STOCHASTIC_STUB_ASM("c0", "s8", "1")
                        ET_STOCHASTIC_STUB_ASM("c1", "s9", "2")
                        ET_STOCHASTIC_STUB_ASM("c0", "s10", "3")
                        ET_STOCHASTIC_STUB_ASM("c1", "s11", "4")
                        "9:"
-                       ET_STOCHASTIC_OPERANDS);
+                       ET_STOCHASTIC_LOOP_OPERANDS);
     for (int32_t i = 0; i < (n & 3); i++)
         __asm volatile("vldmia %[p]!, {s8}\n\t"
                        "vdiv.f32 s8, s8, %[sd]\n\t"
@@ -579,13 +692,160 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
       [lr] "t"(r.lr)                                                                          \
     : "s0", "s1", "s2", "s3", "cc", "memory"
 
-/* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o) */
+/* one pair (a, b) taken into lo / hi exactly as ET_PAIR_EXTREMES does, written with the
+ * local labels N1..N9 (N a digit string) so that two pairs fit in one asm block; every move
+ * also sets T = 0 (see below) */
+#define ET_PAIR_EXTREMES_AB(a, b, N)                                                          \
+    "vcmpe.f32 " a ", " b "\n\t"                                                             \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bmi " N "1f\n\t"                             /* small b, large a */                     \
+    "vcmpe.f32 %[lo], " b "\n\t"                                                             \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bpl " N "3f\n"                                                                          \
+    N "2:\n\t"                                                                               \
+    "vcmpe.f32 %[hi], " a "\n\t"                                                             \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "ble " N "4f\n\t"                                                                        \
+    "b " N "9f\n"                                                                            \
+    N "3:\n\t"                                                                               \
+    "vmov.f32 %[lo], " b "\n\t"                                                              \
+    "mov %[T], #0\n\t"                                                                       \
+    "b " N "2b\n"                                                                            \
+    N "4:\n\t"                                                                               \
+    "vmov.f32 %[hi], " a "\n\t"                                                              \
+    "mov %[T], #0\n\t"                                                                       \
+    "b " N "9f\n"                                                                            \
+    N "5:\n\t"                                                                               \
+    "vmov.f32 %[lo], " a "\n\t"                                                              \
+    "mov %[T], #0\n\t"                                                                       \
+    "b " N "6f\n"                                                                            \
+    N "7:\n\t"                                                                               \
+    "vmov.f32 %[hi], " b "\n\t"                                                              \
+    "mov %[T], #0\n\t"                                                                       \
+    "b " N "9f\n"                                                                            \
+    N "1:\n\t"                                    /* small a, large b */                     \
+    "vcmpe.f32 %[lo], " a "\n\t"                                                             \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "bpl " N "5b\n"                                                                          \
+    N "6:\n\t"                                                                               \
+    "vcmpe.f32 %[hi], " b "\n\t"                                                             \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "ble " N "7b\n"                                                                          \
+    N "9:\n\t"
+
+/* T from lo and hi (labels N8, N9), then on to label `next`: 2 * the bit pattern of
+ * min(|lo|, |hi|) when lo has its sign bit set, hi has not and neither is NaN, else 0 */
+#define ET_QUAD_THRESHOLD(N, next)                                                            \
+    "vmov %[w0], %[lo]\n\t"                                                                  \
+    "vmov %[w1], %[hi]\n\t"                                                                  \
+    "lsls %[w0], %[w0], #1\n\t"                   /* C: lo's sign */                         \
+    "bcc " N "8f\n\t"                                                                        \
+    "lsls %[w1], %[w1], #1\n\t"                   /* C: hi's sign */                         \
+    "bcs " N "8f\n\t"                                                                        \
+    "cmp %[w0], #0xFF000000\n\t"                  /* above: a NaN */                         \
+    "it ls\n\t"                                                                              \
+    "cmpls %[w1], #0xFF000000\n\t"                                                           \
+    "bhi " N "8f\n\t"                                                                        \
+    "cmp %[w0], %[w1]\n\t"                                                                   \
+    "ite lo\n\t"                                                                             \
+    "movlo %[T], %[w0]\n\t"                                                                  \
+    "movhs %[T], %[w1]\n\t"                                                                  \
+    "b " next "\n"                                                                           \
+    N "8:\n\t"                                                                               \
+    "mov %[T], #0\n\t"                                                                       \
+    "b " next "\n"
+
+/* ---- four stepped elements per turn, their extremes mostly by one integer compare each.
+ * T is 2 * the bit pattern of min(|lo|, |hi|) (the sign shifted out) when lo has its sign
+ * bit set, hi has not and neither is NaN; else 0. An element x with (bits(x) << 1) < T
+ * (unsigned) has |x| < |lo| and |x| < |hi| (the magnitude's bit pattern orders like the
+ * magnitude for floats that are not NaN; a NaN's exceeds every T), so lo < x < hi, and the
+ * pair code would leave lo and hi as they are for it (every comparison strict, no move).
+ * A pair whose two elements pass is skipped; any other pair runs the pair code, in order.
+ * A move sets T = 0 (nothing passes) until T is recomputed after that pair, so lo and hi
+ * end exactly as the pair loop leaves them, for every input (NaN, -0.0 and infinities
+ * included). 46 instructions per 4 when all four pass. */
+#define ET_STEPPED_QUAD_ASM(zero_op)                                                          \
+    "0:\n\t"                                                                                 \
+    "ldrsb %[w0], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w1], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w2], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w3], [%[w]], #1\n\t"                                                            \
+    "vldmia %[g]!, {s0-s3}\n\t" zero_op                                                      \
+    "vmov s4, s5, %[w0], %[w1]\n\t"                                                          \
+    "vmov s6, s7, %[w2], %[w3]\n\t"                                                          \
+    "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"                                         \
+    "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"                                         \
+    "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"                                         \
+    "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"                                         \
+    "vmul.f32 s0, s0, %[sg]\n\tvmul.f32 s1, s1, %[sg]\n\t"                                   \
+    "vmul.f32 s2, s2, %[sg]\n\tvmul.f32 s3, s3, %[sg]\n\t"                                   \
+    "vsub.f32 s0, s0, %[mu]\n\tvsub.f32 s1, s1, %[mu]\n\t"                                   \
+    "vsub.f32 s2, s2, %[mu]\n\tvsub.f32 s3, s3, %[mu]\n\t"                                   \
+    "vdiv.f32 s0, s0, %[sig]\n\tvdiv.f32 s1, s1, %[sig]\n\t"                                 \
+    "vdiv.f32 s2, s2, %[sig]\n\tvdiv.f32 s3, s3, %[sig]\n\t"                                 \
+    "vmul.f32 s4, s4, %[sc]\n\tvmul.f32 s5, s5, %[sc]\n\t"                                   \
+    "vmul.f32 s6, s6, %[sc]\n\tvmul.f32 s7, s7, %[sc]\n\t"                                   \
+    "vmul.f32 s0, s0, %[lr]\n\tvmul.f32 s1, s1, %[lr]\n\t"                                   \
+    "vmul.f32 s2, s2, %[lr]\n\tvmul.f32 s3, s3, %[lr]\n\t"                                   \
+    "vsub.f32 s4, s4, s0\n\tvsub.f32 s5, s5, s1\n\t"                                         \
+    "vsub.f32 s6, s6, s2\n\tvsub.f32 s7, s7, s3\n\t"                                         \
+    "vstmia %[o]!, {s4-s7}\n\t"                                                              \
+    "vmov %[w0], %[w1], s4, s5\n\t"                                                          \
+    "vmov %[w2], %[w3], s6, s7\n\t"                                                          \
+    "cmp %[T], %[w0], lsl #1\n\t"                                                            \
+    "bls 5f\n\t"                                                                             \
+    "cmp %[T], %[w1], lsl #1\n\t"                                                            \
+    "bls 5f\n"                                                                               \
+    "3:\n\t"                                                                                 \
+    "cmp %[T], %[w2], lsl #1\n\t"                                                            \
+    "bls 6f\n\t"                                                                             \
+    "cmp %[T], %[w3], lsl #1\n\t"                                                            \
+    "bls 6f\n"                                                                               \
+    "1:\n\t"                                                                                 \
+    "subs %[n], %[n], #1\n\t"                                                                \
+    "bne 0b\n\t"                                                                             \
+    "b 9f\n"                                                                                 \
+    "5:\n\t" ET_PAIR_EXTREMES_AB("s4", "s5", "1")                                            \
+    "cmp %[T], #0\n\t"                                                                       \
+    "bne 3b\n\t" ET_QUAD_THRESHOLD("1", "3b")                                                \
+    "6:\n\t" ET_PAIR_EXTREMES_AB("s6", "s7", "2")                                            \
+    "cmp %[T], #0\n\t"                                                                       \
+    "bne 1b\n\t" ET_QUAD_THRESHOLD("2", "1b")                                                \
+    "9:"
+
+#define ET_SUB_ZERO4                                                                          \
+    "sub %[w0], %[w0], %[z]\n\tsub %[w1], %[w1], %[z]\n\t"                                   \
+    "sub %[w2], %[w2], %[z]\n\tsub %[w3], %[w3], %[z]\n\t"
+
+#define ET_STEPPED_QUAD_OPERANDS                                                              \
+    : [w] "+r"(w), [g] "+r"(g), [o] "+r"(o), [n] "+r"(n), [T] "+r"(t), [w0] "=&r"(w0),       \
+      [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [lo] "+t"(lo), [hi] "+t"(hi)            \
+    : [z] "r"(zero), [sg] "t"(r.s_g), [mu] "t"(r.mu), [sig] "t"(r.sigma), [sc] "t"(r.scale), \
+      [lr] "t"(r.lr)                                                                          \
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory"
+
+/* rows at least this long take the four-element turns (shorter ones the pairs alone: their
+ * extremes move often and T would rarely let a turn pass) */
+#define ET_QUAD_MIN_K 24
+
+/* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o): the
+ * pairs of elements 1, 2 | 3, 4 | ..., two per turn, then an odd pair alone */
 static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
                                     const int32_t *g, float *o, int32_t k, float *lo_io,
                                     float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
     int32_t n = (k - 1) >> 1, w0, w1;        /* pairs; the loop itself in the asm (SUBS, BNE) */
+    if (k >= ET_QUAD_MIN_K) {
+        int32_t w2, w3, t = 0, odd = n & 1;
+        n >>= 1;
+        if (zero == 0)
+            __asm volatile(ET_STEPPED_QUAD_ASM("") ET_STEPPED_QUAD_OPERANDS);
+        else
+            __asm volatile(ET_STEPPED_QUAD_ASM(ET_SUB_ZERO4) ET_STEPPED_QUAD_OPERANDS);
+        n = odd;
+    }
     if (n > 0 && zero == 0)
         __asm volatile("0:\n\t" ET_STEPPED_PAIR_ASM("") ET_PAIR_STORE ET_PAIR_EXTREMES
                        "\n\tsubs %[n], %[n], #1\n\tbne 0b"
