@@ -1160,11 +1160,123 @@ static void et_block_e_tab(const et_conv_geo *g, const int16_t *ec, const int32_
     }
 }
 
+/* ---- one row (conv1d) at stride s > 1, by phases: the inputs ix = f + s i of phase f meet
+ * only the taps kx = r + s m (r = (f + pw) % s) and there the output ox = i + q - m (q =
+ * (f + pw) / s): per phase a stride-1 correlation of the kept errors with that phase's taps,
+ * so no zero entry is multiplied (the gathered form above multiplies s - 1 of every s).
+ * The transposed weights are phase-major (row c: phase 0's n kk_0 entries, kept output
+ * major, then phase 1's, ...); each phase's outputs land phase-major in the channel's row,
+ * put in place at the end through a stack row. */
+
+typedef struct { int32_t r, q, taps, pos, first; } et_phase;   /* first: in the row */
+
+static et_phase et_phase_of(const et_conv_geo *g, int32_t f)
+{
+    int32_t s = g->sw, r = (f + g->pw) % s, taps = r < g->kw ? (g->kw - r + s - 1) / s : 0;
+    et_phase ph = {r, (f + g->pw) / s, taps, f < g->w ? (g->w - f + s - 1) / s : 0, 0};
+    for (int32_t e = 0; e < f; e++) ph.first += e < g->w ? (g->w - e + s - 1) / s : 0;
+    return ph;
+}
+
+static int et_bwd_phases(const et_conv_geo *g)
+{
+    return g->h == 1 && g->kh == 1 && g->ph == 0 && g->sw > 1 && g->w <= ET_STACK_COL &&
+           g->c_out / g->groups * ((g->kw + g->sw - 1) / g->sw) <= ET_STACK_COL;
+}
+
+/* kept[j] = o_j * wo for the group's kept outputs; wt phase-major; returns their number */
+static int32_t et_transpose_phases(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
+                                   int32_t gi, const et_conv_scratch *sc)
+{
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, n = 0;
+    for (int32_t o = gi * og; o < (gi + 1) * og; o++)
+        if (!sel || sel[o]) sc->kept[n++] = o * g->wo;
+    for (int32_t c = 0; c < cg; c++) {
+        int8_t *dst = sc->wt + c * og * g->kw;
+        for (int32_t f = 0; f < g->sw; f++) {
+            et_phase ph = et_phase_of(g, f);
+            for (int32_t j = 0; j < n; j++) {
+                const int8_t *src = w + (sc->kept[j] / g->wo * cg + c) * g->kw + ph.r;
+                for (int32_t m = 0; m < ph.taps; m++) *dst++ = src[m * g->sw];
+            }
+        }
+    }
+    return n;
+}
+
+/* column of phase position i over the kept errors (entries j taps + m), zero off the row */
+static void et_gather_phase(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                            int32_t n, const et_phase *ph, int32_t i, int16_t *col)
+{
+    for (int32_t j = 0; j < n; j++)
+        for (int32_t m = 0, ox = i + ph->q; m < ph->taps; m++, ox--)
+            *col++ = (int16_t)(ox >= 0 && ox < g->wo ? ec[kept[j] + ox] : 0);
+}
+
+/* the block of phase positions i + j (past the last, the last again): through the table t
+ * (entry j taps + m at ec + i + t[..]) where every tap meets an output */
+static void et_block_phase(const et_conv_geo *g, const int16_t *ec, const int32_t *kept,
+                           int32_t n, const et_phase *ph, int32_t i, const int32_t *t,
+                           int16_t *col, int16_t *blk)
+{
+    int32_t KT = n * ph->taps;
+    for (int32_t j = 0; j < ET_NB; j++) {
+        int32_t q = et_min32(i + j, ph->pos - 1);
+        if (q + ph->q - ph->taps + 1 >= 0 && q + ph->q < g->wo) {
+            et_put_col_tab(blk, j, ec + q, t, KT);
+            continue;
+        }
+        et_gather_phase(g, ec, kept, n, ph, q, col);
+        et_put_col(blk, j, col, KT);
+    }
+}
+
+/* the cg rows of dx from phase-major (phase f's outputs from ph.first on) to natural order
+ * (row: w entries of room) */
+static void et_phases_in_place(const et_conv_geo *g, int32_t *dx, int32_t cg, int32_t *row)
+{
+    for (int32_t c = 0; c < cg; c++, dx += g->w) {
+        memcpy(row, dx, (size_t)g->w * sizeof *dx);
+        for (int32_t f = 0, i0 = 0; f < g->sw && f < g->w; f++)
+            for (int32_t ix = f; ix < g->w; ix += g->sw) dx[ix] = row[i0++];
+    }
+}
+
+static void et_conv_bwd_in_phases(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
+                                  const int8_t *w, int32_t zw, int32_t *dx,
+                                  const et_conv_scratch *sc)
+{
+    et_block_buf blk;
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, corr[ET_NB], t[ET_STACK_COL];
+    for (int32_t gi = 0; gi < g->groups; gi++) {
+        int32_t n = et_transpose_phases(g, sel, w, gi, sc), done = 0;
+        int32_t *dxg = dx + gi * cg * g->w;
+        for (int32_t f = 0; f < g->sw; f++) {
+            et_phase ph = et_phase_of(g, f);
+            int32_t KT = n * ph.taps;
+            for (int32_t j = 0, e = 0; j < n; j++)
+                for (int32_t m = 0; m < ph.taps; m++) t[e++] = sc->kept[j] + ph.q - m;
+            for (int32_t i = 0; i < ph.pos; i += ET_NB) {
+                et_block_phase(g, ec, sc->kept, n, &ph, i, t, sc->col, blk.v);
+                et_block_corr(blk.v, KT, zw, corr);
+                et_rows_block(blk.v, KT, sc->wt + done, og * g->kw, cg, dxg + ph.first + i,
+                              g->w, corr, et_min32(ET_NB, ph.pos - i), 0);
+            }
+            done += KT;
+        }
+        et_phases_in_place(g, dxg, cg, t);
+    }
+}
+
 void et_conv_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                     const int8_t *w, int32_t zw, int32_t *dx, const et_conv_scratch *sc)
 {
     if (et_dw3_in(g) || et_conv_direct(g)) {
         (et_dw3_in(g) ? et_dw3_bwd_in : et_conv_bwd_in_direct)(g, ec, sel, w, zw, dx);
+        return;
+    }
+    if (et_bwd_phases(g)) {
+        et_conv_bwd_in_phases(g, ec, sel, w, zw, dx, sc);
         return;
     }
     et_block_buf blk;
@@ -1281,6 +1393,24 @@ static int et_grad_blocks(const et_conv_geo *g)
     return g->sh == 1 && g->sw == 1 && (g->ho + g->kh - 1) * et_grad_wp(g) + 8 <= ET_GRAD_PLANE;
 }
 
+/* dw_j[at + r lds] += tmp[r][j] for r < m, j < nj (four pointers at once when nj = 4) */
+static void et_add_rows(const int32_t *tmp, int32_t m, int32_t *const *dwj, int32_t at,
+                        int32_t lds, int32_t nj)
+{
+    if (nj == ET_NB) {
+        int32_t *d0 = dwj[0] + at, *d1 = dwj[1] + at, *d2 = dwj[2] + at, *d3 = dwj[3] + at;
+        for (int32_t r = 0, o = 0; r < m; r++, o += lds, tmp += ET_NB) {
+            d0[o] += tmp[0];
+            d1[o] += tmp[1];
+            d2[o] += tmp[2];
+            d3[o] += tmp[3];
+        }
+        return;
+    }
+    for (int32_t j = 0; j < nj; j++)
+        for (int32_t r = 0; r < m; r++) dwj[j][at + r * lds] += tmp[r * ET_NB + j];
+}
+
 /* dw_j[r lds] += block column j . w_r - corr[j] for j < nj, r < rows (w_r = w + r ldw) */
 static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t ldw,
                          int32_t rows, int32_t *const *dwj, int32_t lds, int32_t nj,
@@ -1295,8 +1425,7 @@ static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t
         jb.out = tmp;
         jb.rows = m;
         et_rows4(&jb);
-        for (int32_t j = 0; j < nj; j++)
-            for (int32_t r = 0; r < m; r++) dwj[j][(r0 + r) * lds] += tmp[r * ET_NB + j];
+        et_add_rows(tmp, m, dwj, r0 * lds, lds, nj);
     }
 }
 
