@@ -14,88 +14,118 @@ static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
 #if ET_SIMD
 /* ---- forward on ARMv7E-M: the centred input is unpacked once into (x0, x2), (x1, x3) int16
- * word pairs on the stack (ET_LIN_GROUPS groups of four inputs a chunk, 2 KB), then one pass
- * of et_dot5_dsp per five weight rows: per group of four inputs one LDRD of the pairs and per
- * row LDR, 2 SXTB16, 2 SMLAD (26 instructions for 20 MACs; 1.25 per MAC is the floor with int8
- * weights). SMLAD adds modulo 2^32 and the exporter checks that every true sum fits int32, so
- * the order of the additions does not change a result. */
+ * word pairs on the stack (ET_LIN_GROUPS groups of four inputs a chunk, 2 KB), then two weight
+ * rows at a time run over it in assembly: per eight inputs one LDM of four pairs and per row
+ * one LDRD of eight weights (two LDRs when the rows are not word aligned), 4 SXTB16 and
+ * 4 SMLAD (19 instructions for 16 MACs; the plain C loop took about 2.1 per MAC). SMLAD adds
+ * modulo 2^32 and the exporter checks that every true sum fits int32, so the order of the
+ * additions does not change a result. */
 #define ET_LIN_GROUPS 256
 
-/* five rows: 0, 1, 2 at w, w + ldw, w + 2 ldw and 3, 4 at w3, w3 + ldw (the rows may repeat);
- * field order and offsets are read by et_dot5_dsp */
+/* field order and offsets are read by et_dot2_dsp / et_dot2u_dsp */
 typedef struct {
-    const uint32_t *x;   /*  0: groups x (x0 x2, x1 x3) pairs, word aligned (LDRD) */
-    const int8_t *w;     /*  4 */
-    const int8_t *w3;    /*  8 */
-    int32_t ldw;         /* 12 */
-    int32_t groups;      /* 16: at least one */
-    int32_t *out;        /* 20: the five sums */
-} et_dot5_job;
+    const uint32_t *x;   /*  0: the pairs, word aligned (LDM / LDRD) */
+    int32_t octs;        /*  4: groups of eight inputs */
+    const int8_t *w0;    /*  8: the first pass's two rows */
+    const int8_t *w1;    /* 12 */
+    int32_t skip;        /* 16: bytes from where a pass leaves the rows to the next two rows */
+    int32_t *out;        /* 20: two sums a pass, added to (out[0], out[1]); advances */
+    int32_t passes;      /* 24: at least one; counts down */
+    int32_t quad;        /* 28: 1: four more inputs after the octs */
+} et_dot2_job;
 
-/* one group of four inputs (r9 = x0 x2, r10 = x1 x3) against the five rows {r4 .. r8}; the
- * rows at a register offset are loaded before the post-incremented base row */
-#define ET_ROW5(ld, acc)                                                                    \
+/* one row's eight weights (loaded by `ld` into r9, r10) against the pairs {r5-r8} into acc */
+#define ET_DOT2_ROW(ld, acc)                                                                \
     ld                                                                                      \
-    "sxtb16 ip, r11\n\t"             /* (w0, w2) */                                        \
-    "sxtb16 r11, r11, ror #8\n\t"    /* (w1, w3) */                                        \
-    "smlad " acc ", ip, r9, " acc "\n\t"                                                   \
-    "smlad " acc ", r11, r10, " acc "\n\t"
-#define ET_GROUP5                                                                           \
-    "ldrd r9, r10, [r0], #8\n\t"                                                           \
-    ET_ROW5("ldr r11, [r1, r3]\n\t", "r5")                                                 \
-    ET_ROW5("ldr r11, [r1, r3, lsl #1]\n\t", "r6")                                         \
-    ET_ROW5("ldr r11, [r1], #4\n\t", "r4")                                                 \
-    ET_ROW5("ldr r11, [r2, r3]\n\t", "r8")                                                 \
-    ET_ROW5("ldr r11, [r2], #4\n\t", "r7")
+    "sxtb16 r11, r9\n\t"            /* (w0, w2) */                                         \
+    "smlad " acc ", r11, r5, " acc "\n\t"                                                   \
+    "sxtb16 r9, r9, ror #8\n\t"     /* (w1, w3) */                                         \
+    "smlad " acc ", r9, r6, " acc "\n\t"                                                    \
+    "sxtb16 r11, r10\n\t"           /* (w4, w6) */                                         \
+    "smlad " acc ", r11, r7, " acc "\n\t"                                                   \
+    "sxtb16 r10, r10, ror #8\n\t"   /* (w5, w7) */                                         \
+    "smlad " acc ", r10, r8, " acc "\n\t"
+#define ET_DOT2_OCT(ld0, ld1)                                                               \
+    "ldm r0!, {r5-r8}\n\t"          /* (x0, x2) (x1, x3) (x4, x6) (x5, x7) */              \
+    ET_DOT2_ROW(ld0, "r3")                                                                  \
+    ET_DOT2_ROW(ld1, "r4")
+#define ET_DOT2_QUAD(rp, acc)                                                               \
+    "ldr r9, [" rp "], #4\n\t"                                                              \
+    "sxtb16 r11, r9\n\t"                                                                    \
+    "smlad " acc ", r11, r5, " acc "\n\t"                                                   \
+    "sxtb16 r9, r9, ror #8\n\t"                                                             \
+    "smlad " acc ", r9, r6, " acc "\n\t"
 
-void et_dot5_dsp(const et_dot5_job *jb);
-__asm(
-    ".pushsection .text.et_dot5_dsp, \"ax\", %progbits\n\t"
-    ".syntax unified\n\t"
-    ".thumb\n\t"
-    ".balign 4\n\t"
-    ".global et_dot5_dsp\n\t"
-    ".thumb_func\n\t"
-    ".type et_dot5_dsp, %function\n"
-    "et_dot5_dsp:\n\t"
-    "push {r0, r4-r11, lr}\n\t"
-    "ldm r0, {r0-r3, lr}\n\t"       /* x, w, w3, ldw, groups */
-    "movs r4, #0\n\t"
-    "movs r5, #0\n\t"
-    "movs r6, #0\n\t"
-    "movs r7, #0\n\t"
-    "mov r8, #0\n\t"
-    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */
-    "bcc 2f\n\t"
-    ET_GROUP5
-    "2:\n\t"
-    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */
-    "bcs 6f\n\t"
-    "cmp lr, #0\n\t"
-    "beq 4f\n"
-    "3:\n\t"
-    ET_GROUP5
-    ET_GROUP5
-    "5:\n\t"
-    ET_GROUP5
-    ET_GROUP5
-    "subs lr, lr, #1\n\t"
-    "bne 3b\n\t"
-    "b 4f\n"
-    "6:\n\t"
-    "adds lr, lr, #1\n\t"
-    "b 5b\n"
-    "4:\n\t"
-    "ldr r0, [sp]\n\t"
-    "ldr r0, [r0, #20]\n\t"
-    "stm r0, {r4-r8}\n\t"
-    "pop {r0, r4-r11, pc}\n\t"
-    ".size et_dot5_dsp, . - et_dot5_dsp\n\t"
-    ".popsection\n");
+/* passes of two rows (r1, r2) over the octs: four octs a loop turn, entered part way for the
+ * octs left over (lr = octs / 4 turns after the carries of octs' two low bits) */
+#define ET_DOT2_FN(name, ld0, ld1)                                                          \
+    ".pushsection .text." name ", \"ax\", %progbits\n\t"                                    \
+    ".syntax unified\n\t"                                                                   \
+    ".thumb\n\t"                                                                            \
+    ".balign 4\n\t"                                                                         \
+    ".global " name "\n\t"                                                                  \
+    ".thumb_func\n\t"                                                                       \
+    ".type " name ", %function\n"                                                           \
+    name ":\n\t"                                                                            \
+    "push {r4-r11, lr}\n\t"                                                                 \
+    "mov ip, r0\n\t"                /* the job */                                          \
+    "ldrd r1, r2, [ip, #8]\n"       /* the rows */                                         \
+    "1:\n\t"                                                                                \
+    "ldrd r0, lr, [ip]\n\t"         /* pairs, octs */                                      \
+    "ldr r9, [ip, #20]\n\t"                                                                 \
+    "ldrd r3, r4, [r9]\n\t"         /* the sums so far */                                  \
+    "lsrs lr, lr, #1\n\t"           /* carry: an odd oct first */                          \
+    "bcc 2f\n\t"                                                                            \
+    ET_DOT2_OCT(ld0, ld1)                                                                   \
+    "2:\n\t"                                                                                \
+    "lsrs lr, lr, #1\n\t"           /* turns; carry: two more octs (enter at 5) */         \
+    "bcs 6f\n\t"                                                                            \
+    "cmp lr, #0\n\t"                                                                        \
+    "beq 4f\n"                                                                              \
+    "3:\n\t"                                                                                \
+    ET_DOT2_OCT(ld0, ld1)                                                                   \
+    ET_DOT2_OCT(ld0, ld1)                                                                   \
+    "5:\n\t"                                                                                \
+    ET_DOT2_OCT(ld0, ld1)                                                                   \
+    ET_DOT2_OCT(ld0, ld1)                                                                   \
+    "subs lr, lr, #1\n\t"                                                                   \
+    "bne 3b\n\t"                                                                            \
+    "b 4f\n"                                                                                \
+    "6:\n\t"                                                                                \
+    "adds lr, lr, #1\n\t"                                                                   \
+    "b 5b\n"                                                                                \
+    "4:\n\t"                                                                                \
+    "ldr lr, [ip, #28]\n\t"         /* a last group of four inputs */                      \
+    "cmp lr, #0\n\t"                                                                        \
+    "beq 7f\n\t"                                                                            \
+    "ldrd r5, r6, [r0], #8\n\t"                                                             \
+    ET_DOT2_QUAD("r1", "r3")                                                                \
+    ET_DOT2_QUAD("r2", "r4")                                                                \
+    "7:\n\t"                                                                                \
+    "ldr r9, [ip, #20]\n\t"                                                                 \
+    "strd r3, r4, [r9], #8\n\t"                                                             \
+    "str r9, [ip, #20]\n\t"                                                                 \
+    "ldr r9, [ip, #16]\n\t"         /* the next two rows */                                \
+    "add r1, r1, r9\n\t"                                                                    \
+    "add r2, r2, r9\n\t"                                                                    \
+    "ldr r9, [ip, #24]\n\t"                                                                 \
+    "subs r9, r9, #1\n\t"                                                                   \
+    "str r9, [ip, #24]\n\t"                                                                 \
+    "bne 1b\n\t"                                                                            \
+    "pop {r4-r11, pc}\n\t"                                                                  \
+    ".size " name ", . - " name "\n\t"                                                      \
+    ".popsection\n"
+
+/* word-aligned rows: one LDRD a row; any rows: two (unaligned) LDRs */
+void et_dot2_dsp(et_dot2_job *jb);
+void et_dot2u_dsp(et_dot2_job *jb);
+__asm(ET_DOT2_FN("et_dot2_dsp", "ldrd r9, r10, [r1], #8\n\t", "ldrd r9, r10, [r2], #8\n\t"));
+__asm(ET_DOT2_FN("et_dot2u_dsp", "ldr r9, [r1], #4\n\tldr r10, [r1], #4\n\t",
+                 "ldr r9, [r2], #4\n\tldr r10, [r2], #4\n\t"));
 
 /* the assembly reads the job at these offsets (ARM: 4-byte pointers) */
-typedef char et_dot5_job_layout[offsetof(et_dot5_job, groups) == 16 &&
-                                offsetof(et_dot5_job, out) == 20 ? 1 : -1];
+typedef char et_dot2_job_layout[offsetof(et_dot2_job, out) == 20 &&
+                                offsetof(et_dot2_job, quad) == 28 ? 1 : -1];
 
 /* p[2g], p[2g + 1] = (x0 - zx, x2 - zx), (x1 - zx, x3 - zx) of group g (|x - zx| <= 255 fits
  * a halfword); returns the sum of the centred inputs */
@@ -113,23 +143,22 @@ static int32_t et_pairs_centred(const int8_t *x, int32_t zx, int32_t groups, uin
     return s;
 }
 
-/* a pass over r < 5 rows repeats rows (no load leaves the weights): the second base row
- * (in rows past w) and the row step per r, and which of the five sums is row t's */
-static const int8_t ET_W3_ROW[5] = {0, 0, 1, 1, 2};
-static const int8_t ET_SUM_OF_ROW[5][4] = {{0}, {0}, {0, 3}, {0, 1, 2}, {0, 1, 2, 4}};
-
-/* acc[o] = (add ? acc[o] : 0) + the chunk's sum for every row o, five rows a pass */
-static void et_rows5(const uint32_t *pairs, int32_t groups, const int8_t *w, int32_t n_in,
-                     int32_t n_out, int32_t *acc, int add)
+/* acc[o] += the chunk's sum for every row o (w: the chunk's first column), two rows a pass;
+ * an odd last row runs as both rows of one more pass */
+static void et_rows2(const uint32_t *pairs, int32_t groups, const int8_t *w, int32_t n_in,
+                     int32_t n_out, int32_t *acc)
 {
-    int32_t s[5];
-    for (int32_t o = 0; o < n_out; o += 5, w += 5 * n_in) {
-        int32_t r = et_min32(5, n_out - o);
-        et_dot5_job jb = {pairs, w, w + (r == 5 ? 3 : ET_W3_ROW[r]) * n_in, r > 2 ? n_in : 0,
-                          groups, s};
-        et_dot5_dsp(&jb);
-        for (int32_t t = 0; t < r; t++)
-            acc[o + t] = (add ? acc[o + t] : 0) + s[r == 5 ? t : ET_SUM_OF_ROW[r][t]];
+    const int aligned = (((uintptr_t)w | (uintptr_t)n_in) & 3u) == 0;
+    void (*dot)(et_dot2_job *) = aligned ? et_dot2_dsp : et_dot2u_dsp;
+    et_dot2_job jb = {pairs, groups >> 1, w, w + n_in, 2 * n_in - 4 * groups, acc,
+                      n_out >> 1, groups & 1};
+    if (jb.passes > 0) dot(&jb);
+    if (n_out & 1) {
+        const int8_t *last = w + (n_out - 1) * n_in;
+        int32_t s[2] = {acc[n_out - 1], acc[n_out - 1]};
+        et_dot2_job one = {pairs, groups >> 1, last, last, 0, s, 1, groups & 1};
+        dot(&one);
+        acc[n_out - 1] = s[0];
     }
 }
 
@@ -138,11 +167,11 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
 {
     uint32_t pairs[2 * ET_LIN_GROUPS];                 /* int16 (x0, x2), (x1, x3) per group */
     int32_t groups = n_in >> 2, sum = 0;
-    if (groups == 0) memset(acc, 0, (size_t)n_out * sizeof *acc);
+    memset(acc, 0, (size_t)n_out * sizeof *acc);
     for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS) {
         int32_t ng = et_min32(ET_LIN_GROUPS, groups - g);
         sum += et_pairs_centred(x + 4 * g, zx, ng, pairs);
-        et_rows5(pairs, ng, w + 4 * g, n_in, n_out, acc, g > 0);
+        et_rows2(pairs, ng, w + 4 * g, n_in, n_out, acc);
     }
     for (int32_t i = 4 * groups; i < n_in; i++) {      /* the last n_in % 4 inputs */
         int32_t xc = (int32_t)x[i] - zx;
