@@ -20,6 +20,41 @@
 
 static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
+/* Buffer fills: newlib's memset stores a byte or a word at a time; on ARMv7-M two registers
+ * go out per STRD, 32 bytes a step. Stack planes are unions with an int32 so that they are
+ * word aligned; their sizes are multiples of four. */
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+static void et_fill_words(void *p, uint32_t v, size_t bytes)
+{
+    char *q = p, *end8 = q + (bytes & ~(size_t)31), *end = q + ((bytes + 3) & ~(size_t)3);
+    while (q != end8)
+        __asm("strd %1, %2, [%0, #8]\n\tstrd %1, %2, [%0, #16]\n\tstrd %1, %2, [%0, #24]\n\t"
+              "strd %1, %2, [%0], #32"
+              : "+r"(q) : "r"(v), "r"(v) : "memory");
+    while (q != end) __asm("str %1, [%0], #4" : "+r"(q) : "r"(v) : "memory");
+}
+#endif
+
+/* n int32 zeros (p word aligned) */
+static void et_zero32(int32_t *p, int32_t n)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+    et_fill_words(p, 0, (size_t)n * 4);
+#else
+    memset(p, 0, (size_t)n * sizeof *p);
+#endif
+}
+
+/* bytes (rounded up to whole words: the buffer must have them) of byte v from p, aligned */
+static void et_fill8(int8_t *p, int32_t v, size_t bytes)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
+    et_fill_words(p, (uint32_t)(uint8_t)v * 0x01010101u, bytes);
+#else
+    memset(p, v, bytes);
+#endif
+}
+
 /* ------------------------------------------------------------- gathered blocks */
 
 /* A block holds the 16-bit operands of ET_NB = 4 positions (its columns j = 0..3) over n
@@ -403,7 +438,7 @@ static int et_dw3(const et_conv_geo *g)
  * written once per call, each channel then copies its rows into the interior */
 static void et_plane_init(const et_conv_geo *g, int32_t zx, int8_t *pl)
 {
-    memset(pl, zx, (size_t)(et_plane_rows(g) * et_plane_stride(g)));
+    et_fill8(pl, zx, (size_t)(et_plane_rows(g) * et_plane_stride(g)));
 }
 
 static void et_plane_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
@@ -446,52 +481,135 @@ static void et_dw3_row(int32_t *out, const int8_t *x, const int32_t *w, int32_t 
     }
 }
 
-/* the nine centred weights of a 3 x 3 kernel packed for the dual MACs: (w0, w2) of each row,
- * (w1 row 0, w1 row 1), (w1 row 2, 0); w: the same weights unpacked (scalar tail) */
-typedef struct { uint32_t a02, b02, c02, ab1, c1; const int32_t *w; } et_w33;
+
+/* the job of et_dw33_quads_s1/_s2 (below) */
+typedef struct {
+    int32_t base[4];             /*  0: the sums start here */
+    uint32_t w[6];               /* 16: per kernel row (w0, w2), (w1, 0) */
+    int32_t stride;              /* 40: plane row stride */
+    int32_t *end;                /* 44: the outputs end here (a multiple of four) */
+} et_dw33_job;
+
+/* the nine centred weights of a 3 x 3 kernel (w: plain loops; job: packed for the dual MACs) */
+typedef struct { const int32_t *w; et_dw33_job *job; } et_w33;
+
+#if ET_SIMD
+/* Four outputs of a 3 x 3 kernel at a time, in assembly (every register in use; the
+ * compiler's schedule of the same C spilled a third of the instructions). Per kernel row
+ * (pair (w0, w2) and w1 in the bottom half, one LDRD from the job) and at stride 1, the
+ * unpacked words of x[0..3] (e = (x0, x2), o = (x1, x3)) and x[4..7] (e2, o2) give
+ *   s0 = x0 w0 + x2 w2 + x1 w1        SMLAD (e), SMLABB (o)
+ *   s1 = x1 w0 + x3 w2 + x2 w1        SMLAD (o), SMLATB (e)
+ *   s2 = x2 w0 + x4 w2 + x3 w1        SMLADX of (x4, x2) = PKHBT (e2, e), SMLATB (o)
+ *   s3 = x3 w0 + x5 w2 + x4 w1        SMLADX of (x5, x3) = PKHBT (o2, o), SMLABB (e2)
+ * and at stride 2, with x[8..11] (e3):
+ *   s0 by SMLAD (e) + x1 w1, s1 = x2 w0 + x4 w2 + x3 w1 by SMLADX of PKHBT (e2, e),
+ *   s2 by SMLAD (e2) + x5 w1, s3 = x6 w0 + x8 w2 + x7 w1 by SMLADX of PKHBT (e3, e2):
+ * 17 (stride 2: 19) instructions per kernel row, 59 (65) per four outputs. The plane's slack
+ * (8 bytes past the last output's window) covers the word reads. */
+typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
+                                offsetof(et_dw33_job, end) == 44 ? 1 : -1];
+
+/* r0 job, r1 x, r2 stride, r3 out, r4-r7 sums, r8/r9 the row's weights, r10-r12/lr temps
+ * (A = r10, B = r11, C = ip, D = lr: the row pointer, then a loaded word) */
+#define ET_DW_S1_ROW(ld, wofs)                                                             \
+    ld                                                                                     \
+    "ldrd r8, r9, [r0, #" #wofs "]\n\t"                                                    \
+    "sxtb16 ip, r10\n\t"              /* e */                                              \
+    "sxtb16 r10, r10, ror #8\n\t"     /* o */                                              \
+    "smlad r4, ip, r8, r4\n\t"                                                             \
+    "smlabb r4, r10, r9, r4\n\t"                                                           \
+    "smlad r5, r10, r8, r5\n\t"                                                            \
+    "smlatb r5, ip, r9, r5\n\t"                                                            \
+    "smlatb r6, r10, r9, r6\n\t"                                                           \
+    "sxtb16 r11, lr\n\t"              /* e2 */                                             \
+    "pkhbt ip, r11, ip\n\t"           /* (x4, x2) */                                       \
+    "smladx r6, ip, r8, r6\n\t"                                                            \
+    "smlabb r7, r11, r9, r7\n\t"                                                           \
+    "sxtb16 lr, lr, ror #8\n\t"       /* o2 */                                             \
+    "pkhbt r10, lr, r10\n\t"          /* (x5, x3) */                                       \
+    "smladx r7, r10, r8, r7\n\t"
+
+#define ET_DW_S2_ROW(ld, wofs)                                                             \
+    ld                                                                                     \
+    "ldrd r8, r9, [r0, #" #wofs "]\n\t"                                                    \
+    "sxtb16 ip, r10\n\t"              /* e */                                              \
+    "sxtb16 r10, r10, ror #8\n\t"     /* o */                                              \
+    "smlad r4, ip, r8, r4\n\t"                                                             \
+    "smlabb r4, r10, r9, r4\n\t"                                                           \
+    "smlatb r5, r10, r9, r5\n\t"                                                           \
+    "sxtb16 r10, r11\n\t"             /* e2 */                                             \
+    "pkhbt ip, r10, ip\n\t"           /* (x4, x2) */                                       \
+    "smladx r5, ip, r8, r5\n\t"                                                            \
+    "smlad r6, r10, r8, r6\n\t"                                                            \
+    "sxtb16 r11, r11, ror #8\n\t"     /* o2 */                                             \
+    "smlabb r6, r11, r9, r6\n\t"                                                           \
+    "smlatb r7, r11, r9, r7\n\t"                                                           \
+    "sxtb16 lr, lr\n\t"               /* e3 */                                             \
+    "pkhbt r10, lr, r10\n\t"          /* (x8, x6) */                                       \
+    "smladx r7, r10, r8, r7\n\t"
+
+#define ET_DW_FUNC(name, step, ROW, ld0, ld1, ld2)                                         \
+    ".pushsection .text." #name ", \"ax\", %progbits\n\t"                                  \
+    ".syntax unified\n\t"                                                                  \
+    ".thumb\n\t"                                                                           \
+    ".balign 4\n\t"                                                                        \
+    ".global " #name "\n\t"                                                                \
+    ".thumb_func\n\t"                                                                      \
+    ".type " #name ", %function\n"                                                         \
+    #name ":\n\t"                                                                          \
+    "push {r4-r11, lr}\n\t"                                                                \
+    "mov r3, r2\n\t"                                                                       \
+    "ldr r2, [r0, #40]\n"                                                                  \
+    "1:\n\t"                                                                               \
+    "ldm r0, {r4-r7}\n\t"                                                                  \
+    ROW(ld0, 16)                                                                           \
+    ROW(ld1, 24)                                                                           \
+    ROW(ld2, 32)                                                                           \
+    "stm r3!, {r4-r7}\n\t"                                                                 \
+    "adds r1, r1, #" #step "\n\t"                                                          \
+    "ldr ip, [r0, #44]\n\t"                                                                \
+    "cmp r3, ip\n\t"                                                                       \
+    "bne 1b\n\t"                                                                           \
+    "pop {r4-r11, pc}\n\t"                                                                 \
+    ".size " #name ", . - " #name "\n\t"                                                   \
+    ".popsection\n"
+
+#define ET_LD_S1_0 "ldr r10, [r1]\n\tldr lr, [r1, #4]\n\t"
+#define ET_LD_S1_1 "add lr, r1, r2\n\tldr r10, [lr]\n\tldr lr, [lr, #4]\n\t"
+#define ET_LD_S1_2 "add lr, r1, r2, lsl #1\n\tldr r10, [lr]\n\tldr lr, [lr, #4]\n\t"
+#define ET_LD_S2_0 "ldr r10, [r1]\n\tldr r11, [r1, #4]\n\tldr lr, [r1, #8]\n\t"
+#define ET_LD_S2_1 "add lr, r1, r2\n\tldr r10, [lr]\n\tldr r11, [lr, #4]\n\tldr lr, [lr, #8]\n\t"
+#define ET_LD_S2_2                                                                         \
+    "add lr, r1, r2, lsl #1\n\tldr r10, [lr]\n\tldr r11, [lr, #4]\n\tldr lr, [lr, #8]\n\t"
+
+/* out[0 .. jb->end - out) from plane row x on (at least four outputs) */
+void et_dw33_quads_s1(const et_dw33_job *jb, const int8_t *x, int32_t *out);
+void et_dw33_quads_s2(const et_dw33_job *jb, const int8_t *x, int32_t *out);
+__asm(ET_DW_FUNC(et_dw33_quads_s1, 4, ET_DW_S1_ROW, ET_LD_S1_0, ET_LD_S1_1, ET_LD_S1_2));
+__asm(ET_DW_FUNC(et_dw33_quads_s2, 8, ET_DW_S2_ROW, ET_LD_S2_0, ET_LD_S2_1, ET_LD_S2_2));
+#endif
 
 /* out[ox] = base + sum over kernel rows k of w[3k .. 3k + 2] . x[k stride + ox s ..] for
- * ox < n, s = 1 or 2; the plane's slack makes the last pair's reads safe */
+ * ox < n, s = 1 or 2 */
 static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, const et_w33 *k,
                                int32_t n, int32_t s, int32_t base)
 {
     int32_t ox = 0;
 #if ET_SIMD
-    const uint32_t a02 = k->a02, b02 = k->b02, c02 = k->c02, ab1 = k->ab1, c1 = k->c1;
-    const int8_t *x1 = x + stride, *x2 = x + 2 * stride;
-    for (; s == 1 && ox < n; ox += 2) {
-        uint32_t v = et_ld32(x + ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
-        int32_t s0 = et_smlabb(o, ab1, et_smlad(e, a02, base));
-        int32_t s1 = et_smlatb(e, ab1, et_smlad(o, a02, base));
-        v = et_ld32(x1 + ox);
-        e = et_sxtb16(v);
-        o = et_sxtb16_ror8(v);
-        s0 = et_smlabt(o, ab1, et_smlad(e, b02, s0));
-        s1 = et_smlatt(e, ab1, et_smlad(o, b02, s1));
-        v = et_ld32(x2 + ox);
-        e = et_sxtb16(v);
-        o = et_sxtb16_ror8(v);
-        out[ox] = et_smlabb(o, c1, et_smlad(e, c02, s0));
-        if (ox + 1 < n) out[ox + 1] = et_smlatb(e, c1, et_smlad(o, c02, s1));
+    void (*quads)(const et_dw33_job *, const int8_t *, int32_t *) =
+        s == 1 ? et_dw33_quads_s1 : et_dw33_quads_s2;
+    et_dw33_job *jb = k->job;
+    ox = n & ~3;
+    if (ox > 0) {
+        jb->end = out + ox;
+        quads(jb, x, out);
     }
-    for (; s == 2 && ox < n; ox += 2) {
-        uint32_t v = et_ld32(x + 2 * ox), e = et_sxtb16(v), o = et_sxtb16_ror8(v);
-        uint32_t e2 = et_sxtb16(et_ld32(x + 2 * ox + 4));
-        int32_t s0 = et_smlabb(o, ab1, et_smlad(e, a02, base));
-        int32_t s1 = et_smlabt(e2, a02, et_smlatb(o, ab1, et_smlatb(e, a02, base)));
-        v = et_ld32(x1 + 2 * ox);
-        e = et_sxtb16(v);
-        o = et_sxtb16_ror8(v);
-        e2 = et_sxtb16(et_ld32(x1 + 2 * ox + 4));
-        s0 = et_smlabt(o, ab1, et_smlad(e, b02, s0));
-        s1 = et_smlabt(e2, b02, et_smlatt(o, ab1, et_smlatb(e, b02, s1)));
-        v = et_ld32(x2 + 2 * ox);
-        e = et_sxtb16(v);
-        o = et_sxtb16_ror8(v);
-        e2 = et_sxtb16(et_ld32(x2 + 2 * ox + 4));
-        out[ox] = et_smlabb(o, c1, et_smlad(e, c02, s0));
-        if (ox + 1 < n)
-            out[ox + 1] = et_smlabt(e2, c02, et_smlatb(o, c1, et_smlatb(e, c02, s1)));
+    if (ox < n) {           /* the last one to three: a whole quad into tmp (reads: slack) */
+        int32_t tmp[4];
+        jb->end = tmp + 4;
+        quads(jb, x + ox * s, tmp);
+        for (int32_t i = 0; ox < n; ox++) out[ox] = tmp[i++];
     }
 #endif
     for (; ox < n; ox++) {
@@ -508,13 +626,13 @@ static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, co
 static void et_dw33_plane(const et_conv_geo *g, int32_t *out, const int8_t *pl, int32_t stride,
                           const int32_t *w, int32_t base)
 {
-    et_w33 k = {0, 0, 0, 0, 0, w};
+    et_dw33_job jb = {{base, base, base, base}, {0, 0, 0, 0, 0, 0}, stride, out};
+    et_w33 k = {w, &jb};
 #if ET_SIMD
-    k.a02 = ET_PAIR(w[0], w[2]);
-    k.b02 = ET_PAIR(w[3], w[5]);
-    k.c02 = ET_PAIR(w[6], w[8]);
-    k.ab1 = ET_PAIR(w[1], w[4]);
-    k.c1 = ET_PAIR(w[7], 0);
+    for (int32_t r = 0; r < 3; r++) {
+        jb.w[2 * r] = ET_PAIR(w[3 * r], w[3 * r + 2]);
+        jb.w[2 * r + 1] = ET_PAIR(w[3 * r + 1], 0);
+    }
 #endif
     for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo)
         et_dw33_row(out, pl + oy * g->sh * stride, stride, &k, g->wo, g->sw, base);
@@ -535,7 +653,8 @@ static int32_t et_dw3_weights(const et_conv_geo *g, const int8_t *w, int32_t zw,
 static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t *w,
                        int32_t zw, int32_t *acc)
 {
-    int8_t pl[ET_DW_PLANE];
+    union { int32_t align; int8_t v[ET_DW_PLANE + 8]; } plb;  /* slack: the last quad's reads */
+    int8_t *pl = plb.v;
     int32_t wc[ET_DW_KH * 3], stride = et_plane_stride(g);
     et_plane_init(g, zx, pl);
     for (int32_t c = 0, og = g->c_out / g->groups; c < g->c_out; c++) {
@@ -592,7 +711,8 @@ static void et_dw3_grad_row(const int16_t *e, const int8_t *x, int32_t n, int32_
 static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                          const int8_t *x, int32_t zx, int32_t *dw)
 {
-    int8_t pl[ET_DW_PLANE];
+    union { int32_t align; int8_t v[ET_DW_PLANE]; } plb;
+    int8_t *pl = plb.v;
     int32_t stride = et_plane_stride(g), P = g->ho * g->wo;
     et_plane_init(g, zx, pl);
     for (int32_t c = 0, og = g->c_out / g->groups, filled = -1; c < g->c_out; c++) {
@@ -679,17 +799,22 @@ static int et_dw33_bwd_whole(const et_conv_geo *g)
 static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                           const int8_t *w, int32_t zw, int32_t *dx)
 {
-    int16_t er[ET_DW_PLANE / 2];
+    union { int32_t align[ET_DW_PLANE / 4]; int16_t v[ET_DW_PLANE / 2]; } erb;
+    int16_t *er = erb.v;
     int32_t wc[ET_DW_KH * 3], f[ET_DW_KH * 3], lead = 2 - g->pw, hw = g->h * g->w;
     int32_t n = et_min32(g->wo, (g->w + 1 - lead) / g->sw + 1);   /* errors ever read */
     int whole = et_dw33_bwd_whole(g);
-    memset(dx, 0, (size_t)(g->c_in * hw) * sizeof *dx);
-    memset(er, 0, sizeof er);
+    et_zero32(dx, g->c_in * hw);
+    et_zero32(erb.align, ET_DW_PLANE / 4);
     for (int32_t c = 0, og = g->c_out / g->groups; c < g->c_out; c++) {
         if (sel && !sel[c]) continue;
         int32_t *dxc = dx + c / og * hw;              /* the outputs of a group share it */
         et_dw3_weights(g, w, zw, c, wc);
-        for (int32_t k = 0; k < g->kh * 3; k++) f[k] = wc[k - k % 3 + 2 - k % 3];
+        for (int32_t k = 0; k < g->kh * 3; k += 3) {         /* each row flipped */
+            f[k] = wc[k + 2];
+            f[k + 1] = wc[k + 1];
+            f[k + 2] = wc[k];
+        }
         if (whole) {                              /* error row oy at buffer row oy + 2 - ph */
             for (int32_t oy = 0; oy < g->ho; oy++) {
                 int16_t *eb = er + (oy + 2 - g->ph) * (g->w + 8) + lead;
@@ -872,7 +997,7 @@ static void et_fwd_plane_fill(const et_conv_geo *g, const int8_t *xg, int32_t zx
 {
     int32_t cg = g->c_in / g->groups, rows = et_fwd_rows(g), cols = et_fwd_cols(g);
     int32_t nr = et_min32(g->h, rows - g->ph), nc = et_min32(g->w, cols - g->pw);
-    memset(pl, zx, (size_t)(cg * rows * cols));
+    et_fill8(pl, zx, (size_t)(cg * rows * cols));
     for (int32_t c = 0; c < cg && nc > 0; c++)
         for (int32_t iy = 0; iy < nr; iy++)
             memcpy(pl + (c * rows + iy + g->ph) * cols + g->pw, xg + (c * g->h + iy) * g->w,
@@ -921,7 +1046,8 @@ static void et_conv_fwd_plane(const et_conv_geo *g, const int8_t *x, int32_t zx,
                               const int8_t *w, int32_t zw, int32_t *acc, int16_t *off)
 {
     et_block_buf blk;
-    int8_t pl[ET_FWD_PLANE];
+    union { int32_t align; int8_t v[ET_FWD_PLANE]; } plb;
+    int8_t *pl = plb.v;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, K = cg * g->kh * g->kw;
     int32_t P = g->ho * g->wo, rows = et_fwd_rows(g), cols = et_fwd_cols(g), corr[ET_NB];
     for (int32_t c = 0, k = 0; c < cg; c++)
@@ -1500,18 +1626,18 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
                                  const int8_t *x, int32_t zx, int32_t *dw)
 {
     union { int32_t align; int16_t v[ET_NB * ET_GRAD_SPAN]; } blk;
-    int8_t pl[ET_GRAD_PLANE];
+    union { int32_t align; int8_t v[ET_GRAD_PLANE]; } pl;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t P = g->ho * g->wo, span = g->ho * et_grad_wp(g), kept[ET_NB];
     if (!et_grad_plain_1x1(g) && !et_grad_1d(g))
-        memset(pl, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
+        et_fill8(pl.v, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
     for (int32_t o = 0, filled = -1; o < g->c_out;) {
         int32_t nj = 0, gi = o / og;
         for (; o < (gi + 1) * og && nj < ET_NB; o++)      /* four kept outputs of one group */
             if (!sel || sel[o]) kept[nj++] = o;
         if (nj == 0) continue;
         if (et_grad_1d(g) && gi != filled)
-            et_grad_fill_1d(g, x + (filled = gi) * cg * g->w, zx, pl);
+            et_grad_fill_1d(g, x + (filled = gi) * cg * g->w, zx, pl.v);
         const int16_t *e[ET_NB];
         int32_t *dwj[ET_NB];
         for (int32_t j = 0; j < ET_NB; j++) e[j] = ec + kept[et_min32(j, nj - 1)] * P;
@@ -1519,7 +1645,7 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
         for (int32_t p0 = 0; p0 < span; p0 += ET_GRAD_SPAN) {
             int32_t m = et_min32(ET_GRAD_SPAN, span - p0);
             et_grad_block(g, e, p0, m, blk.v);
-            et_grad_channels(g, x + gi * cg * g->h * g->w, zx, pl, blk.v, p0, m, dwj, nj);
+            et_grad_channels(g, x + gi * cg * g->h * g->w, zx, pl.v, blk.v, p0, m, dwj, nj);
         }
     }
 }
@@ -1613,7 +1739,7 @@ static void et_maxpool22_fwd(const et_pool_geo *g, const int8_t *x, int8_t *y)
 static void et_maxpool22_bwd(const et_pool_geo *g, const int8_t *x, const int8_t *y,
                              const int32_t *e, int32_t *dx)
 {
-    memset(dx, 0, (size_t)(g->c * g->h * g->w) * sizeof *dx);
+    et_zero32(dx, g->c * g->h * g->w);
     for (int32_t c = 0; c < g->c; c++)
         for (int32_t oy = 0; oy < g->ho; oy++, y += g->wo, e += g->wo) {
             int32_t i0 = (c * g->h + 2 * oy) * g->w;

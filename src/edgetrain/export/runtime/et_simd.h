@@ -30,6 +30,12 @@ static inline int32_t et_smlabt(uint32_t a, uint32_t b, int32_t acc)
 { int32_t r; __asm("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
 static inline int32_t et_smlatt(uint32_t a, uint32_t b, int32_t acc)
 { int32_t r; __asm("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+/* a.bottom * b.top + a.top * b.bottom + acc (the halves of a exchanged) */
+static inline int32_t et_smladx(uint32_t a, uint32_t b, int32_t acc)
+{ int32_t r; __asm("smladx %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc)); return r; }
+/* (low half of a, high half of b) */
+static inline uint32_t et_pkhbt0(uint32_t a, uint32_t b)
+{ uint32_t r; __asm("pkhbt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b)); return r; }
 /* (low half of a, low half of b) and (high half of a, high half of b) */
 static inline uint32_t et_pkhbt(uint32_t a, uint32_t b)
 { uint32_t r; __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b)); return r; }
