@@ -29,9 +29,10 @@ M32 = 0xFFFFFFFF
 #   kind 0 (n, scale, h) and n float32: writes the flag "the integer form covered it" (int32)
 #          and the n int8 codes of et_quantize_row (stochastic)
 #   kind 1 (n, M, mode) and n int32 gradient sums: writes the sums of the codes and of their
-#          squares (int32), the flag "the high-word form ran" (int32) and the n codes (int32)
-#          of et_gradient_row_mode (stream seed 7), then the sums and codes again with the
-#          high-word form switched off (the pair and general paths)
+#          squares (int32), the flag "the high-word form ran" (int32), et_abs_max of the row
+#          (int32) and the n codes (int32) of et_gradient_row_mode (stream seed 7), then the
+#          sums and codes again with the high-word form switched off (the pair and general
+#          paths)
 #   kind 2 (n, scale, mode + 4 * (zero + 128)) and n float32: writes the flag "the per-tensor
 #          fast form ran" (int32) and the n int8 codes (floor or nearest)
 #   kind 3 (n, zero, 0), scale, s_g, mu, sigma, lr, n int8 codes padded to 4 bytes and n int32
@@ -63,6 +64,7 @@ static int gradient_row(FILE *f, FILE *out, const uint32_t *head)
     et_gradient_row_mode(g, n, mul, (int)head[2], amax, &hw, base, 0, &sums[0], &sums[1]);
     fwrite(sums, 4, 2, out);
     fwrite(&form, 4, 1, out);
+    fwrite(&amax, 4, 1, out);
     fwrite(g, 4, (size_t)n, out);
     et_gradient_row_mode(g2, n, mul, (int)head[2], amax, &none, base, 0, &sums[0], &sums[1]);
     fwrite(sums, 4, 2, out);
@@ -245,6 +247,10 @@ def make_rows(rng: np.random.Generator) -> list[tuple[np.ndarray, np.float32, in
         for k in sorted(q for q in ks if 0 <= q < 2**24):
             h = fmix32_inverse((k << 8) | int(rng.integers(0, 256)))
             rows.append((np.array([v * scale], np.float32), scale, h))
+            at = int(rng.integers(0, 8))  # the same element inside a row of four-element turns
+            x = (special_values(rng, 9) * scale).astype(np.float32)
+            x[at] = v * scale
+            rows.append((x, scale, (h - at * GOLDEN) & M32))
     return rows
 
 
@@ -291,19 +297,20 @@ class UpdateHarness:
             pos += 4 + len(x)
         return out
 
-    def gradients(self, rows) -> list[tuple[int, list[tuple[int, int, np.ndarray]]]]:
-        """Per row: the high-word flag and (s1, s2, codes) with and without that form."""
+    def gradients(self, rows) -> list[tuple[int, int, list[tuple[int, int, np.ndarray]]]]:
+        """Per row: the high-word flag, the row's largest |g| and (s1, s2, codes) with and
+        without that form."""
         raw = self._run([np.array([1, len(g)], np.uint32).tobytes() + np.float32(M).tobytes()
                          + np.array([MODES[mode]], np.uint32).tobytes()
                          + g.astype(np.int32).tobytes() for g, M, mode in rows])
         out, pos = [], 0
         for g, _, _ in rows:
             n = len(g)
-            v = np.frombuffer(raw[pos:pos + 20 + 8 * n], np.int32)
-            runs = [(int(v[0]), int(v[1]), v[3:3 + n]),
-                    (int(v[3 + n]), int(v[4 + n]), v[5 + n:])]
-            out.append((int(v[2]), runs))
-            pos += 20 + 8 * n
+            v = np.frombuffer(raw[pos:pos + 24 + 8 * n], np.int32)
+            runs = [(int(v[0]), int(v[1]), v[4:4 + n]),
+                    (int(v[4 + n]), int(v[5 + n]), v[6 + n:])]
+            out.append((int(v[2]), int(v[3]), runs))
+            pos += 24 + 8 * n
         return out
 
     def stepped(self, rows) -> list[tuple[np.ndarray, np.float32, np.float32]]:
@@ -363,12 +370,13 @@ def compare_gradients(h: UpdateHarness, seed: int, high_word: bool) -> None:
 
     rows = gradient_rows(np.random.default_rng(seed))
     got = h.gradients(rows)
-    for (g, M, mode), (_, runs) in zip(rows, got):
+    for (g, M, mode), (_, amax, runs) in zip(rows, got):
+        assert amax == min(int(np.abs(g.astype(np.int64)).max()), 2**31 - 1)
         want = requantize(g.astype(np.int64), M, 0, mode, Stream(7)).astype(np.int64)
         for s1, s2, q in runs:
             np.testing.assert_array_equal(q, want)
             assert (s1, s2) == (int(want.sum()), int((want * want).sum()))
-    flags = np.array([f for f, _ in got])
+    flags = np.array([f for f, _, _ in got])
     if high_word:
         assert flags.mean() > 0.3 and (flags == 0).any(), "both gradient paths should run"
     else:

@@ -14,10 +14,61 @@
 #define ET_UPD_ASM 0
 #endif
 
+#if ET_UPD_ASM
+/* one element of et_abs_max_quads: new only when (uint32)(x - mn) > (uint32)(mx - mn) */
+#define ET_RANGE_TEST_ASM(x, N)                                                               \
+    "sub %[t], " x ", %[mn]\n\t"                                                             \
+    "cmp %[t], %[rg]\n\t"                                                                    \
+    "bhi " N "1f\n"                                                                          \
+    N "2:\n\t"
+#define ET_RANGE_MOVE_ASM(x, N)                                                               \
+    N "1:\n\t"                                                                               \
+    "cmp " x ", %[mn]\n\t"                                                                   \
+    "ite lt\n\t"                                                                             \
+    "movlt %[mn], " x "\n\t"                                                                 \
+    "movge %[mx], " x "\n\t"                                                                 \
+    "sub %[rg], %[mx], %[mn]\n\t"                                                            \
+    "b " N "2b\n"
+
+/* the min and max (starting from mn <= mx) of q quads at g: four per LDM, each element by
+ * the unsigned range test (x in [mn, mx] exactly when the wrapped difference x - mn is at
+ * most mx - mn, for every int32 x when mn <= mx), one SUB, one CMP and a branch that is
+ * rarely taken; 15 instructions per 4 */
+static void et_min_max_quads(const int32_t *g, int32_t q, int32_t *mn_io, int32_t *mx_io)
+{
+    int32_t mn = *mn_io, mx = *mx_io, t;
+    uint32_t rg = (uint32_t)mx - (uint32_t)mn;
+    __asm volatile("0:\n\t"
+                   "ldmia %[g]!, {r2-r5}\n\t"
+                   ET_RANGE_TEST_ASM("r2", "1")
+                   ET_RANGE_TEST_ASM("r3", "2")
+                   ET_RANGE_TEST_ASM("r4", "3")
+                   ET_RANGE_TEST_ASM("r5", "4")
+                   "subs %[q], %[q], #1\n\t"
+                   "bne 0b\n\t"
+                   "b 9f\n"
+                   ET_RANGE_MOVE_ASM("r2", "1")
+                   ET_RANGE_MOVE_ASM("r3", "2")
+                   ET_RANGE_MOVE_ASM("r4", "3")
+                   ET_RANGE_MOVE_ASM("r5", "4")
+                   "9:"
+                   : [g] "+r"(g), [q] "+r"(q), [mn] "+r"(mn), [mx] "+r"(mx), [rg] "+r"(rg),
+                     [t] "=&r"(t)
+                   :
+                   : "r2", "r3", "r4", "r5", "cc", "memory");
+    *mn_io = mn;
+    *mx_io = mx;
+}
+#endif
+
 /* the largest |g| of n values */
 static int32_t et_abs_max(const int32_t *g, int32_t n)
 {
     int32_t mn = 0, mx = 0, i = 0;
+#if ET_UPD_ASM
+    if (n >= 4) et_min_max_quads(g, n >> 2, &mn, &mx);
+    i = n & ~3;
+#endif
     for (; i + 4 <= n; i += 4) {                /* unrolled: the loop test once per 4 */
         int32_t a = g[i], b = g[i + 1], c = g[i + 2], d = g[i + 3];
         mn = a < mn ? a : mn;
@@ -507,11 +558,81 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
     : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t)   \
     : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
     : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
-#define ET_STOCHASTIC_LOOP_OPERANDS                                                           \
-    : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t),  \
-      [q] "+r"(q)                                                                             \
-    : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
-    : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
+/* four codes per turn with the rare test and the stores shared: the same integers as
+ * ET_STOCHASTIC_CODE_ASM in the form u = sat32(R + (2^24 - 1 - k)) = sat32(~x) with x = k -
+ * 2^24 - R (~x = -x - 1 exactly), whose top byte floor(u / 2^24) is the code ~(sat32(x) >> 24):
+ * floor((-x - 1) / 2^24) = -floor(x / 2^24) - 1 for every integer x, and when x < -2^31 both
+ * saturate to the code 127. 2^24 - 1 - k is 0x00FFFFFF & ~(bits >> 8) (one BIC), the sum one
+ * QADD. The rare case x = -2^24 is u = 0x00FFFFFF, where the code 1 is u = 0x01000000. The
+ * four top bytes go out as one word (PKHTB twice, AND, UXTAB16: [b3 b2 b1 b0]). */
+#define ET_STOCHASTIC_HASH_ASM(u)                                                             \
+    "eor %[t], %[h], %[h], lsr #16\n\t"                                                      \
+    "mul %[t], %[t], %[m1]\n\t"                                                              \
+    "eor %[t], %[t], %[t], lsr #13\n\t"                                                      \
+    "mul %[t], %[t], %[m2]\n\t"                                                              \
+    "eor %[t], %[t], %[t], lsr #16\n\t"                                                      \
+    "bic %[t], %[c], %[t], lsr #8\n\t"                                                       \
+    "qadd %[" u "], %[t], %[" u "]\n\t"                                                      \
+    "add %[h], %[h], %[gold]\n\t"
+#define ET_STOCHASTIC_RARE_ASM(u, sr, sv)                                                     \
+    "cmp %[" u "], %[c]\n\t"                                                                 \
+    "bne 1f\n\t"                                                                             \
+    "vcvt.f32.s32 s7, " sr "\n\t"                                                            \
+    "vcmpe.f32 " sv ", s7\n\t"                                                               \
+    "vmrs APSR_nzcv, fpscr\n\t"                                                              \
+    "it gt\n\t"                                                                              \
+    "movgt %[" u "], #0x01000000\n"                                                          \
+    "1:\n\t"
+
+static ET_NOINLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q,
+                                            uint32_t h, float sd)
+{
+    const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, c = 0x00FFFFFFu, gold = ET_GOLDEN;
+    int32_t u0, u1, u2, u3, t;
+    __asm volatile("5:\n\t"
+                   "vldmia %[p]!, {s8-s11}\n\t"
+                   "vdiv.f32 s8, s8, %[sd]\n\t"
+                   "vdiv.f32 s9, s9, %[sd]\n\t"
+                   "vdiv.f32 s10, s10, %[sd]\n\t"
+                   "vdiv.f32 s11, s11, %[sd]\n\t"
+                   "vcvtr.s32.f32 s12, s8\n\t"
+                   "vcvtr.s32.f32 s13, s9\n\t"
+                   "vcvtr.s32.f32 s14, s10\n\t"
+                   "vcvtr.s32.f32 s15, s11\n\t"
+                   "vmov %[u0], %[u1], s12, s13\n\t"
+                   "vmov %[u2], %[u3], s14, s15\n\t"
+                   ET_STOCHASTIC_HASH_ASM("u0")
+                   ET_STOCHASTIC_HASH_ASM("u1")
+                   ET_STOCHASTIC_HASH_ASM("u2")
+                   ET_STOCHASTIC_HASH_ASM("u3")
+                   "cmp %[u0], %[c]\n\t"
+                   "ittt ne\n\t"
+                   "cmpne %[u1], %[c]\n\t"
+                   "cmpne %[u2], %[c]\n\t"
+                   "cmpne %[u3], %[c]\n\t"
+                   "beq 8f\n"
+                   "6:\n\t"
+                   "pkhtb %[u3], %[u3], %[u1], asr #16\n\t"     /* [b3 . b1 .] */
+                   "pkhtb %[u2], %[u2], %[u0], asr #16\n\t"     /* [b2 . b0 .] */
+                   "and %[u3], %[u3], #0xFF00FF00\n\t"
+                   "uxtab16 %[u3], %[u3], %[u2], ror #8\n\t"    /* [b3 b2 b1 b0] */
+                   "str %[u3], [%[d]], #4\n\t"
+                   "subs %[q], %[q], #1\n\t"
+                   "bne 5b\n\t"
+                   "b 9f\n"
+                   "8:\n\t"
+                   ET_STOCHASTIC_RARE_ASM("u0", "s12", "s8")
+                   ET_STOCHASTIC_RARE_ASM("u1", "s13", "s9")
+                   ET_STOCHASTIC_RARE_ASM("u2", "s14", "s10")
+                   ET_STOCHASTIC_RARE_ASM("u3", "s15", "s11")
+                   "b 6b\n"
+                   "9:"
+                   : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [q] "+r"(q), [u0] "=&r"(u0),
+                     [u1] "=&r"(u1), [u2] "=&r"(u2), [u3] "=&r"(u3), [t] "=&r"(t)
+                   : [m1] "r"(m1), [m2] "r"(m2), [c] "r"(c), [gold] "r"(gold), [sd] "t"(sd)
+                   : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc",
+                     "memory");
+}
 
 /* the codes of n floats x (the row's stepped weights), four per turn: VLDM, four VDIVs by
  * scale * 2^-24, four VCVTRs (round to nearest even), then the integer form per element */
@@ -520,33 +641,11 @@ static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, ff = 0xFF000000u, gold = ET_GOLDEN;
     const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
-    int32_t c0, c1, t, q = n >> 2;           /* quads: the loop itself in the asm */
-    if (q > 0)
-        __asm volatile("5:\n\t"
-                       "vldmia %[p]!, {s8-s11}\n\t"
-                       "vdiv.f32 s8, s8, %[sd]\n\t"
-                       "vdiv.f32 s9, s9, %[sd]\n\t"
-                       "vdiv.f32 s10, s10, %[sd]\n\t"
-                       "vdiv.f32 s11, s11, %[sd]\n\t"
-                       "vcvtr.s32.f32 s12, s8\n\t"
-                       "vcvtr.s32.f32 s13, s9\n\t"
-                       "vcvtr.s32.f32 s14, s10\n\t"
-                       "vcvtr.s32.f32 s15, s11\n\t"
-                       "vmov %[c0], %[c1], s12, s13\n\t"
-                       ET_STOCHASTIC_CODE_ASM("c0", "s8", "1")
-                       ET_STOCHASTIC_CODE_ASM("c1", "s9", "2")
-                       "vmov %[c0], %[c1], s14, s15\n\t"
-                       ET_STOCHASTIC_CODE_ASM("c0", "s10", "3")
-                       ET_STOCHASTIC_CODE_ASM("c1", "s11", "4")
-                       "subs %[q], %[q], #1\n\t"
-                       "bne 5b\n\t"
-                       "b 9f\n"
-                       ET_STOCHASTIC_STUB_ASM("c0", "s8", "1")
-                       ET_STOCHASTIC_STUB_ASM("c1", "s9", "2")
-                       ET_STOCHASTIC_STUB_ASM("c0", "s10", "3")
-                       ET_STOCHASTIC_STUB_ASM("c1", "s11", "4")
-                       "9:"
-                       ET_STOCHASTIC_LOOP_OPERANDS);
+    int32_t c0, c1, t;
+    if (n >= 4) et_stochastic_quads(x, dst, n >> 2, h, sd);
+    x += n & ~3;
+    dst += n & ~3;
+    h += (uint32_t)(n & ~3) * gold;
     for (int32_t i = 0; i < (n & 3); i++)
         __asm volatile("vldmia %[p]!, {s8}\n\t"
                        "vdiv.f32 s8, s8, %[sd]\n\t"
