@@ -374,9 +374,11 @@ static void et_minmax_update(const int32_t *a, int32_t n, int32_t *mn, int32_t *
     int32_t lo = *mn, hi = *mx;
     if (lo > hi) lo = hi = a[0];
     uint32_t span = (uint32_t)hi - (uint32_t)lo;
-    const int32_t *end4 = a + (n & ~3);
+    const int32_t *end = a + n;
 #if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-    /* the same loop with the rare widening out of line: 16 instructions per 4 elements */
+    /* four at a time with the rare widening out of line (16 instructions per 4 elements) over
+     * the first 64, where the range still grows often */
+    const int32_t *end4 = a + (n < 64 ? n & ~3 : 64);
     if (a != end4) {
         int32_t v0, v1, v2, v3;
         uint32_t t;
@@ -401,7 +403,33 @@ static void et_minmax_update(const int32_t *a, int32_t n, int32_t *mn, int32_t *
 #undef ET_MM_TEST
 #undef ET_MM_WIDEN
     }
+    /* then eight per LDM (word aligned: int32) into r4-r6, r8, r10-r12, lr (not r7, the Thumb
+     * frame pointer, nor r9, a platform register), each less lo, and one chain of conditional
+     * unsigned compares against span (IT: a compare runs while the ones before found their
+     * element inside): 22 instructions per 8 elements. A block with an element outside leaves
+     * the loop with p past it, and C widens the range by its eight */
+    const int32_t *end8 = a + ((end - a) & ~7);
+    while (a != end8) {
+        __asm volatile("1:\n\t"
+                       "ldmia %[p]!, {r4, r5, r6, r8, r10, r11, r12, lr}\n\t"
+                       "sub r4, r4, %[lo]\n\tsub r5, r5, %[lo]\n\tsub r6, r6, %[lo]\n\t"
+                       "sub r8, r8, %[lo]\n\tsub r10, r10, %[lo]\n\tsub r11, r11, %[lo]\n\t"
+                       "sub r12, r12, %[lo]\n\tsub lr, lr, %[lo]\n\t"
+                       "cmp r4, %[span]\n\t"
+                       "itttt ls\n\tcmpls r5, %[span]\n\tcmpls r6, %[span]\n\t"
+                       "cmpls r8, %[span]\n\tcmpls r10, %[span]\n\t"
+                       "ittt ls\n\tcmpls r11, %[span]\n\tcmpls r12, %[span]\n\t"
+                       "cmpls lr, %[span]\n\t"
+                       "bhi 2f\n\t"
+                       "cmp %[p], %[end]\n\tbne 1b\n"
+                       "2:"
+                       : [p] "+r"(a)
+                       : [lo] "r"(lo), [span] "r"(span), [end] "r"(end8)
+                       : "r4", "r5", "r6", "r8", "r10", "r11", "r12", "lr", "cc", "memory");
+        for (int32_t k = -8; k < 0; k++) et_widen(a[k], &lo, &hi, &span);   /* rare */
+    }
 #else
+    const int32_t *end4 = a + (n & ~3);
     while (a != end4) {
         int32_t v[4];
         et_load4_next(&a, v);
@@ -411,7 +439,7 @@ static void et_minmax_update(const int32_t *a, int32_t n, int32_t *mn, int32_t *
         et_widen(v[3], &lo, &hi, &span);
     }
 #endif
-    for (int32_t i = 0; i < (n & 3); i++) et_widen(a[i], &lo, &hi, &span);
+    for (; a != end; a++) et_widen(*a, &lo, &hi, &span);
     *mn = lo;
     *mx = hi;
 }
@@ -432,6 +460,7 @@ static void et_add_biases_saturated(const et_wlayer *L, float s_x, int32_t B)
 }
 
 #define ET_BIAS_CACHE 64                        /* channels whose bias both passes share */
+#define ET_SHORT_ROWS 4                         /* P below: the bias joins the sums in place */
 
 typedef struct {
     float lo, hi;                               /* the output's float range over channels */
@@ -439,22 +468,43 @@ typedef struct {
     int fused;                                  /* every sum + bias fits int32 */
 } et_out_range;
 
-/* min / max of channel o's sums over the batch (rows of P at stride ny) */
-static void et_channel_minmax(const int32_t *acc, int32_t B, int32_t ny, int32_t P,
+/* saturate(a + b) to int32: one QADD on M4 / M7 */
+ET_ALWAYS_INLINE int32_t et_qadd32(int32_t a, int32_t b)
+{
+#if ET_SIMD8
+    int32_t r;
+    __asm("qadd %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return et_sat((int64_t)a + b, ET_I32_MIN, ET_I32_MAX);
+#endif
+}
+
+/* min / max of channel o's sums over the batch (rows of P at stride ny); short rows (P <
+ * ET_SHORT_ROWS: linear layers) also take the bias in place, saturated, as the engine's sums
+ * (the same values the requantization would form: they read no further) */
+static void et_channel_minmax(int32_t *acc, int32_t B, int32_t ny, int32_t P, int32_t bias,
                               int32_t *mn, int32_t *mx)
 {
-    *mn = ET_I32_MAX;
-    *mx = ET_I32_MIN;
-    if (P >= 4) {
-        for (int32_t b = 0; b < B; b++) et_minmax_update(acc + b * ny, P, mn, mx);
+    int32_t lo = ET_I32_MAX, hi = ET_I32_MIN;
+    if (B * P == 1) {                           /* one sum (linear, batch 1) */
+        *mn = *mx = acc[0];
+        acc[0] = et_qadd32(acc[0], bias);
         return;
     }
-    for (int32_t b = 0; b < B; b++)             /* linear layers: no call per element */
-        for (int32_t p = 0; p < P; p++) {
-            int32_t v = acc[b * ny + p];
-            *mn = v < *mn ? v : *mn;
-            *mx = v > *mx ? v : *mx;
-        }
+    if (P >= ET_SHORT_ROWS) {
+        for (int32_t b = 0; b < B; b++) et_minmax_update(acc + b * ny, P, &lo, &hi);
+    } else {
+        for (int32_t b = 0; b < B; b++, acc += ny)   /* no call per element */
+            for (int32_t p = 0; p < P; p++) {
+                int32_t v = acc[p];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                acc[p] = et_qadd32(v, bias);
+            }
+    }
+    *mn = lo;
+    *mx = hi;
 }
 
 /* the channel ranges from the accumulators' extremes plus the bias (adding a constant keeps
@@ -468,7 +518,7 @@ static et_out_range et_channel_ranges(const et_wlayer *L, float s_x, int32_t B,
         float s_acc = s_x * L->w_scale[o];
         int32_t bias = et_bias_acc(L, o, s_acc), amn, amx;
         if (o < ET_BIAS_CACHE) biases[o] = bias;
-        et_channel_minmax(L->acc + o * P, B, O * P, P, &amn, &amx);
+        et_channel_minmax(L->acc + o * P, B, O * P, P, bias, &amn, &amx);
         int64_t mn = (int64_t)amn + bias, mx = (int64_t)amx + bias;
         r.fused &= mn >= ET_I32_MIN && mx <= ET_I32_MAX;
         r.amax = et_abs_bound(mn, mx) > r.amax ? et_abs_bound(mn, mx) : r.amax;
@@ -477,6 +527,56 @@ static et_out_range et_channel_ranges(const et_wlayer *L, float s_x, int32_t B,
         r.hi = o == 0 ? chi : et_maxf(r.hi, chi);
     }
     return r;
+}
+
+/* the requantization of a layer of short rows (P < ET_SHORT_ROWS, biased already) into int8
+ * codes, every channel in this one call, element k = b * ny + p of channel o drawing the bits
+ * of o * P + k (the mode a constant at each call site): an et_rqh form for a batch of rows,
+ * else et_requantize32 each (no preparation) */
+ET_ALWAYS_INLINE void et_requant_short(const et_wlayer *L, int32_t B, float s_x, et_qparams qp,
+                                       et_round_mode mode, uint32_t base, uint32_t amax,
+                                       int8_t *yq)
+{
+    const int32_t O = L->g.c_out, P = L->g.ho * L->g.wo, ny = O * P;
+    const int prepare = B * P > 4 && mode != ET_ROUND_STOCHASTIC;
+    const int32_t *acc = L->acc;
+    if (B * P == 1) {                           /* one sum per channel (linear, batch 1) */
+        for (int32_t o = 0; o < O; o++)
+            yq[o] = (int8_t)et_requantize32(acc[o],
+                                            et_multiplier_from((s_x * L->w_scale[o]) / qp.scale),
+                                            qp.zero, mode, et_bits_for(mode, base, (uint32_t)o),
+                                            ET_QMIN, ET_QMAX);
+        return;
+    }
+    for (int32_t o = 0; o < O; o++, acc += P, yq += P) {
+        et_multiplier m = et_multiplier_from((s_x * L->w_scale[o]) / qp.scale);
+        et_rqh h = {0, 0, ET_RQH_NONE, 0};
+        if (prepare) h = et_rqh_prepare(m, qp.zero, mode, amax);
+        for (int32_t b = 0; b < B; b++)
+            for (int32_t p = 0; p < P; p++) {
+                int32_t k = b * ny + p;
+                yq[k] = h.form != ET_RQH_NONE
+                            ? et_rqh_int8(&h, acc[k])
+                            : (int8_t)et_requantize32(acc[k], m, qp.zero, mode,
+                                                      et_bits_for(mode, base,
+                                                                  (uint32_t)(o * P + k)),
+                                                      ET_QMIN, ET_QMAX);
+            }
+    }
+}
+
+static void et_requant_short_layer(const et_wlayer *L, int32_t B, float s_x, et_qparams qp,
+                                   int mode, uint32_t base, uint32_t amax, int8_t *yq)
+{
+    switch (mode) {
+    case ET_ROUND_FLOOR:
+        et_requant_short(L, B, s_x, qp, ET_ROUND_FLOOR, base, amax, yq);
+        return;
+    case ET_ROUND_NEAREST:
+        et_requant_short(L, B, s_x, qp, ET_ROUND_NEAREST, base, amax, yq);
+        return;
+    default: et_requant_short(L, B, s_x, qp, ET_ROUND_STOCHASTIC, base, amax, yq); return;
+    }
 }
 
 /* Trainer._fwd_weight_q: the ranges are read from the sums before requantizing them */
@@ -489,14 +589,20 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     for (int32_t b = 0; b < B; b++)
         et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
     et_out_range r = et_channel_ranges(L, x->qp.scale, B, biases);
-    if (!r.fused) et_add_biases_saturated(L, x->qp.scale, B);
     float lo = et_clipf(r.lo, L->clamp_lo, L->clamp_hi);
     float hi = et_clipf(r.hi, L->clamp_lo, L->clamp_hi);
     y->qp = et_tracked_qparams(c, L->a_range, lo, hi, c->cfg->rate_activation, observe);
     const int mode = c->cfg->round_forward;     /* locals: int8 stores alias everything */
+    uint32_t base = et_call_base(c, mode);
+    L->s_x = x->qp.scale;
+    if (P < ET_SHORT_ROWS) {                    /* the sums hold their biases */
+        et_requant_short_layer(L, B, x->qp.scale, y->qp, mode, base, r.amax, y->q);
+        et_trace_tensor(y, B);
+        return;
+    }
+    if (!r.fused) et_add_biases_saturated(L, x->qp.scale, B);
     const int32_t *acc = L->acc, zero = y->qp.zero;
     int8_t *yq = y->q;
-    uint32_t base = et_call_base(c, mode);
     for (int32_t o = 0; o < O; o++) {
         float s_acc = x->qp.scale * L->w_scale[o];
         int32_t bias = !r.fused ? 0 : o < ET_BIAS_CACHE ? biases[o] : et_bias_acc(L, o, s_acc);
@@ -504,40 +610,100 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
         et_requant_rows(acc + o * P, B, ny, bias, yq + o * P, P, m, zero, mode, base,
                         (uint32_t)(o * P), r.amax);
     }
-    L->s_x = x->qp.scale;
     et_trace_tensor(y, B);
 }
 
-/* Trainer._select: per sample keep the top-k output channels by error magnitude */
-static void et_select(const et_ctx *c, et_wlayer *L, float s_e)
+/* sum over i of |q[i] - zero| for int8 codes (below 2^31 for n < 2^23): on M4 / M7 USADA8
+ * adds four absolute differences of unsigned bytes per word; q ^ 0x80 is q + 128 as an
+ * unsigned byte, and zero alike, so every difference is kept */
+static int32_t et_abs_dev8(const int8_t *q, int32_t n, int32_t zero)
+{
+    uint32_t s = 0u;
+    int32_t i = 0;
+#if ET_SIMD8
+    const uint32_t zb = et_splat8(zero) ^ 0x80808080u;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t v0, v1;
+        memcpy(&v0, q + i, 4);
+        memcpy(&v1, q + i + 4, 4);
+        __asm("usada8 %0, %1, %2, %0" : "+r"(s) : "r"(v0 ^ 0x80808080u), "r"(zb));
+        __asm("usada8 %0, %1, %2, %0" : "+r"(s) : "r"(v1 ^ 0x80808080u), "r"(zb));
+    }
+#endif
+    for (; i < n; i++) s += (uint32_t)(q[i] < zero ? zero - q[i] : q[i] - zero);
+    return (int32_t)s;
+}
+
+/* the k-th largest of v[0 .. n) (1 <= k <= n), v reordered: Hoare's selection (FIND) */
+static int32_t et_kth_largest(int32_t *v, int32_t n, int32_t k)
+{
+    int32_t lo = 0, hi = n - 1, t = k - 1;
+    while (lo < hi) {
+        int32_t pivot = v[lo + (hi - lo) / 2], i = lo, j = hi;
+        while (i <= j) {                        /* descending: v[.. i) >= pivot >= v(j ..] */
+            while (v[i] > pivot) i++;
+            while (v[j] < pivot) j--;
+            if (i <= j) {
+                int32_t s = v[i];
+                v[i++] = v[j];
+                v[j--] = s;
+            }
+        }
+        if (t <= j)
+            hi = j;
+        else if (t >= i)
+            lo = i;
+        else
+            break;                              /* v(j .. i) all equal the pivot */
+    }
+    return v[t];
+}
+
+/* kept[o] = channel o's rank in the stable descending order of mags (ties: lower index
+ * first) is below k. With t the k-th largest magnitude, the channels above t rank below k
+ * and number a < k; a channel equal to t ranks a + (equal channels before it), so the first
+ * k - a of them are kept; those below t rank k or more. spare: O int32 of scratch */
+static void et_keep_top(const int32_t *mags, int32_t O, int32_t k, int32_t *spare,
+                        uint8_t *kept)
+{
+    memcpy(spare, mags, (size_t)O * sizeof *spare);
+    int32_t t = et_kth_largest(spare, O, k), ties = k;
+    for (int32_t o = 0; o < O; o++) ties -= mags[o] > t;
+    for (int32_t o = 0; o < O; o++) {
+        int keep = mags[o] > t || (mags[o] == t && ties > 0);
+        ties -= mags[o] == t && keep;
+        kept[o] = (uint8_t)keep;
+    }
+}
+
+/* Trainer._select: per sample keep the top-k output channels by error magnitude (the sum of
+ * |e - zero| of each channel's codes), the others' centred errors zeroed */
+static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
 {
     int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo;
     float lmin = c->cfg->lambda_min, lmax = c->cfg->lambda_max;
     for (int32_t b = 0; b < B; b++) {
         int16_t *ec = L->ec + b * O * P;
+        const int8_t *eq = e->q + b * O * P;
         uint8_t *kept = L->kept + b * O;
         int64_t total = 0;
         for (int32_t o = 0; o < O; o++) {
-            int32_t m = 0;
-            for (int32_t p = 0; p < P; p++) m += ec[o * P + p] < 0 ? -ec[o * P + p] : ec[o * P + p];
-            L->dxacc[o] = m;                          /* magnitudes (acc is free here) */
-            total += m;
+            L->dxacc[o] = et_abs_dev8(eq + o * P, P, e->qp.zero);   /* acc is free here */
+            total += L->dxacc[o];
         }
-        float mean = ((float)total * s_e) / (float)(O * P);
+        float mean = ((float)total * e->qp.scale) / (float)(O * P);
         if (mean > L->emax[0]) L->emax[0] = mean;
         float ratio = L->emax[0] > 0.0f ? mean / L->emax[0] : 0.0f;
         float frac = lmin + ratio * (lmax - lmin);
         int64_t k = et_floor_f32(frac * (float)O);
         if (k < 1) k = 1;
-        if (k > O) k = O;
-        for (int32_t o = 0; o < O; o++) {          /* rank = channels ahead in the stable order */
-            int32_t rank = 0;
-            for (int32_t j = 0; j < O; j++)
-                rank += L->dxacc[j] > L->dxacc[o] || (L->dxacc[j] == L->dxacc[o] && j < o);
-            kept[o] = rank < k;
-            if (!kept[o])
-                for (int32_t p = 0; p < P; p++) ec[o * P + p] = 0;
+        if (k >= O) {                           /* every channel kept */
+            memset(kept, 1, (size_t)O);
+            continue;
         }
+        et_keep_top(L->dxacc, O, (int32_t)k, L->gw, kept);   /* gw: zeroed after this */
+        for (int32_t o = 0; o < O; o++)
+            if (!kept[o]) memset(ec + o * P, 0, (size_t)P * sizeof *ec);
     }
 }
 
@@ -605,41 +771,62 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
                 et_linear_bwd_w(ec, sel, xb, x->qp.zero, L->g.c_in, O, L->gw);
         }
     }
-    if (L->train_b)
+    if (L->train_b) {                           /* dropped rows are zero: skipped */
+        const uint8_t *kept = c->cfg->partial && L->train_w ? L->kept : 0;
         for (int32_t o = 0; o < O; o++) {
             int32_t s = 0;
-            for (int32_t b = 0; b < B; b++) s += et_sum16(L->ec + (b * O + o) * P, P);
+            for (int32_t b = 0; b < B; b++)
+                if (!kept || kept[b * O + o]) s += et_sum16(L->ec + (b * O + o) * P, P);
             L->gb[o] = s;
         }
+    }
 }
 
-/* Trainer._error_source: per-channel weight scales folded into int16 errors */
+/* channel o's errors (B rows of P at stride O * P, the rows kept[b * O + o] == 0 skipped when
+ * kept is given) times m, rounding nearest: int16 pairs by an et_rqw form, or the et_rq32
+ * forms; a channel of a handful of errors (linear layers) takes the requantization itself
+ * (no preparation) */
+static void et_fold_channel(const et_wlayer *L, int32_t o, int32_t B, const uint8_t *kept,
+                            et_multiplier m)
+{
+    const int32_t O = L->g.c_out, P = L->g.ho * L->g.wo;
+    if (B * P <= 4) {
+        for (int32_t b = 0; b < B; b++)
+            for (int16_t *ec = L->ec + (b * O + o) * P, *end = ec + P; ec != end; ec++)
+                *ec = (int16_t)et_requantize32(*ec, m, 0, ET_ROUND_NEAREST, 0, ET_I32_MIN,
+                                               ET_I32_MAX);
+        return;
+    }
+    et_rqw h = et_rqw_prepare(m, 255, ET_ROUND_NEAREST);    /* centred codes: |e| <= 255 */
+    if (h.sh) {
+        for (int32_t b = 0; b < B; b++)
+            if (!kept || kept[b * O + o]) et_rqw_span(L->ec + (b * O + o) * P, P, &h);
+        return;
+    }
+    et_rq32 r = et_rq32_prepare(m, 16);         /* int16 errors; the result fits int16 */
+    for (int32_t b = 0; b < B; b++) {
+        int16_t *ec = L->ec + (b * O + o) * P;
+        if (kept && !kept[b * O + o]) continue;
+        for (int32_t p = 0; p < P; p++)
+            ec[p] = r.fast ? (int16_t)et_rq32_shift_small(&r, ec[p], ET_ROUND_NEAREST, 0u)
+                           : (int16_t)et_requantize32(ec[p], m, 0, ET_ROUND_NEAREST, 0,
+                                                      ET_I32_MIN, ET_I32_MAX);
+    }
+}
+
+/* Trainer._error_source: per-channel weight scales folded into int16 errors; the rows a partial
+ * update dropped are zero, and stay zero (every form rounds 0 to 0), so they are skipped */
 static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
 {
-    int32_t n = c->batch * et_out_per_sample(L), P = L->g.ho * L->g.wo, O = L->g.c_out;
+    int32_t O = L->g.c_out;
+    const uint8_t *kept = c->cfg->partial && L->train_w ? L->kept : 0;
     if (!c->cfg->weight_channels)
         return s_e * L->w_scale[0];
     float s_max = L->w_scale[0];
     for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
-    for (int32_t o = 0; o < O; o++) {
-        et_multiplier m = et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION);
-        et_rqw h = et_rqw_prepare(m, 255, ET_ROUND_NEAREST);   /* centred codes: |e| <= 255 */
-        if (h.sh) {
-            for (int32_t b = 0; b < n / (O * P); b++) et_rqw_span(L->ec + (b * O + o) * P, P, &h);
-            continue;
-        }
-        et_rq32 r = et_rq32_prepare(m, 16);     /* int16 errors; the result fits int16 */
-        for (int32_t b = 0; b < n / (O * P); b++) {
-            int16_t *ec = L->ec + (b * O + o) * P;
-            if (r.fast)
-                for (int32_t p = 0; p < P; p++)
-                    ec[p] = (int16_t)et_rq32_shift_small(&r, ec[p], ET_ROUND_NEAREST, 0u);
-            else
-                for (int32_t p = 0; p < P; p++)
-                    ec[p] = (int16_t)et_requantize32(ec[p], m, 0, ET_ROUND_NEAREST, 0,
-                                                     ET_I32_MIN, ET_I32_MAX);
-        }
-    }
+    for (int32_t o = 0; o < O; o++)
+        et_fold_channel(L, o, c->batch, kept,
+                        et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION));
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
 }
 
@@ -672,7 +859,7 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
 {
     int32_t B = c->batch, ny = et_out_per_sample(L), nx = et_in_per_sample(L);
     et_centre_errors(e->q, e->qp.zero, B * ny, L->ec);
-    if (c->cfg->partial && L->train_w) et_select(c, L, e->qp.scale);
+    if (c->cfg->partial && L->train_w) et_select(c, L, e);
     if (L->train_w || L->train_b) et_weight_grads(c, L, x, e->qp.scale);
     if (!L->want_dx) return;
     float s_src = et_error_source(c, L, e->qp.scale);

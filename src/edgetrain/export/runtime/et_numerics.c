@@ -93,23 +93,10 @@ float et_dequantize(int32_t q, et_qparams qp)
 
 /* ------------------------------------------------------------ requantization */
 
-#define ET_M_MAX_BITS 0x42FFFFFFu   /* largest float32 below 128 */
-
-et_multiplier et_multiplier_from(float M)
+et_multiplier et_multiplier_bad(void)
 {
     et_multiplier out = {0, 0};
-    float m_max = bits_f32(ET_M_MAX_BITS);
-    if (!(M >= 0.0f)) {
-        et_fail(ET_ERR_MULTIPLIER);
-        return out;
-    }
-    if (M > m_max) M = m_max;
-    uint32_t u = f32_bits(M);
-    int32_t e = (int32_t)((u >> 23) & 0xFFu);
-    if (e > 0) {
-        out.m = (int64_t)((u & 0x7FFFFFu) | 0x800000u);
-        out.shift = 150 - e < 62 ? 150 - e : 62;
-    }
+    et_fail(ET_ERR_MULTIPLIER);
     return out;
 }
 

@@ -127,14 +127,19 @@ float et_pow2_ceil(float s);
 et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2);
 float et_dequantize(int32_t q, et_qparams qp);
 
-/* nearest, ties away from zero, for |v| < 2^31 (never NaN), from the truncation: v - trunc(v)
- * keeps v's own fraction bits, so it is exact (v - floor(v) is not: for v in (-1/2, -1/2 +
- * 2^-25] it rounds to 1/2); (float)t is exact (|v| >= 2^24 is integral) */
+/* nearest, ties away from zero, for |v| < 2^30 (never NaN), from two truncations: with
+ * t = trunc(v) and r = v - t (of v's sign, or 0; |r| < 1), trunc(2v) = 2t + trunc(2r), and
+ * trunc(2r) is 1 for r >= 1/2, -1 for r <= -1/2, else 0, so the rounded value is
+ * trunc(2v) - t; 2v is exact (a doubling) and inside int32 */
+static inline int32_t et_nearest_half(float v)
+{
+    return (int32_t)(v + v) - (int32_t)v;
+}
+
+/* the same for |v| < 2^31: from 2^30 on v is integral (|v| >= 2^24), its truncation */
 static inline int32_t et_nearest_small(float v)
 {
-    int32_t t = (int32_t)v;
-    float r = v - (float)t;
-    return t + (r >= 0.5f) - (r <= -0.5f);
+    return v < 1073741824.0f && v > -1073741824.0f ? et_nearest_half(v) : (int32_t)v;
 }
 
 /* inline: once per element of every quantized tensor */
@@ -177,7 +182,7 @@ static inline int32_t et_round_small(float v, et_round_mode mode, uint32_t bits)
     case ET_ROUND_FLOOR:
         return i;
     case ET_ROUND_NEAREST:
-        return et_nearest_small(v);
+        return et_nearest_half(v);
     case ET_ROUND_STOCHASTIC: {
         return et_uniform24(bits) < frac ? i + 1 : i;
     }
@@ -206,7 +211,27 @@ static inline int8_t et_quantize(float x, et_qparams qp, et_round_mode mode, uin
 
 /* ---- requantization: float32 M == m * 2^-shift exactly ---- */
 typedef struct { int64_t m; int shift; } et_multiplier;
-et_multiplier et_multiplier_from(float M);
+et_multiplier et_multiplier_bad(void);        /* reports ET_ERR_MULTIPLIER, returns {0, 0} */
+
+/* numerics.multiplier_from: M >= 0 clamped below 128 is the float's own 24-bit significand m
+ * times 2^-shift, shift = 150 - (biased exponent), at most 62 (m = 0 below 2^-126); inline (a
+ * few instructions, once per row of every layer). Bits of floats >= 0 order as their values,
+ * so the clamp is one unsigned minimum; the sign bit is cleared first (-0 is M >= 0) */
+static inline et_multiplier et_multiplier_from(float M)
+{
+    et_multiplier out = {0, 0};
+    uint32_t u;
+    if (!(M >= 0.0f)) return et_multiplier_bad();
+    memcpy(&u, &M, sizeof u);
+    u &= 0x7FFFFFFFu;
+    u = u < 0x42FFFFFFu ? u : 0x42FFFFFFu;      /* the largest float32 below 128 */
+    int32_t e = (int32_t)(u >> 23);
+    if (e > 0) {
+        out.m = (int64_t)((u & 0x7FFFFFu) | 0x800000u);
+        out.shift = 150 - e < 62 ? 150 - e : 62;
+    }
+    return out;
+}
 
 /* inline: called once per tensor element in every kernel epilogue */
 static inline int64_t et_round_shift(int64_t p, int shift, et_round_mode mode, uint32_t bits)
