@@ -88,7 +88,7 @@ static int stepped_row(FILE *f, FILE *out, const uint32_t *head)
         fread(g, 4, (size_t)n, f) != (size_t)n)
         return 1;
     et_row_step r = {(int32_t)head[1], k5[0], k5[1], k5[2], k5[3], k5[4]};
-    et_stepped_row(r, w, g, n, o, &lo, &hi);
+    et_stepped_row(&r, w, g, n, o, &lo, &hi);
     fwrite(o, 4, (size_t)n, out);
     fwrite(&lo, 4, 1, out);
     fwrite(&hi, 4, 1, out);

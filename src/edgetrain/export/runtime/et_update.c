@@ -14,6 +14,13 @@
 #define ET_UPD_ASM 0
 #endif
 
+/* a helper of one noinline loop function, inlined into it whatever its size (no call) */
+#if defined(__GNUC__)
+#define ET_INLINE static inline __attribute__((always_inline))
+#else
+#define ET_INLINE static inline
+#endif
+
 #if ET_UPD_ASM
 /* one element of et_abs_max_quads: new only when (uint32)(x - mn) > (uint32)(mx - mn) */
 #define ET_RANGE_TEST_ASM(x, N)                                                               \
@@ -584,8 +591,8 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
     "movgt %[" u "], #0x01000000\n"                                                          \
     "1:\n\t"
 
-static ET_NOINLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q,
-                                            uint32_t h, float sd)
+ET_INLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q, uint32_t h,
+                                   float sd)
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, c = 0x00FFFFFFu, gold = ET_GOLDEN;
     int32_t u0, u1, u2, u3, t;
@@ -930,9 +937,9 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
 
 /* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o): the
  * pairs of elements 1, 2 | 3, 4 | ..., two per turn, then an odd pair alone */
-static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
-                                    const int32_t *g, float *o, int32_t k, float *lo_io,
-                                    float *hi_io)
+ET_INLINE void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
+                                 const int32_t *g, float *o, int32_t k, float *lo_io,
+                                 float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
     int32_t n = (k - 1) >> 1, w0, w1;        /* pairs; the loop itself in the asm (SUBS, BNE) */
@@ -978,9 +985,11 @@ static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w
 
 /* one kept row stepped into wrow; returns the row's range in lo/hi (elements taken in pairs:
  * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4) */
-static ET_NOINLINE void et_stepped_row(et_row_step r, const int8_t *w, const int32_t *g,
-                                       int32_t k, float *wrow, float *lo_out, float *hi_out)
+static ET_NOINLINE void et_stepped_row(const et_row_step *rp, const int8_t *w,
+                                       const int32_t *g, int32_t k, float *wrow, float *lo_out,
+                                       float *hi_out)
 {
+    const et_row_step r = *rp;
     float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
     wrow[0] = wf;
     if (r.zero == 0)        /* per-channel symmetric weights: no subtraction */
@@ -1018,8 +1027,12 @@ static int et_finite(float x) { return x - x == 0.0f; }   /* not inf, not NaN */
  * sigma > 0, and lr != 0 keeps lr * inf from being NaN; an infinity would show in lo / hi */
 static int et_row_step_no_nan(const et_row_step *r)
 {
-    return et_finite(255.0f * r->scale) && et_finite(r->s_g) && et_finite(r->mu) &&
-           r->sigma > 0.0f && et_finite(r->sigma) && r->lr != 0.0f && et_finite(r->lr);
+    /* et_finite of each at once: x - x is +0 for a finite x, NaN for an infinity or NaN, and
+     * a sum of such terms is 0 exactly when every term is */
+    float s255 = 255.0f * r->scale;
+    float z = (s255 - s255) + (r->s_g - r->s_g) + (r->mu - r->mu) + (r->sigma - r->sigma) +
+              (r->lr - r->lr);
+    return z == 0.0f && r->sigma > 0.0f && r->lr != 0.0f;
 }
 
 /* no element of the row leaves +-2^20 once divided by scale (division by scale > 0 keeps
@@ -1043,6 +1056,16 @@ static et_row_step et_row_step_of(const et_ctx *c, const et_wlayer *L, int32_t o
     return r;
 }
 
+/* the rest of et_weight_qparams for per-channel weights once the kept rows have their new
+ * scales: the dropped rows' scales from their (unchanged) ranges and the zero point 0 */
+static void et_channel_scales_rest(et_wlayer *L, const uint8_t *rows)
+{
+    if (L->w_fixed) return;                     /* computed at export time (flash) */
+    for (int32_t o = 0; rows && o < L->g.c_out; o++)
+        if (!rows[o]) L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;
+    L->w_zero = 0;
+}
+
 /* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
  * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form.
  * Rows dropped by a partial update keep scale and codes, so they are not computed at all. */
@@ -1056,14 +1079,20 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
         if (rows && !rows[o]) continue;
         et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], L->w_zero);
         float lo, hi;
-        et_stepped_row(r, L->w + o * K, L->gw + o * K, K, L->wrow, &lo, &hi);
+        et_stepped_row(&r, L->w + o * K, L->gw + o * K, K, L->wrow, &lo, &hi);
         et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
-        et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
-                        et_row_in_range(&r, lo, hi, qp.scale),
-                        et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp));
+        int in_range = et_row_in_range(&r, lo, hi, qp.scale);
+        if (in_range && mode == ET_ROUND_STOCHASTIC &&
+            et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp))
+            et_stochastic_codes(L->wrow, L->w + o * K, K, base + (uint32_t)(o * K) * ET_GOLDEN,
+                                qp.scale);
+        else
+            et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
+                            in_range, 0);
+        if (!L->w_fixed) L->w_scale[o] = qp.scale;   /* et_weight_qparams' scale of row o */
     }
-    et_weight_qparams(c, L);
+    et_channel_scales_rest(L, rows);
     ET_TRACE_T(L->trace_gw, L->w, O * K);
     ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * O);
     ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
