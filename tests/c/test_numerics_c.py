@@ -64,3 +64,15 @@ def test_out_of_range_inputs_set_the_error_flag(h):
     assert err == 1  # ET_ERR_ROUND_RANGE: Python raises for the same input
     _, err = h.call("fixed", 1, [np.array([5], np.int64), np.array([1], np.int64)])
     assert err == 4  # ET_ERR_EXP_RANGE
+
+
+def test_nearest_at_the_edges_of_the_two_truncation_form(h):
+    # et_nearest_half: trunc(2v) - trunc(v) below 2^30, the truncation from 2^30 on
+    from edgetrain.numerics.rounding import Stream, round_f32
+
+    ties = np.arange(2.0**21, 2.0**21 + 64) + 0.5  # the largest exact halves are below 2^23
+    near = [2.0**30 - 64, 2.0**30, 2.0**30 + 128, 2.0**31 - 128, 2.0**31, 2.0**31 + 256,
+            2.0**23 - 0.5, 2.0**22 + 0.5, 0.5 - 2.0**-25, 1.5, 2.5, 3.5]
+    v = np.concatenate([ties, -ties, near, np.negative(near)]).astype(np.float32)
+    got = h.records("round_f32", len(v), [v], np.int64, "nearest", 1)
+    np.testing.assert_array_equal(got, round_f32(v, "nearest", Stream(1)))

@@ -76,11 +76,6 @@ static void et_defer(et_range *r, float lo, float hi, float rate)
     et_n_deferred++;
 }
 
-et_qparams et_range_qparams(const et_range *r, int symmetric, int pow2)
-{
-    return et_from_range(r->lo, r->hi, symmetric, pow2);
-}
-
 /* Trainer._tracked_qparams: an unseen tracker takes this step's range at once */
 et_qparams et_tracked_qparams(const et_ctx *c, et_range *r, float lo, float hi, float rate,
                               int observe)
@@ -336,18 +331,26 @@ static uint32_t et_abs_bound(int64_t mn, int64_t mx)
     return a > 0x80000000LL ? 0x80000000u : (a < 0 ? 0u : (uint32_t)a);   /* < 0: empty */
 }
 
-/* p[0 .. n) = 0: eight words per four STRD on ARMv7-M (newlib's memset stores one word per
- * STR, and the compiler turns a plain loop into that call) */
+/* p[0 .. n) = 0 (int32: word aligned): on ARMv7-M sixteen words per two STM of eight zeroed
+ * registers (r4-r6, r8, r10-r12, lr: not r7, the Thumb frame pointer, nor r9, a platform
+ * register), the rest by STRD / STR (newlib's memset stores one word per STR, and the compiler
+ * turns a plain loop into that call) */
 static void et_zero32(int32_t *p, int32_t n)
 {
 #if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-    int32_t *end8 = p + (n & ~7), *end = p + n;
+    int32_t *end16 = p + (n & ~15), *end = p + n;
     const uint32_t z0 = 0u, z1 = 0u;
-    while (p != end8)
-        __asm("strd %1, %2, [%0, #8]\n\tstrd %1, %2, [%0, #16]\n\tstrd %1, %2, [%0, #24]\n\t"
-              "strd %1, %2, [%0], #32"
-              : "+r"(p) : "r"(z0), "r"(z1) : "memory");
-    while (p != end) __asm("str %1, [%0], #4" : "+r"(p) : "r"(z0) : "memory");
+    if (p != end16)
+        __asm volatile("mov r4, #0\n\tmov r5, #0\n\tmov r6, #0\n\tmov r8, #0\n\t"
+                       "mov r10, #0\n\tmov r11, #0\n\tmov r12, #0\n\tmov lr, #0\n"
+                       "1:\n\tstmia %[p]!, {r4, r5, r6, r8, r10, r11, r12, lr}\n\t"
+                       "stmia %[p]!, {r4, r5, r6, r8, r10, r11, r12, lr}\n\t"
+                       "cmp %[p], %[end]\n\tbne 1b"
+                       : [p] "+r"(p)
+                       : [end] "r"(end16)
+                       : "r4", "r5", "r6", "r8", "r10", "r11", "r12", "lr", "cc", "memory");
+    for (; end - p >= 2; p += 2) __asm("strd %1, %2, [%0]" : : "r"(p), "r"(z0), "r"(z1) : "memory");
+    if (p != end) *p = 0;
 #else
     for (int32_t i = 0; i < n; i++) p[i] = 0;
 #endif
@@ -830,25 +833,37 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
 }
 
-/* ec = eq - ze as int16 (four codes per word on M4/M7: SXTB16 splits even and odd bytes,
- * SSUB16 centres two at a time, PKHBT / PKHTB put them back in order) */
+/* ec = eq - ze as int16. On M4 / M7 SXTAB16 takes a word's even and odd codes as two int16
+ * pairs and adds -ze to each (the differences, |d| <= 255, are the int16 sums), PKHBT / PKHTB
+ * put them back in order: eight codes per LDRD and two STRD when both arrays are word aligned
+ * (13 instructions), else four per LDR */
 static void et_centre_errors(const int8_t *eq, int32_t ze, int32_t n, int16_t *ec)
 {
     int32_t i = 0;
 #if ET_SIMD8
-    const uint32_t zz = (uint32_t)(uint16_t)ze * 0x00010001u;
+    const uint32_t nz = (uint32_t)(uint16_t)(-ze) * 0x00010001u;
+    uint32_t v, w, ev, od, a, b, c, d;
+#define ET_CENTRE4(v, lo, hi)                                                              \
+    __asm("sxtab16 %0, %1, %2" : "=r"(ev) : "r"(nz), "r"(v));                 /* 0, 2 */    \
+    __asm("sxtab16 %0, %1, %2, ror #8" : "=r"(od) : "r"(nz), "r"(v));         /* 1, 3 */    \
+    __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(ev), "r"(od));         /* 0, 1 */    \
+    __asm("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(od), "r"(ev))          /* 2, 3 */
+    if ((((uintptr_t)eq | (uintptr_t)ec) & 3u) == 0)
+        for (; i + 8 <= n; i += 8) {
+            __asm("ldrd %0, %1, [%2]" : "=&r"(v), "=&r"(w) : "r"(eq + i),
+                  "m"(*(const uint32_t(*)[2])(eq + i)));
+            ET_CENTRE4(v, a, b);
+            ET_CENTRE4(w, c, d);
+            __asm("strd %1, %2, [%0]" : : "r"(ec + i), "r"(a), "r"(b) : "memory");
+            __asm("strd %1, %2, [%0, #8]" : : "r"(ec + i), "r"(c), "r"(d) : "memory");
+        }
     for (; i + 4 <= n; i += 4) {
-        uint32_t v, ev, od, lo, hi;
         memcpy(&v, eq + i, 4);
-        __asm("sxtb16 %0, %1" : "=r"(ev) : "r"(v));              /* bytes 0, 2 */
-        __asm("sxtb16 %0, %1, ror #8" : "=r"(od) : "r"(v));      /* bytes 1, 3 */
-        __asm("ssub16 %0, %1, %2" : "=r"(ev) : "r"(ev), "r"(zz));
-        __asm("ssub16 %0, %1, %2" : "=r"(od) : "r"(od), "r"(zz));
-        __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(ev), "r"(od));   /* 0, 1 */
-        __asm("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(od), "r"(ev));   /* 2, 3 */
-        memcpy(ec + i, &lo, 4);
-        memcpy(ec + i + 2, &hi, 4);
+        ET_CENTRE4(v, a, b);
+        memcpy(ec + i, &a, 4);
+        memcpy(ec + i + 2, &b, 4);
     }
+#undef ET_CENTRE4
 #endif
     for (; i < n; i++) ec[i] = (int16_t)(eq[i] - ze);
 }

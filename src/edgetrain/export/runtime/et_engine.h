@@ -57,7 +57,10 @@ void et_deferred_reset(et_observation *queue, int32_t capacity);
 void et_deferred_commit(void);
 et_qparams et_tracked_qparams(const et_ctx *c, et_range *r, float lo, float hi, float rate,
                               int observe);
-et_qparams et_range_qparams(const et_range *r, int symmetric, int pow2);
+static inline et_qparams et_range_qparams(const et_range *r, int symmetric, int pow2)
+{
+    return et_from_range(r->lo, r->hi, symmetric, pow2);
+}
 void et_range_observe(et_range *r, float lo, float hi, float rate);
 
 /* ---- weight layers (linear, conv2d, conv1d) ---- */

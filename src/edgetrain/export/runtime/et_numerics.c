@@ -54,8 +54,6 @@ int64_t et_floor_f32(float v)
 
 /* ------------------------------------------------------------------ qparams */
 
-#define ET_S_MIN 9.094947017729282e-13f   /* 2^-40 */
-
 float et_pow2_ceil(float s)
 {
     uint32_t u = f32_bits(s);
@@ -64,21 +62,10 @@ float et_pow2_ceil(float s)
     return bits_f32(e + bump);
 }
 
-static float max_f32(float a, float b) { return a > b ? a : b; }   /* NumPy maximum w/o NaN */
-static float min_f32(float a, float b) { return a < b ? a : b; }
-
-et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2)
+et_qparams et_from_range_asym(float lo, float hi, int pow2)
 {
     et_qparams qp;
-    float lo = min_f32(f_min, 0.0f);
-    float hi = max_f32(f_max, 0.0f);
-    if (symmetric) {
-        float s = max_f32(max_f32(-lo, hi) / 127.0f, ET_S_MIN);
-        qp.scale = pow2 ? et_pow2_ceil(s) : s;
-        qp.zero = 0;
-        return qp;
-    }
-    float s = max_f32((hi - lo) / 255.0f, ET_S_MIN);
+    float s = et_np_maximum((hi - lo) / 255.0f, ET_S_MIN);
     s = pow2 ? et_pow2_ceil(s) : s;
     qp.scale = s;
     qp.zero = et_sat(et_floor_f32(-lo / s) - 128, ET_QMIN, ET_QMAX);

@@ -123,8 +123,22 @@ int64_t et_floor_f32(float v);                        /* |v| <= 2^40 */
 
 /* ---- quantization parameters ---- */
 typedef struct { float scale; int32_t zero; } et_qparams;
+#define ET_S_MIN 9.094947017729282e-13f   /* 2^-40 */
 float et_pow2_ceil(float s);
-et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2);
+static inline float et_np_maximum(float a, float b) { return a > b ? a : b; }   /* w/o NaN */
+static inline float et_np_minimum(float a, float b) { return a < b ? a : b; }
+/* et_from_range's asymmetric case, lo <= 0 <= hi */
+et_qparams et_from_range_asym(float lo, float hi, int pow2);
+
+/* inline: once per channel of every per-channel weight tensor, each step */
+static inline et_qparams et_from_range(float f_min, float f_max, int symmetric, int pow2)
+{
+    float lo = et_np_minimum(f_min, 0.0f), hi = et_np_maximum(f_max, 0.0f);
+    if (!symmetric) return et_from_range_asym(lo, hi, pow2);
+    float s = et_np_maximum(et_np_maximum(-lo, hi) / 127.0f, ET_S_MIN);
+    et_qparams qp = {pow2 ? et_pow2_ceil(s) : s, 0};
+    return qp;
+}
 float et_dequantize(int32_t q, et_qparams qp);
 
 /* nearest, ties away from zero, for |v| < 2^30 (never NaN), from two truncations: with
@@ -533,6 +547,21 @@ static inline void et_rqw_span(int16_t *e, int32_t n, const et_rqw *h)
             memcpy(e + i, &w, 4);
         }
     } else {                                    /* (hi << 8) holds hi >> 8 in its top half */
+        for (; i + 4 <= n; i += 4) {            /* two words a turn: one loop test */
+            uint32_t w2, lo2, hi2;
+            memcpy(&w, e + i, 4);
+            memcpy(&w2, e + i + 2, 4);
+            __asm("smlawb %0, %1, %2, %3" : "=r"(lo) : "r"(m), "r"(w), "r"(ra));
+            __asm("smlawt %0, %1, %2, %3" : "=r"(hi) : "r"(m), "r"(w), "r"(ra));
+            __asm("smlawb %0, %1, %2, %3" : "=r"(lo2) : "r"(m), "r"(w2), "r"(ra));
+            __asm("smlawt %0, %1, %2, %3" : "=r"(hi2) : "r"(m), "r"(w2), "r"(ra));
+            lo = (uint32_t)et_asr32((int32_t)lo, 8);
+            lo2 = (uint32_t)et_asr32((int32_t)lo2, 8);
+            __asm("pkhbt %0, %1, %2, lsl #8" : "=r"(w) : "r"(lo), "r"(hi));
+            __asm("pkhbt %0, %1, %2, lsl #8" : "=r"(w2) : "r"(lo2), "r"(hi2));
+            memcpy(e + i, &w, 4);
+            memcpy(e + i + 2, &w2, 4);
+        }
         for (; i + 2 <= n; i += 2) {
             memcpy(&w, e + i, 4);
             __asm("smlawb %0, %1, %2, %3" : "=r"(lo) : "r"(m), "r"(w), "r"(ra));
