@@ -1,7 +1,11 @@
 /* edgetrain linear-layer kernels (see et_linear.h): forward, backward error and weight
- * gradient of a fully connected layer on centred int8 operands, four weight rows per pass
- * over the input so that one load and unpack of the input feeds four rows. On ARMv7E-M the
- * inner loops use dual 16-bit MACs (et_simd.h) and produce the same integers. */
+ * gradient of a fully connected layer on centred int8 operands (Deutel et al. 2024), several
+ * weight rows per pass over the input so that one load and unpack of the input feeds them.
+ * Plain C (M0+, ET_NO_SIMD, host): four rows a pass. ARMv7E-M (ET_SIMD): the input is
+ * centred and unpacked ONCE into int16 pairs on the stack, then hand-scheduled assembly
+ * loops run over it: forward two rows a pass with dual MACs (SMLAD, ~1.2 instructions per
+ * MAC), weight gradient and backward error four rows a pass with single MACs between LDM and
+ * STM (~1.6 and ~1.9). Every path produces the same integers. */
 #include <stddef.h>
 #include <string.h>
 
