@@ -20,6 +20,10 @@
 
 static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
+#if ET_SIMD
+static inline void et_st32h(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
+#endif
+
 /* Buffer fills: newlib's memset stores a byte or a word at a time; on ARMv7-M two registers
  * go out per STRD, 32 bytes a step. Stack planes are unions with an int32 so that they are
  * word aligned; their sizes are multiples of four. */
@@ -708,6 +712,28 @@ static void et_dw3_grad_row(const int16_t *e, const int8_t *x, int32_t n, int32_
     s[2] = s2;
 }
 
+/* sum of n int16 (SMLAD with (1, 1): two a word) */
+static int32_t et_sum_q15(const int16_t *e, int32_t n)
+{
+    int32_t s = 0, i = 0;
+#if ET_SIMD
+    for (; i + 4 <= n; i += 4)
+        s = et_smlad(et_ld32h(e + i + 2), 0x00010001u, et_smlad(et_ld32h(e + i), 0x00010001u, s));
+#endif
+    for (; i < n; i++) s += e[i];
+    return s;
+}
+
+/* dst[0..n) = src[0..n), int16, two a word where the DSP helpers are */
+static void et_copy_q15(int16_t *dst, const int16_t *src, int32_t n)
+{
+    int32_t i = 0;
+#if ET_SIMD
+    for (; i + 2 <= n; i += 2) et_st32h(dst + i, et_ld32h(src + i));
+#endif
+    for (; i < n; i++) dst[i] = src[i];
+}
+
 static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t *sel,
                          const int8_t *x, int32_t zx, int32_t *dw)
 {
@@ -718,8 +744,7 @@ static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t 
     for (int32_t c = 0, og = g->c_out / g->groups, filled = -1; c < g->c_out; c++) {
         if (sel && !sel[c]) continue;
         const int16_t *e = ec + c * P;
-        int32_t esum = 0;
-        for (int32_t p = 0; p < P; p++) esum += e[p];
+        int32_t esum = et_sum_q15(e, P);
         if (c / og != filled) et_plane_fill(g, x + (filled = c / og) * g->h * g->w, pl);
         for (int32_t ky = 0; ky < g->kh; ky++) {
             int32_t s[3] = {0, 0, 0};
@@ -818,7 +843,7 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
         if (whole) {                              /* error row oy at buffer row oy + 2 - ph */
             for (int32_t oy = 0; oy < g->ho; oy++) {
                 int16_t *eb = er + (oy + 2 - g->ph) * (g->w + 8) + lead;
-                for (int32_t ox = 0; ox < n; ox++) eb[ox] = ec[(c * g->ho + oy) * g->wo + ox];
+                et_copy_q15(eb, ec + (c * g->ho + oy) * g->wo, n);
             }
             et_dw33_bwd_plane(dxc, er, g->w + 8, f, g->h, g->w);
             continue;
@@ -843,9 +868,6 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
 
 typedef union { int32_t align; int16_t v[ET_NB * ET_STACK_COL]; } et_block_buf;
 
-#if ET_SIMD
-static inline void et_st32h(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
-#endif
 
 /* column j of a block over n entries from natural-order entries col[0..n) */
 static void et_put_col(int16_t *blk, int32_t j, const int16_t *col, int32_t n)
@@ -872,7 +894,21 @@ static void et_block_corr(const int16_t *blk, int32_t n, int32_t zw, int32_t *co
     for (int32_t j = 0; j < ET_NB; j++) corr[j] = 0;
     if (zw == 0) return;
     int32_t k = 0;
-    for (const int16_t *b = blk; k + 4 <= n; k += 4, b += 16)
+#if ET_SIMD
+    const uint32_t ones = 0x00010001u;                /* SMLAD: both halves summed */
+    int32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    for (const int16_t *b = blk; k + 4 <= n; k += 4, b += 16) {
+        c0 = et_smlad(et_ld32h(b + 8), ones, et_smlad(et_ld32h(b), ones, c0));
+        c1 = et_smlad(et_ld32h(b + 10), ones, et_smlad(et_ld32h(b + 2), ones, c1));
+        c2 = et_smlad(et_ld32h(b + 12), ones, et_smlad(et_ld32h(b + 4), ones, c2));
+        c3 = et_smlad(et_ld32h(b + 14), ones, et_smlad(et_ld32h(b + 6), ones, c3));
+    }
+    corr[0] = c0;
+    corr[1] = c1;
+    corr[2] = c2;
+    corr[3] = c3;
+#endif
+    for (const int16_t *b = blk + 4 * k; k + 4 <= n; k += 4, b += 16)
         for (int32_t j = 0; j < ET_NB; j++)
             corr[j] += b[2 * j] + b[2 * j + 1] + b[8 + 2 * j] + b[9 + 2 * j];
     for (const int16_t *b = blk + 4 * k; k < n; k++, b += 4)
