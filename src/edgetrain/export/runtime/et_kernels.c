@@ -4,8 +4,12 @@
  * Blocking, so that one load or one unpack feeds several MACs: gathered convolutions and
  * stride-1 weight gradients compute one weight row against a block of four positions per
  * pass (et_rows4: each weight word is unpacked once for four positions; written in assembly
- * on ARMv7E-M, where it takes 13 instructions per 16 MACs), other weight gradients four
- * channels per pass over a shifted input, linear layers four rows per pass over the input.
+ * on ARMv7E-M, where it takes 13 instructions per 16 MACs and 11 per row), other weight
+ * gradients four channels per pass over a shifted input. The blocks are gathered without
+ * bounds tests where possible: the forward from a zero-point-padded plane through an offset
+ * table, the stride-1 backward error through an offset table at inner positions, one-row
+ * convolutions at stride > 1 by phases (no zero entries multiplied). 3 x 3 kernels with one
+ * input channel per group run four outputs per pass in assembly.
  * Scratch beyond et_conv_scratch is bounded stack buffers (blocks of ET_STACK_COL entries;
  * longer columns are summed chunk by chunk). */
 #include <stddef.h>
