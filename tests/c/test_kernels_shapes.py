@@ -1,6 +1,6 @@
 """The runtime's integer kernels on chosen shapes that reach each fast path and its edges:
 2 x 2 gathered blocks (odd positions, odd rows, columns longer than the stack column),
-4-row linear blocks (1-7 rows, inputs not a multiple of four), the depthwise 3-wide plane
+linear blocks (1-12 rows, inputs a multiple of four or not, longer than one stack chunk), the depthwise 3-wide plane
 (stride 1 and 2 across, odd widths, paddings 0-2, 2-5 kernel rows, partial selections, one
 input channel shared by several outputs) and its fallbacks. Host here; Cortex-M4/M7 (DSP loops) and M0+ under QEMU when the cross
 toolchain is installed. Every result equals the float64 ops on centred integer data."""
@@ -48,6 +48,9 @@ SHAPES = {
     "linear-3": _linear(5, 3),
     "linear-7": _linear(37, 7),
     "linear-wide": _linear(130, 12),
+    "linear-aligned": _linear(64, 9),        # word-aligned rows: the LDRD forward loop
+    "linear-chunks": _linear(1040, 5),       # inputs beyond one 2 KB stack chunk
+    "linear-chunks-odd": _linear(1031, 4),
 }
 
 
