@@ -26,6 +26,7 @@ from edgetrain.export.exporter import export_project
 from edgetrain.export.toolchains import available, target
 from edgetrain.export.verify import build, run_program, verify
 from edgetrain.memory.plan import plan
+from edgetrain.memory.runtime import STACK_RESERVE_BYTES
 from edgetrain.report.benchmarks import machine_summary, update_section
 
 POLICIES = ("full", "last-2", "bias-only", "partial")
@@ -55,6 +56,7 @@ class Row:
     batch_ipm: float | None = None
     batch_elf_ram: int | None = None
     batch_plan_ram: int | None = None
+    stack: int | None = None  # cortex-m4 stack high-water mark, batch 1
 
     @property
     def gap(self) -> float:
@@ -105,7 +107,8 @@ def run_case(model: str, policy: str, device: str, steps: int, cross: bool,
                    m4.instructions_per_sample if m4 else None, host.macs_per_sample,
                    m4.ram_bytes if m4 else None, m["arena_bytes"] + m["state_bytes"],
                    p.peak_ram_bytes, m4.flash_bytes if m4 else None, m4.fits if m4 else None,
-                   time.time() - t0, p.runtime_ram_bytes, b_exact, b_ipm, b_ram, b_plan)
+                   time.time() - t0, p.runtime_ram_bytes, b_exact, b_ipm, b_ram, b_plan,
+                   m4.stack_bytes if m4 else None)
 
 
 @dataclass
@@ -211,8 +214,8 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
              ("| model | policy | host | cortex-m4 | tensors | insn/MAC M4 (DSP) | insn/MAC "
               f"plain C | insn/sample | batch {args.batch} M4 | insn/MAC batch {args.batch} | "
               "model RAM | planner RAM | ELF RAM | gap | flash | fits | "
-              f"ELF RAM batch {args.batch} | planner batch {args.batch} | gap |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"ELF RAM batch {args.batch} | planner batch {args.batch} | gap | stack |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r.model} | {r.policy} | {'exact' if r.host_exact else 'MISMATCH'} | "
@@ -222,7 +225,8 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
             f"{r.model_ram:,} | {r.plan_ram:,} | {fmt(r.elf_ram, '{:,}')} | "
             f"{100 * r.gap:+.2f} % | {fmt(r.flash, '{:,}')} | {fmt(r.fits, '{}')} | "
             f"{fmt(r.batch_elf_ram, '{:,}')} | {fmt(r.batch_plan_ram, '{:,}')} | "
-            f"{fmt(r.batch_gap and 100 * r.batch_gap, '{:+.2f} %')} |")
+            f"{fmt(r.batch_gap and 100 * r.batch_gap, '{:+.2f} %')} | "
+            f"{fmt(r.stack, '{:,}')} |")
     exact = all(r.host_exact and r.m4_exact is not False and r.batch_exact is not False
                 for r in rows)
     ram_ok = sum(abs(r.gap) <= RAM_BAR for r in rows)
@@ -246,6 +250,12 @@ def markdown(rows: list[Row], args, cross: bool) -> str:
               (f"- Instructions per MAC on cortex-m4: {min(ipm):.2f} to {max(ipm):.2f} "
                f"(target <= {IPM_BAR:g}); {sum(v <= IPM_BAR for v in ipm)} of {len(ipm)} cases "
                "meet it at batch 1." if ipm else "- Instructions per MAC: not measured.")]
+    stacks = [r.stack for r in rows if r.stack is not None]
+    if stacks:
+        lines.append(f"- Stack high-water mark on cortex-m4 (painted stack, `et_bench`): "
+                     f"{min(stacks):,} to {max(stacks):,} bytes; within the "
+                     f"{STACK_RESERVE_BYTES:,}-byte reservation in "
+                     f"{sum(v <= STACK_RESERVE_BYTES for v in stacks)} of {len(stacks)} cases.")
     bipm = [r.batch_ipm for r in rows if r.batch_ipm is not None]
     if bipm:
         lines.append(f"- At batch {args.batch}: {min(bipm):.2f} to {max(bipm):.2f} instructions "

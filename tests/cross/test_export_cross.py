@@ -14,6 +14,7 @@ import graphs  # tests/c helper
 from edgetrain.export.exporter import export_project
 from edgetrain.export.toolchains import available
 from edgetrain.export.verify import verify
+from edgetrain.memory.runtime import STACK_RESERVE_BYTES
 
 OK, WHY = available("cortex-m4")
 pytestmark = pytest.mark.skipif(not OK, reason=f"cross toolchain missing: {WHY}")
@@ -35,6 +36,7 @@ def test_random_graph_bit_exact_with_measurements(tmp_path, core, seed, policy):
             "ram_bytes", "flash_bytes"} <= set(d)
     assert r.fits and r.instructions_per_sample > r.macs_per_sample > 0
     assert 0 < r.ram_bytes < 256 * 1024 and r.flash_bytes > 0
+    assert 0 < d["stack_bytes"] <= STACK_RESERVE_BYTES  # the linker's reservation covers it
 
 
 def test_a_model_too_large_for_the_device_does_not_link(tmp_path):

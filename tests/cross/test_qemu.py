@@ -1,5 +1,8 @@
 """The bare-metal runtime on emulated Cortex-M: startup, semihosting stdout and host files,
-exit codes, faults, instruction counts, and a linker script that refuses what does not fit."""
+exit codes, faults, instruction counts, the stack high-water mark, and a linker script that
+refuses what does not fit."""
+
+import re
 
 import pytest
 
@@ -18,6 +21,12 @@ static volatile uint32_t sink;
 static uint8_t big[BIG_BYTES];
 __attribute__((noinline)) static void spin(uint32_t n)   /* 2 instructions per iteration */
 { __asm volatile(".syntax unified\n1: subs %0, %0, #1\n bne 1b" : "+r"(n) : : "cc"); }
+__attribute__((noinline)) static void deep(void)          /* STACK_BYTES of stack written */
+{
+    volatile uint8_t a[STACK_BYTES];
+    for (int i = 0; i < STACK_BYTES; i++) a[i] = (uint8_t)i;
+    sink = a[STACK_BYTES / 2];
+}
 int main(void)
 {
     unsigned char buf[4] = {0};
@@ -25,6 +34,7 @@ int main(void)
     size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
     if (f) fclose(f);
     big[BIG_BYTES - 1] = buf[0];
+    deep();
     et_mark_begin(); spin(1000); et_mark_end();
     et_mark_begin(); spin(500); et_mark_end();
     FILE *o = fopen("out.bin", "wb");
@@ -41,14 +51,15 @@ int main(void)
 CORES = ["cortex-m0plus", "cortex-m4", "cortex-m7"]
 
 
-def build(tmp_path, core, ram=65536, big=1024, defines=()):
+def build(tmp_path, core, ram=65536, big=1024, defines=(), stack=16):
     sources.copy_runtime(tmp_path)
     sources.write_linker_script(tmp_path, "test", ram, 262144, core, stack_bytes=4096,
                                 heap_bytes=8192)
     (tmp_path / "prog.c").write_text(PROGRAM)
     srcs = [tmp_path / n for n in ("prog.c", "et_startup.c", "et_platform.c")]
     return compile_program(target(core), srcs, tmp_path / f"prog_{core}.elf",
-                           include_dirs=[tmp_path], defines=[f"BIG_BYTES={big}", *defines],
+                           include_dirs=[tmp_path], defines=[f"BIG_BYTES={big}", f"STACK_BYTES={stack}",
+                                                          *defines],
                            linker_script=tmp_path / sources.LINKER_SCRIPT).path
 
 
@@ -59,12 +70,27 @@ def test_runs_with_semihosting_files_exit_code_and_counts(tmp_path, core):
     res = qemu.run_elf(elf, target(core).qemu_board, timeout=60, cwd=tmp_path,
                        count_instructions=True)
     assert res.exit_code == 7
-    assert res.stdout == "read 4 bytes, first X\n"
+    assert res.stdout.startswith("read 4 bytes, first X\nedgetrain: stack ")
     assert (tmp_path / "out.bin").read_bytes() == b"XYZW"
     assert res.regions == 2
     # spin(n) is 2n instructions, plus call/return and the markers: a few per region
     assert 3000 <= res.measured_instructions <= 3000 + 2 * 16
     assert res.instructions > res.measured_instructions
+
+
+def stack_bytes(stdout: str) -> int:
+    return int(re.search(r"edgetrain: stack (\d+) bytes", stdout).group(1))
+
+
+def test_stack_high_water_mark_covers_the_deepest_frame(tmp_path):
+    """A 3000-byte local array called from main() is covered by the reported mark, which
+    exceeds it by no more than the small program's whole mark (main's frame below it)."""
+    marks = []
+    for stack in (16, 3000):
+        elf = build(tmp_path / str(stack), "cortex-m4", stack=stack)
+        res = qemu.run_elf(elf, "mps2-an386", timeout=60, cwd=tmp_path / str(stack))
+        marks.append(stack_bytes(res.stdout))
+    assert 0 < marks[0] < 3000 <= marks[1] <= 3000 + marks[0]
 
 
 def test_fault_exits_with_99_not_a_hang(tmp_path):

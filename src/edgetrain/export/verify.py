@@ -21,6 +21,7 @@ largest magnitude are reported (``max_abs_error``, ``max_rel_error``) and checke
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,7 @@ class VerifyResult:
     macs_per_sample: int | None = None
     ram_bytes: int | None = None
     flash_bytes: int | None = None
+    stack_bytes: int | None = None  # deepest stack use of the measured run (cross targets)
     fits: bool | None = None  # the model ELF links within the device's RAM and flash
     fit_error: str | None = None
     precision: str = "int8"
@@ -462,9 +464,12 @@ def verify(project: str | Path, target_name: str = "host", steps: int = 10,
 
 
 def _measure(project: Path, t: Target, result: VerifyResult, timeout: float) -> None:
-    """Instructions per sample (QEMU plugin, untraced program) and ELF sizes."""
+    """Instructions per sample (QEMU plugin, untraced program), its stack high-water mark and
+    the ELF sizes."""
     res = run_program(project, t, "et_bench", timeout, count=True)
     samples = result.steps * result.batch
+    stack = re.search(r"edgetrain: stack (\d+) bytes", res.stdout)
+    result.stack_bytes = int(stack.group(1)) if stack else None
     if res.measured_instructions is not None:
         result.instructions_per_sample = res.measured_instructions / samples
         if result.macs_per_sample:

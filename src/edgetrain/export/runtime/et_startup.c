@@ -4,7 +4,9 @@
  * ET_SEMIHOSTING=1 (default; the test programs et_verify, et_bench under QEMU): newlib's
  * semihosting I/O is set up before main() and main's return value ends the run through
  * semihosting exit (QEMU exits with it); any fault prints one line through raw semihosting
- * and exits with code 99, so a crash under QEMU ends the run instead of hanging it.
+ * and exits with code 99, so a crash under QEMU ends the run instead of hanging it. The free
+ * stack is painted before main() and, after it, the deepest word written is reported as
+ * "edgetrain: stack N bytes" (the high-water mark the linker's stack reservation must cover).
  * Linked with -nostartfiles --specs=nano.specs --specs=rdimon.specs.
  *
  * ET_SEMIHOSTING=0 (the model-only program et_deploy, and firmware on a real board): no
@@ -12,13 +14,14 @@
  * into RAM. main() returning, or a fault, parks the core in a loop.
  * Linked with -nostartfiles --specs=nano.specs. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #ifndef ET_SEMIHOSTING
 #define ET_SEMIHOSTING 1
 #endif
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack, __StackLimit;
 extern int main(void);
 extern void initialise_monitor_handles(void);
 extern void __libc_init_array(void);
@@ -43,6 +46,26 @@ const void *const et_vectors[16] = {
     et_fault_handler,    /* SysTick */
 };
 
+#if ET_SEMIHOSTING
+#define ET_STACK_PAINT 0x57AC57ACu
+
+/* every word from the stack reservation's bottom to just below this frame */
+static void __attribute__((noinline)) et_paint_stack(void)
+{
+    uint32_t *sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (uint32_t *p = &__StackLimit; p < sp - 16; p++) *p = ET_STACK_PAINT;
+}
+
+/* bytes from the top of RAM down to the deepest word no longer painted */
+static uint32_t et_stack_used(void)
+{
+    const uint32_t *p = &__StackLimit;
+    while (p < &_estack && *p == ET_STACK_PAINT) p++;
+    return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
+}
+#endif
+
 void et_reset_handler(void)
 {
     uint32_t *src = &_sidata;
@@ -55,9 +78,12 @@ void et_reset_handler(void)
     __asm volatile("dsb\n isb");
 #endif
 #if ET_SEMIHOSTING
+    et_paint_stack();
     initialise_monitor_handles();
     __libc_init_array();
-    exit(main());
+    int rc = main();
+    printf("edgetrain: stack %lu bytes\n", (unsigned long)et_stack_used());
+    exit(rc);
 #else
     __libc_init_array();
     (void)main();
