@@ -286,15 +286,22 @@ void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_ran
 static int32_t et_out_per_sample(const et_wlayer *L) { return L->g.c_out * L->g.ho * L->g.wo; }
 static int32_t et_in_per_sample(const et_wlayer *L) { return L->g.c_in * L->g.h * L->g.w; }
 
+/* per-channel weights: each row's symmetric scale from its range, zero point 0; rows marked
+ * in `keep` (NULL: none) keep the scale they have */
+void et_channel_scales(et_wlayer *L, const uint8_t *keep)
+{
+    for (int32_t o = 0; o < L->g.c_out; o++)
+        if (!keep || !keep[o]) L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;
+    L->w_zero = 0;
+}
+
 /* Trainer._weights: this step's weight scales (per channel or one) and zero point */
 void et_weight_qparams(const et_ctx *c, et_wlayer *L)
 {
     int32_t O = L->g.c_out;
     if (L->w_fixed) return;                     /* computed at export time (flash) */
     if (c->cfg->weight_channels) {
-        for (int32_t o = 0; o < O; o++)
-            L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;
-        L->w_zero = 0;
+        et_channel_scales(L, NULL);
     } else {
         et_qparams qp = et_range_qparams(&L->w_range[0], 0, 0);
         for (int32_t o = 0; o < O; o++) L->w_scale[o] = qp.scale;

@@ -33,5 +33,7 @@ static inline int32_t et_k(const et_wlayer *L)
 
 /* Trainer._weights: this step's weight scales (per channel or one) and zero point */
 void et_weight_qparams(const et_ctx *c, et_wlayer *L);
+/* per-channel weight scales from the rows' ranges (rows marked in `keep` excepted), zero 0 */
+void et_channel_scales(et_wlayer *L, const uint8_t *keep);
 
 #endif

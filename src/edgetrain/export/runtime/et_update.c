@@ -1056,16 +1056,6 @@ static et_row_step et_row_step_of(const et_ctx *c, const et_wlayer *L, int32_t o
     return r;
 }
 
-/* the rest of et_weight_qparams for per-channel weights once the kept rows have their new
- * scales: the dropped rows' scales from their (unchanged) ranges and the zero point 0 */
-static void et_channel_scales_rest(et_wlayer *L, const uint8_t *rows)
-{
-    if (L->w_fixed) return;                     /* computed at export time (flash) */
-    for (int32_t o = 0; rows && o < L->g.c_out; o++)
-        if (!rows[o]) L->w_scale[o] = et_range_qparams(&L->w_range[o], 1, 0).scale;
-    L->w_zero = 0;
-}
-
 /* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
  * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form.
  * Rows dropped by a partial update keep scale and codes, so they are not computed at all. */
@@ -1092,7 +1082,12 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
                             in_range, 0);
         if (!L->w_fixed) L->w_scale[o] = qp.scale;   /* et_weight_qparams' scale of row o */
     }
-    et_channel_scales_rest(L, rows);
+    /* the rest of et_weight_qparams: the rows updated above have their new scales, the rows
+     * a partial update dropped take theirs from their (unchanged) ranges */
+    if (!L->w_fixed && rows)
+        et_channel_scales(L, rows);
+    else if (!L->w_fixed)
+        L->w_zero = 0;
     ET_TRACE_T(L->trace_gw, L->w, O * K);
     ET_TRACE_T(L->trace_gw + 1, L->w_scale, 4 * O);
     ET_TRACE_T(L->trace_gw + 2, &L->w_zero, 4);
