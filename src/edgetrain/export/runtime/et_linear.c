@@ -280,42 +280,48 @@ typedef struct {
     ET_AXPY_ROW("r4", "t", "ip")                                                            \
     "stm r0!, {r5-r8}\n\t"
 
+/* The loop both four-row kernels share: the job struct loaded into r0-r4, r11, ip, lr (lr:
+ * the groups), then `group` (one group of four inputs) run lr times: an odd group first,
+ * then fours, entering the four-loop halfway for an odd pair (Duff's device). */
+#define ET_ROWS4_FUNCTION(name, group)                                                          \
+__asm(                                                                                          \
+    ".pushsection .text." #name ", \"ax\", %progbits\n\t"                                       \
+    ".syntax unified\n\t"                                                                       \
+    ".thumb\n\t"                                                                                \
+    ".balign 4\n\t"                                                                             \
+    ".global " #name "\n\t"                                                                     \
+    ".thumb_func\n\t"                                                                           \
+    ".type " #name ", %function\n"                                                              \
+    #name ":\n\t"                                                                               \
+    "push {r4-r11, lr}\n\t"                                                                     \
+    "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* the job (8 words) */                               \
+    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */                             \
+    "bcc 2f\n\t"                                                                                \
+    group                                                                                       \
+    "2:\n\t"                                                                                    \
+    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */     \
+    "bcs 6f\n\t"                                                                                \
+    "cmp lr, #0\n\t"                                                                            \
+    "beq 4f\n"                                                                                  \
+    "3:\n\t"                                                                                    \
+    group                                                                                       \
+    group                                                                                       \
+    "5:\n\t"                                                                                    \
+    group                                                                                       \
+    group                                                                                       \
+    "subs lr, lr, #1\n\t"                                                                       \
+    "bne 3b\n\t"                                                                                \
+    "b 4f\n"                                                                                    \
+    "6:\n\t"                                                                                    \
+    "adds lr, lr, #1\n\t"                                                                       \
+    "b 5b\n"                                                                                    \
+    "4:\n\t"                                                                                    \
+    "pop {r4-r11, pc}\n\t"                                                                      \
+    ".size " #name ", . - " #name "\n\t"                                                        \
+    ".popsection\n");                                                                           
+
 void et_axpy4_dsp(const et_axpy4_job *jb);
-__asm(
-    ".pushsection .text.et_axpy4_dsp, \"ax\", %progbits\n\t"
-    ".syntax unified\n\t"
-    ".thumb\n\t"
-    ".balign 4\n\t"
-    ".global et_axpy4_dsp\n\t"
-    ".thumb_func\n\t"
-    ".type et_axpy4_dsp, %function\n"
-    "et_axpy4_dsp:\n\t"
-    "push {r4-r11, lr}\n\t"
-    "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* dx, the rows, e01, e23, groups */
-    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */
-    "bcc 2f\n\t"
-    ET_AXPY_GROUP
-    "2:\n\t"
-    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */
-    "bcs 6f\n\t"
-    "cmp lr, #0\n\t"
-    "beq 4f\n"
-    "3:\n\t"
-    ET_AXPY_GROUP
-    ET_AXPY_GROUP
-    "5:\n\t"
-    ET_AXPY_GROUP
-    ET_AXPY_GROUP
-    "subs lr, lr, #1\n\t"
-    "bne 3b\n\t"
-    "b 4f\n"
-    "6:\n\t"
-    "adds lr, lr, #1\n\t"
-    "b 5b\n"
-    "4:\n\t"
-    "pop {r4-r11, pc}\n\t"
-    ".size et_axpy4_dsp, . - et_axpy4_dsp\n\t"
-    ".popsection\n");
+ET_ROWS4_FUNCTION(et_axpy4_dsp, ET_AXPY_GROUP)
 
 typedef char et_axpy4_job_layout[offsetof(et_axpy4_job, e01) == 20 &&
                                  offsetof(et_axpy4_job, groups) == 28 ? 1 : -1];
@@ -412,41 +418,7 @@ typedef struct {
     ET_OUTER_ROW("r4", "t", "ip")
 
 void et_outer4_dsp(const et_outer4_job *jb);
-__asm(
-    ".pushsection .text.et_outer4_dsp, \"ax\", %progbits\n\t"
-    ".syntax unified\n\t"
-    ".thumb\n\t"
-    ".balign 4\n\t"
-    ".global et_outer4_dsp\n\t"
-    ".thumb_func\n\t"
-    ".type et_outer4_dsp, %function\n"
-    "et_outer4_dsp:\n\t"
-    "push {r4-r11, lr}\n\t"
-    "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* x, the rows, e01, e23, groups */
-    "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */
-    "bcc 2f\n\t"
-    ET_OUTER_GROUP
-    "2:\n\t"
-    "lsrs lr, lr, #1\n\t"           /* fours of groups; carry: an odd pair (enters at 5) */
-    "bcs 6f\n\t"
-    "cmp lr, #0\n\t"
-    "beq 4f\n"
-    "3:\n\t"
-    ET_OUTER_GROUP
-    ET_OUTER_GROUP
-    "5:\n\t"
-    ET_OUTER_GROUP
-    ET_OUTER_GROUP
-    "subs lr, lr, #1\n\t"
-    "bne 3b\n\t"
-    "b 4f\n"
-    "6:\n\t"
-    "adds lr, lr, #1\n\t"
-    "b 5b\n"
-    "4:\n\t"
-    "pop {r4-r11, pc}\n\t"
-    ".size et_outer4_dsp, . - et_outer4_dsp\n\t"
-    ".popsection\n");
+ET_ROWS4_FUNCTION(et_outer4_dsp, ET_OUTER_GROUP)
 
 typedef char et_outer4_job_layout[offsetof(et_outer4_job, e01) == 20 &&
                                   offsetof(et_outer4_job, groups) == 28 ? 1 : -1];
