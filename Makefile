@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/edgetrain demo
 
+# two test processes (a file's tests stay in one, so its compiled programs are built once)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/edgetrain bench
