@@ -4,9 +4,10 @@
  * ET_SEMIHOSTING=1 (default; the test programs et_verify, et_bench under QEMU): newlib's
  * semihosting I/O is set up before main() and main's return value ends the run through
  * semihosting exit (QEMU exits with it); any fault prints one line through raw semihosting
- * and exits with code 99, so a crash under QEMU ends the run instead of hanging it. The free
- * stack is painted before main() and, after it, the deepest word written is reported as
- * "edgetrain: stack N bytes" (the high-water mark the linker's stack reservation must cover).
+ * and exits with code 99, so a crash under QEMU ends the run instead of hanging it. The top
+ * 32 KB of the stack are painted before main() and, after it, the deepest word written is
+ * reported as "edgetrain: stack N bytes" (the high-water mark the linker's stack reservation
+ * must cover).
  * Linked with -nostartfiles --specs=nano.specs --specs=rdimon.specs.
  *
  * ET_SEMIHOSTING=0 (the model-only program et_deploy, and firmware on a real board): no
@@ -48,19 +49,25 @@ const void *const et_vectors[16] = {
 
 #if ET_SEMIHOSTING
 #define ET_STACK_PAINT 0x57AC57ACu
+#define ET_STACK_WATCH (32u * 1024u)    /* bytes below the top watched: 4x the reservation */
 
-/* every word from the stack reservation's bottom to just below this frame */
+static uint32_t *et_stack_floor;        /* the lowest painted word */
+
+/* the words from ET_STACK_WATCH below this frame (not below the stack reservation) up to
+ * just below this frame: a deeper stack would already have overrun the reservation */
 static void __attribute__((noinline)) et_paint_stack(void)
 {
     uint32_t *sp;
     __asm volatile("mov %0, sp" : "=r"(sp));
-    for (uint32_t *p = &__StackLimit; p < sp - 16; p++) *p = ET_STACK_PAINT;
+    uintptr_t room = (uintptr_t)sp - (uintptr_t)&__StackLimit;
+    et_stack_floor = room > ET_STACK_WATCH ? sp - ET_STACK_WATCH / 4 : &__StackLimit;
+    for (uint32_t *p = et_stack_floor; p < sp - 16; p++) *p = ET_STACK_PAINT;
 }
 
 /* bytes from the top of RAM down to the deepest word no longer painted */
 static uint32_t et_stack_used(void)
 {
-    const uint32_t *p = &__StackLimit;
+    const uint32_t *p = et_stack_floor;
     while (p < &_estack && *p == ET_STACK_PAINT) p++;
     return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
 }
