@@ -123,14 +123,7 @@ typedef struct {
  * (at[3]: the groups, put back on return). */
 void et_rows4_dsp(et_rows4_job *jb);
 __asm(
-    ".pushsection .text.et_rows4_dsp, \"ax\", %progbits\n\t"
-    ".syntax unified\n\t"
-    ".thumb\n\t"
-    ".balign 4\n\t"
-    ".global et_rows4_dsp\n\t"
-    ".thumb_func\n\t"
-    ".type et_rows4_dsp, %function\n"
-    "et_rows4_dsp:\n\t"
+    ET_ASM_FUNCTION_BEGIN("et_rows4_dsp")
     "push {r4-r11, lr}\n\t"
     "ldrd r1, r2, [r0, #24]\n\t"    /* w, tail */
     "ldr r3, [r0, #4]\n\t"          /* groups */
@@ -195,8 +188,7 @@ __asm(
     ".if (7b - 3b) != 52 || (8b - 5b) != 24 || (6b - 5b) != 72\n\t"
     ".error \"et_rows4_dsp: entry arithmetic needs 52-byte groups, 24-byte tails\"\n\t"
     ".endif\n\t"
-    ".size et_rows4_dsp, . - et_rows4_dsp\n\t"
-    ".popsection\n");
+    ET_ASM_FUNCTION_END("et_rows4_dsp"));
 
 /* the assembly reads the job at these offsets (ARM: 4-byte pointers) */
 typedef char et_rows4_job_layout[offsetof(et_rows4_job, rows) == 44 &&
@@ -558,14 +550,7 @@ typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
     "smladx r7, r10, r8, r7\n\t"
 
 #define ET_DW_FUNC(name, step, ROW, ld0, ld1, ld2)                                         \
-    ".pushsection .text." #name ", \"ax\", %progbits\n\t"                                  \
-    ".syntax unified\n\t"                                                                  \
-    ".thumb\n\t"                                                                           \
-    ".balign 4\n\t"                                                                        \
-    ".global " #name "\n\t"                                                                \
-    ".thumb_func\n\t"                                                                      \
-    ".type " #name ", %function\n"                                                         \
-    #name ":\n\t"                                                                          \
+    ET_ASM_FUNCTION_BEGIN(#name)                                                           \
     "push {r4-r11, lr}\n\t"                                                                \
     "mov r3, r2\n\t"                                                                       \
     "ldr r2, [r0, #40]\n"                                                                  \
@@ -580,8 +565,7 @@ typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
     "cmp r3, ip\n\t"                                                                       \
     "bne 1b\n\t"                                                                           \
     "pop {r4-r11, pc}\n\t"                                                                 \
-    ".size " #name ", . - " #name "\n\t"                                                   \
-    ".popsection\n"
+    ET_ASM_FUNCTION_END(#name)
 
 #define ET_LD_S1_0 "ldr r10, [r1]\n\tldr lr, [r1, #4]\n\t"
 #define ET_LD_S1_1 "add lr, r1, r2\n\tldr r10, [lr]\n\tldr lr, [lr, #4]\n\t"

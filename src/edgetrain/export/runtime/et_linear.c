@@ -63,14 +63,7 @@ typedef struct {
 /* passes of two rows (r1, r2) over the octs: four octs a loop turn, entered part way for the
  * octs left over (lr = octs / 4 turns after the carries of octs' two low bits) */
 #define ET_DOT2_FN(name, ld0, ld1)                                                          \
-    ".pushsection .text." name ", \"ax\", %progbits\n\t"                                    \
-    ".syntax unified\n\t"                                                                   \
-    ".thumb\n\t"                                                                            \
-    ".balign 4\n\t"                                                                         \
-    ".global " name "\n\t"                                                                  \
-    ".thumb_func\n\t"                                                                       \
-    ".type " name ", %function\n"                                                           \
-    name ":\n\t"                                                                            \
+    ET_ASM_FUNCTION_BEGIN(name)                                                             \
     "push {r4-r11, lr}\n\t"                                                                 \
     "mov ip, r0\n\t"                /* the job */                                          \
     "ldrd r1, r2, [ip, #8]\n"       /* the rows */                                         \
@@ -117,8 +110,7 @@ typedef struct {
     "str r9, [ip, #24]\n\t"                                                                 \
     "bne 1b\n\t"                                                                            \
     "pop {r4-r11, pc}\n\t"                                                                  \
-    ".size " name ", . - " name "\n\t"                                                      \
-    ".popsection\n"
+    ET_ASM_FUNCTION_END(name)
 
 /* word-aligned rows: one LDRD a row; any rows: two (unaligned) LDRs */
 void et_dot2_dsp(et_dot2_job *jb);
@@ -285,14 +277,7 @@ typedef struct {
  * then fours, entering the four-loop halfway for an odd pair (Duff's device). */
 #define ET_ROWS4_FUNCTION(name, group)                                                          \
 __asm(                                                                                          \
-    ".pushsection .text." #name ", \"ax\", %progbits\n\t"                                       \
-    ".syntax unified\n\t"                                                                       \
-    ".thumb\n\t"                                                                                \
-    ".balign 4\n\t"                                                                             \
-    ".global " #name "\n\t"                                                                     \
-    ".thumb_func\n\t"                                                                           \
-    ".type " #name ", %function\n"                                                              \
-    #name ":\n\t"                                                                               \
+    ET_ASM_FUNCTION_BEGIN(#name)                                                                \
     "push {r4-r11, lr}\n\t"                                                                     \
     "ldm r0, {r0-r4, r11, ip, lr}\n\t"    /* the job (8 words) */                               \
     "lsrs lr, lr, #1\n\t"           /* carry: an odd group first */                             \
@@ -317,8 +302,7 @@ __asm(                                                                          
     "b 5b\n"                                                                                    \
     "4:\n\t"                                                                                    \
     "pop {r4-r11, pc}\n\t"                                                                      \
-    ".size " #name ", . - " #name "\n\t"                                                        \
-    ".popsection\n");                                                                           
+    ET_ASM_FUNCTION_END(#name));
 
 void et_axpy4_dsp(const et_axpy4_job *jb);
 ET_ROWS4_FUNCTION(et_axpy4_dsp, ET_AXPY_GROUP)

@@ -46,4 +46,18 @@ static inline uint32_t et_pkhtb(uint32_t a, uint32_t b)
 #define ET_SIMD 0
 #endif
 
+/* The head and tail of a Thumb-2 function written in a file-scope __asm block (`name` a
+ * string literal): its own section (the linker drops it when unused), a global function
+ * symbol, and its size. */
+#define ET_ASM_FUNCTION_BEGIN(name)                                                          \
+    ".pushsection .text." name ", \"ax\", %progbits\n\t"                                     \
+    ".syntax unified\n\t"                                                                    \
+    ".thumb\n\t"                                                                             \
+    ".balign 4\n\t"                                                                          \
+    ".global " name "\n\t"                                                                   \
+    ".thumb_func\n\t"                                                                        \
+    ".type " name ", %function\n"                                                            \
+    name ":\n\t"
+#define ET_ASM_FUNCTION_END(name) ".size " name ", . - " name "\n\t" ".popsection\n"
+
 #endif
