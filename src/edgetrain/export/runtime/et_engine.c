@@ -2,6 +2,7 @@
  * Trainer method named in its comment, in edgetrain/engine/int8.py. Element i of a tensor is
  * its row-major index over the whole batch, which is also its stochastic-rounding index. */
 #include "et_engine.h"
+#include "et_fill.h"
 #include "et_internal.h"
 
 #include <math.h>
@@ -338,30 +339,6 @@ static uint32_t et_abs_bound(int64_t mn, int64_t mx)
     return a > 0x80000000LL ? 0x80000000u : (a < 0 ? 0u : (uint32_t)a);   /* < 0: empty */
 }
 
-/* p[0 .. n) = 0 (int32: word aligned): on ARMv7-M sixteen words per two STM of eight zeroed
- * registers (r4-r6, r8, r10-r12, lr: not r7, the Thumb frame pointer, nor r9, a platform
- * register), the rest by STRD / STR (newlib's memset stores one word per STR, and the compiler
- * turns a plain loop into that call) */
-static void et_zero32(int32_t *p, int32_t n)
-{
-#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-    int32_t *end16 = p + (n & ~15), *end = p + n;
-    const uint32_t z0 = 0u, z1 = 0u;
-    if (p != end16)
-        __asm volatile("mov r4, #0\n\tmov r5, #0\n\tmov r6, #0\n\tmov r8, #0\n\t"
-                       "mov r10, #0\n\tmov r11, #0\n\tmov r12, #0\n\tmov lr, #0\n"
-                       "1:\n\tstmia %[p]!, {r4, r5, r6, r8, r10, r11, r12, lr}\n\t"
-                       "stmia %[p]!, {r4, r5, r6, r8, r10, r11, r12, lr}\n\t"
-                       "cmp %[p], %[end]\n\tbne 1b"
-                       : [p] "+r"(p)
-                       : [end] "r"(end16)
-                       : "r4", "r5", "r6", "r8", "r10", "r11", "r12", "lr", "cc", "memory");
-    for (; end - p >= 2; p += 2) __asm("strd %1, %2, [%0]" : : "r"(p), "r"(z0), "r"(z1) : "memory");
-    if (p != end) *p = 0;
-#else
-    for (int32_t i = 0; i < n; i++) p[i] = 0;
-#endif
-}
 
 /* [lo, hi] (span = hi - lo) takes v in: an element inside changes nothing, and that is one
  * unsigned compare: for lo <= hi, (uint32)(v - lo) <= hi - lo exactly when lo <= v <= hi (a v

@@ -17,6 +17,7 @@
 
 #include "et_kernels.h"
 
+#include "et_fill.h"
 #include "et_simd.h"
 
 /* int16 entries of the stack column used for the second position of a 2 x 2 block */
@@ -28,40 +29,6 @@ static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 static inline void et_st32h(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
 #endif
 
-/* Buffer fills: newlib's memset stores a byte or a word at a time; on ARMv7-M two registers
- * go out per STRD, 32 bytes a step. Stack planes are unions with an int32 so that they are
- * word aligned; their sizes are multiples of four. */
-#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-static void et_fill_words(void *p, uint32_t v, size_t bytes)
-{
-    char *q = p, *end8 = q + (bytes & ~(size_t)31), *end = q + ((bytes + 3) & ~(size_t)3);
-    while (q != end8)
-        __asm("strd %1, %2, [%0, #8]\n\tstrd %1, %2, [%0, #16]\n\tstrd %1, %2, [%0, #24]\n\t"
-              "strd %1, %2, [%0], #32"
-              : "+r"(q) : "r"(v), "r"(v) : "memory");
-    while (q != end) __asm("str %1, [%0], #4" : "+r"(q) : "r"(v) : "memory");
-}
-#endif
-
-/* n int32 zeros (p word aligned) */
-static void et_zero32(int32_t *p, int32_t n)
-{
-#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-    et_fill_words(p, 0, (size_t)n * 4);
-#else
-    memset(p, 0, (size_t)n * sizeof *p);
-#endif
-}
-
-/* bytes (rounded up to whole words: the buffer must have them) of byte v from p, aligned */
-static void et_fill8(int8_t *p, int32_t v, size_t bytes)
-{
-#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
-    et_fill_words(p, (uint32_t)(uint8_t)v * 0x01010101u, bytes);
-#else
-    memset(p, v, bytes);
-#endif
-}
 
 /* ------------------------------------------------------------- gathered blocks */
 
