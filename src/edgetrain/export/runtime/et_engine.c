@@ -694,24 +694,64 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
     }
 }
 
-/* the largest |g| of a linear layer's weight gradient from one sample: g[o][i] is
- * e[o] * (x[i] - zero), so its largest magnitude is max|e| * max|x - zero| (O + K reads
- * instead of O * K); errors of dropped rows are zero already */
-static int32_t et_outer_abs_max(const int16_t *ec, int32_t O, const int8_t *x, int32_t n,
-                                int32_t zx)
+static void et_minmax8(const int8_t *q, int32_t n, int32_t *mn, int32_t *mx);
+
+/* the largest |g| of row g[0 .. n) (0 for an empty row), as et_update.c's scan reads it */
+static int64_t et_row_abs_max(const int32_t *g, int32_t n)
 {
-    int32_t emax = 0, xmn = x[0], xmx = x[0];
+    int32_t mn = 0, mx = 0;
+    et_minmax_update(g, n, &mn, &mx);
+    return -(int64_t)mn > mx ? -(int64_t)mn : mx;
+}
+
+#define ET_BOUND_BATCH 64                       /* samples whose input ranges fit the stack */
+
+/* a bound on max_i |G[o][i]| for G[o][i] = sum_b e_b[o] * (x_b[i] - zx), row o of the batch's
+ * weight gradient of a linear layer (errors e_b[o] = ec[b * O]): with sample b's centred
+ * inputs in [lo[b], hi[b]], each term lies in [min(e lo, e hi), max(e lo, e hi)], so G[o][i]
+ * lies between the sums of those ends. |e| <= 255 and |x - zx| <= 255: a term is below 2^16,
+ * and ET_BOUND_BATCH of them fit int32 */
+static int32_t et_outer_bound(const int16_t *ec, int32_t O, const int16_t *lo,
+                              const int16_t *hi, int32_t B)
+{
+    int32_t up = 0, dn = 0;
+    for (int32_t b = 0; b < B; b++, ec += O) {
+        int32_t a = *ec * lo[b], c = *ec * hi[b];
+        up += a > c ? a : c;
+        dn += a > c ? c : a;
+    }
+    return up > -dn ? up : -dn;
+}
+
+/* the largest |G| of a linear layer's final batch weight gradient (gw: O rows of K), exactly,
+ * reading only the rows that could hold it: the row of the largest bound first, then each
+ * row whose bound exceeds the largest magnitude found so far (a row at or below it cannot
+ * raise it). At batch 1 the bound is attained (G = e x). Returns -1 when unknown (batches
+ * over ET_BOUND_BATCH: the update scans). */
+static int64_t et_grad_abs_max(const et_wlayer *L, const et_tensor *x, int32_t B)
+{
+    const int32_t O = L->g.c_out, K = L->g.c_in;
+    int16_t lo[ET_BOUND_BATCH], hi[ET_BOUND_BATCH];
+    if (B > ET_BOUND_BATCH) return -1;
+    for (int32_t b = 0; b < B; b++) {           /* sample b's centred input range */
+        int32_t mn, mx;
+        et_minmax8(x->q + b * x->n, K, &mn, &mx);
+        lo[b] = (int16_t)(mn - x->qp.zero);
+        hi[b] = (int16_t)(mx - x->qp.zero);
+    }
+    int32_t top = 0, top_bound = -1;
     for (int32_t o = 0; o < O; o++) {
-        int32_t a = ec[o] < 0 ? -ec[o] : ec[o];
-        emax = a > emax ? a : emax;
+        int32_t u = et_outer_bound(L->ec + o, O, lo, hi, B);
+        if (u > top_bound) top = o, top_bound = u;
     }
-    for (int32_t i = 1; i < n; i++) {
-        xmn = x[i] < xmn ? x[i] : xmn;
-        xmx = x[i] > xmx ? x[i] : xmx;
-    }
-    xmn = zx - xmn;
-    xmx = xmx - zx;
-    return emax * (xmn > xmx ? xmn : xmx);      /* <= 2^15 * 255: no overflow */
+    if (B == 1) return top_bound;
+    int64_t amax = et_row_abs_max(L->gw + top * K, K);
+    for (int32_t o = 0; o < O; o++)
+        if (o != top && et_outer_bound(L->ec + o, O, lo, hi, B) > amax) {
+            int64_t r = et_row_abs_max(L->gw + o * K, K);
+            amax = r > amax ? r : amax;
+        }
+    return amax;
 }
 
 /* the sum of n int16 (modulo 2^32 as int32 adds): on M4 / M7 SMLAD adds the two halves of a
@@ -744,8 +784,6 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
     L->s_wgrad = s_e * L->s_x;
     L->s_bgrad = s_e;
     L->g_amax1 = 0;                             /* unknown: the update scans the gradient */
-    if (L->train_w && !L->conv && B == 1)       /* <= 2^15 * 255 + 1 < 2^24 */
-        L->g_amax1 = (unsigned)et_outer_abs_max(L->ec, O, x->q, L->g.c_in, x->qp.zero) + 1u;
     if (L->train_w) {
         et_zero32(L->gw, O * K);
         for (int32_t b = 0; b < B; b++) {
@@ -757,6 +795,9 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
             else
                 et_linear_bwd_w(ec, sel, xb, x->qp.zero, L->g.c_in, O, L->gw);
         }
+        /* linear: the exact largest |g| for the update */
+        int64_t amax = L->conv ? -1 : et_grad_abs_max(L, x, B);
+        if (amax >= 0 && amax < (1 << 24) - 1) L->g_amax1 = (unsigned)amax + 1u;
     }
     if (L->train_b) {                           /* dropped rows are zero: skipped */
         const uint8_t *kept = c->cfg->partial && L->train_w ? L->kept : 0;
