@@ -95,6 +95,19 @@ static int32_t et_abs_max(const int32_t *g, int32_t n)
     return mx > mn ? mx : mn;
 }
 
+/* the largest |g| of the rows kept (all rows when kept is null) of a rows x k gradient: the
+ * rows no sample kept are all zeros (see et_standardize_rows), so they cannot raise it */
+static int32_t et_kept_abs_max(const int32_t *g, int32_t rows, int32_t k, const uint8_t *kept)
+{
+    if (!kept) return et_abs_max(g, rows * k);
+    int32_t amax = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t a = kept[r] ? et_abs_max(g + r * k, k) : 0;
+        amax = a > amax ? a : amax;
+    }
+    return amax;
+}
+
 /* one row of int32 gradient sums requantized into int8 codes in place (et_requantize per
  * element, the rounding mode a constant at each call site so the loop is specialized);
  * returns the sums of the codes and of their squares (|q| <= 128: int32 sums are exact) */
@@ -397,7 +410,9 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
 {
     const int mode = c->cfg->round_gradient, grad_rows = c->cfg->grad_rows;
     const float rate_mean = c->cfg->rate_grad_mean, rate_var = c->cfg->rate_grad_var;
-    int32_t amax = grad_rows ? 0 : (g_absmax >= 0 ? g_absmax : et_abs_max(g, rows * k));
+    int32_t amax = grad_rows    ? 0
+                   : g_absmax >= 0 ? g_absmax
+                                   : et_kept_abs_max(g, rows, k, kept_rows);
     float s_all = grad_rows ? 0.0f : et_maxf(((float)amax * scale) / 127.0f, ET_S_MIN_F);
     uint32_t base = et_call_base(c, mode);
     float n = (float)k;
@@ -410,8 +425,18 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
     }
     for (int32_t r = 0; r < rows; r++) {
         int32_t *gr = g + r * k, s1, s2;
-        int32_t row_max = grad_rows ? et_abs_max(gr, k) : amax;
+        /* a row no sample of the batch kept: its weight gradient was never accumulated, so it
+         * is all zeros, and 0 quantizes to 0 in every rounding mode (floor and nearest of 0 are
+         * 0; stochastic adds bits below 2^sh before the shift). Its codes are already right,
+         * its statistics stay, and the update does not read it: only its scale is set. */
+        int dropped = kept_rows && !kept_rows[r];
+        int32_t row_max = !grad_rows ? amax : dropped ? 0 : et_abs_max(gr, k);
         float sg = grad_rows ? et_maxf(((float)row_max * scale) / 127.0f, ET_S_MIN_F) : s_all;
+        if (dropped) {
+            s_g[r] = sg;
+            stats[r].seen = 1;
+            continue;
+        }
         if (grad_rows) {
             m = et_multiplier_from(scale / sg);
             hw = et_grad_hw_of(m, mode, row_max);
@@ -423,7 +448,6 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
         float mean = mean_q * sg, var = (var_q * sg) * sg;
         et_range *st = &stats[r];
         st->seen = 1;
-        if (kept_rows && !kept_rows[r]) continue;   /* dropped rows keep their statistics */
         if (!seen) {
             st->lo = mean;
             st->hi = var;
