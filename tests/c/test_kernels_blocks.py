@@ -27,7 +27,8 @@ SHAPES = {
     "k257": _conv(257, (2, 2), 2, 1),                # one chunk of 256 entries, then one
     "k516": _conv(516, (1, 5), 3, 1),                # three chunks, the last of four
     "pointwise-289": _conv(5, (17, 17), 7, 1),       # 1 x 1 gradient: 3 spans of 128
-    "grad-chunks": _conv(2, (13, 15), 6, 3, 1, 1),   # plane 15 x 17: spans end mid-row
+    "grad-chunks": _conv(10, (13, 15), 6, 3, 1, 1),  # plane 15 x 17: spans end mid-row;
+    # ten planes overflow the stack buffer: one channel filled per block
     "grad-bundles": _conv(3, (6, 6), 9, (2, 3), 1, (0, 1)),  # bundles of 4, 4, 1
     "grad-1d": _conv(3, (1, 40), 5, (1, 5), 1, (0, 2)),
     "grad-1d-s2": _conv(3, (1, 301), 5, (1, 5), (1, 2), (0, 2)),  # phases; spans of 128

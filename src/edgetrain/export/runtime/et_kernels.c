@@ -1476,7 +1476,8 @@ static void et_grad_dots(const int16_t *col, const int16_t *ec, int32_t P, const
  * guaranteed to fit int32 (the exporter's check); the dual MACs wrap modulo 2^32, so the
  * result is exact either way. */
 
-#define ET_GRAD_PLANE 1024   /* bytes of the stack plane */
+#define ET_GRAD_PLANE 1024   /* bytes of one channel's plane at most */
+#define ET_GRAD_PLANES 2304  /* bytes of the stack planes (every channel of a group if they fit) */
 #define ET_GRAD_SPAN 128     /* plane positions per block */
 
 static int et_grad_plain_1x1(const et_conv_geo *g)
@@ -1503,11 +1504,28 @@ static int32_t et_grad_wp(const et_conv_geo *g)
     return et_grad_1d(g) ? g->wo : g->wo + g->kw - 1;
 }
 
+/* bytes of one channel's padded plane (2-D case) and the slack after the last one: the runs
+ * of the last kernel offsets read up to kw - 2 bytes past it (where the errors are zero) */
+static int32_t et_grad_plane_bytes(const et_conv_geo *g)
+{
+    return (g->ho + g->kh - 1) * et_grad_wp(g);
+}
+
+static int32_t et_grad_slack(const et_conv_geo *g) { return g->kw > 8 ? g->kw : 8; }
+
 static int et_grad_blocks(const et_conv_geo *g)
 {
     if (et_grad_plain_1x1(g)) return 1;
     if (et_grad_1d(g)) return g->sw * g->c_in / g->groups * et_grad_lp(g) <= ET_GRAD_PLANE;
-    return g->sh == 1 && g->sw == 1 && (g->ho + g->kh - 1) * et_grad_wp(g) + 8 <= ET_GRAD_PLANE;
+    return g->sh == 1 && g->sw == 1 && et_grad_plane_bytes(g) + et_grad_slack(g) <= ET_GRAD_PLANE;
+}
+
+/* 2-D case: the planes of all the group's input channels fit the stack buffer at once, so
+ * they are filled once per group (else one channel's plane per block and channel) */
+static int et_grad_all_planes(const et_conv_geo *g)
+{
+    return !et_grad_plain_1x1(g) && !et_grad_1d(g) &&
+           g->c_in / g->groups * et_grad_plane_bytes(g) + et_grad_slack(g) <= ET_GRAD_PLANES;
 }
 
 /* dw_j[at + r lds] += tmp[r][j] for r < m, j < nj (four pointers at once when nj = 4) */
@@ -1546,23 +1564,58 @@ static void et_grad_rows(const int16_t *blk, int32_t n, const int8_t *w, int32_t
     }
 }
 
+/* the error at plane column q of plane row er (wo errors, then zeros up to wp; q past wp:
+ * the following rows) */
+static int16_t et_err_padded(const int16_t *er, int32_t q, int32_t wo, int32_t wp)
+{
+    for (; q >= wp; q -= wp) er += wo;
+    return q < wo ? er[q] : 0;
+}
+
+/* block column j = the errors e at plane positions [p0, p0 + m) of plane rows of wp entries
+ * (each: a row's wo errors, then zeros), straight into block order: four entries inside
+ * one row's errors by two word loads and PKHBT / PKHTB, the others one by one */
+static void et_put_col_padded(int16_t *blk, int32_t j, const int16_t *e, int32_t wo,
+                              int32_t wp, int32_t p0, int32_t m)
+{
+    int32_t oy = p0 / wp, ox = p0 - oy * wp, k = 0;
+    const int16_t *er = e + oy * wo;
+    for (int16_t *b = blk + 2 * j; k + 4 <= m; k += 4, b += 16) {
+        if (ox + 4 <= wo) {
+#if ET_SIMD
+            uint32_t lo = et_ld32h(er + ox), hi = et_ld32h(er + ox + 2);
+            et_st32h(b, et_pkhbt(lo, hi));            /* (k, k + 2) */
+            et_st32h(b + 8, et_pkhtb(lo, hi));        /* (k + 1, k + 3) */
+#else
+            b[0] = er[ox];
+            b[1] = er[ox + 2];
+            b[8] = er[ox + 1];
+            b[9] = er[ox + 3];
+#endif
+        } else {
+            b[0] = et_err_padded(er, ox, wo, wp);
+            b[1] = et_err_padded(er, ox + 2, wo, wp);
+            b[8] = et_err_padded(er, ox + 1, wo, wp);
+            b[9] = et_err_padded(er, ox + 3, wo, wp);
+        }
+        for (ox += 4; ox >= wp; ox -= wp) er += wo;
+    }
+    for (int16_t *b = blk + 4 * k + j; k < m; k++, b += 4) {
+        *b = et_err_padded(er, ox, wo, wp);
+        for (ox++; ox >= wp; ox -= wp) er += wo;
+    }
+}
+
 /* block column j = errors e_j at plane positions [p0, p0 + m) (zero past each row's wo) */
 static void et_grad_block(const et_conv_geo *g, const int16_t *const *e, int32_t p0, int32_t m,
                           int16_t *blk)
 {
     int32_t wp = et_grad_wp(g);
-    int16_t col[ET_GRAD_SPAN];
     for (int32_t j = 0; j < ET_NB; j++) {
-        if (wp == g->wo) {
+        if (wp == g->wo)
             et_put_col(blk, j, e[j] + p0, m);
-            continue;
-        }
-        for (int32_t i = 0, oy = p0 / wp, ox = p0 - oy * wp; i < m; oy++, ox = 0) {
-            const int16_t *er = e[j] + oy * g->wo;        /* one plane row: wo errors, zeros */
-            for (; ox < g->wo && i < m; ox++) col[i++] = er[ox];
-            for (; ox < wp && i < m; ox++) col[i++] = 0;
-        }
-        et_put_col(blk, j, col, m);
+        else
+            et_put_col_padded(blk, j, e[j], g->wo, wp, p0, m);
     }
 }
 
@@ -1604,11 +1657,13 @@ static void et_grad_channels(const et_conv_geo *g, const int8_t *xg, int32_t zx,
         for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + kx;
         et_grad_rows(blk, m, run, et_grad_lp(g), cg, d, kk, nj, corr);
     }
+    int all = et_grad_all_planes(g);
     for (int32_t c = 0; c < cg && !et_grad_1d(g); c++) {
-        et_grad_fill(g, xg + c * g->h * g->w, pl);
+        const int8_t *plc = all ? pl + c * et_grad_plane_bytes(g) : pl;
+        if (!all) et_grad_fill(g, xg + c * g->h * g->w, pl);
         for (int32_t ky = 0; ky < g->kh; ky++) {
             for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + c * kk + ky * g->kw;
-            et_grad_rows(blk, m, pl + ky * wp + p0, 1, g->kw, d, 1, nj, corr);
+            et_grad_rows(blk, m, plc + ky * wp + p0, 1, g->kw, d, 1, nj, corr);
         }
     }
 }
@@ -1617,11 +1672,12 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
                                  const int8_t *x, int32_t zx, int32_t *dw)
 {
     union { int32_t align; int16_t v[ET_NB * ET_GRAD_SPAN]; } blk;
-    union { int32_t align; int8_t v[ET_GRAD_PLANE]; } pl;
+    union { int32_t align; int8_t v[ET_GRAD_PLANES]; } pl;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t P = g->ho * g->wo, span = g->ho * et_grad_wp(g), kept[ET_NB];
+    int all = et_grad_all_planes(g);
     if (!et_grad_plain_1x1(g) && !et_grad_1d(g))
-        et_fill8(pl.v, zx, (size_t)((g->ho + g->kh - 1) * et_grad_wp(g) + 8));
+        et_fill8(pl.v, zx, (size_t)((all ? cg : 1) * et_grad_plane_bytes(g) + et_grad_slack(g)));
     for (int32_t o = 0, filled = -1; o < g->c_out;) {
         int32_t nj = 0, gi = o / og;
         for (; o < (gi + 1) * og && nj < ET_NB; o++)      /* four kept outputs of one group */
@@ -1629,6 +1685,9 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
         if (nj == 0) continue;
         if (et_grad_1d(g) && gi != filled)
             et_grad_fill_1d(g, x + (filled = gi) * cg * g->w, zx, pl.v);
+        for (int32_t c = 0; all && gi != filled && c < cg; c++)   /* the padding stays zx */
+            et_grad_fill(g, x + (gi * cg + c) * g->h * g->w, pl.v + c * et_grad_plane_bytes(g));
+        if (all) filled = gi;
         const int16_t *e[ET_NB];
         int32_t *dwj[ET_NB];
         for (int32_t j = 0; j < ET_NB; j++) e[j] = ec + kept[et_min32(j, nj - 1)] * P;

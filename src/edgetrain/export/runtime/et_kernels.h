@@ -17,9 +17,10 @@
  * (SXTB16 + SMLAD, SMLAxy, PKHBT) unless ET_NO_SIMD is defined; the results are identical
  * integers. Besides et_conv_scratch the kernels use bounded stack buffers: a block of four
  * int16 columns (2 KB) and, forward, a zero-point-padded input plane (2 KB) or, backward,
- * an offset table (1 KB) for the gathered convolutions, a padded input plane and a block
- * (1 KB each) for stride-1 weight gradients and, for layers with one input channel per
- * group and 3-wide kernels, a padded input plane or error plane (2 KB); deepest frame
+ * an offset table (1 KB) for the gathered convolutions, padded input planes (2.25 KB: every
+ * input channel of a group when they fit) and a block (1 KB) for stride-1 weight gradients
+ * and, for layers with one input channel per group and 3-wide kernels, a padded input plane
+ * or error plane (2 KB); deepest frame
  * 4.4 KB (et_conv_fwd) and about 5.3 KB down to et_rows4 on Cortex-M4 (-fstack-usage),
  * inside the 8 KB stack the linker script reserves. */
 #ifndef ET_KERNELS_H
