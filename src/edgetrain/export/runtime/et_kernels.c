@@ -550,16 +550,19 @@ __asm(ET_DW_FUNC(et_dw33_quads_s2, 8, ET_DW_S2_ROW, ET_LD_S2_0, ET_LD_S2_1, ET_L
 #endif
 
 /* out[ox] = base + sum over kernel rows k of w[3k .. 3k + 2] . x[k stride + ox s ..] for
- * ox < n, s = 1 or 2 */
+ * ox < n, s = 1 or 2. Where out_end leaves room, the last one to three outputs are a whole
+ * quad that also writes up to three entries past out[n - 1]: the caller writes those later
+ * (they are the next row's or channel's outputs); else that quad goes through tmp. */
 static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, const et_w33 *k,
-                               int32_t n, int32_t s, int32_t base)
+                               int32_t n, int32_t s, int32_t base, const int32_t *out_end)
 {
     int32_t ox = 0;
 #if ET_SIMD
     void (*quads)(const et_dw33_job *, const int8_t *, int32_t *) =
         s == 1 ? et_dw33_quads_s1 : et_dw33_quads_s2;
     et_dw33_job *jb = k->job;
-    ox = n & ~3;
+    int32_t whole = (n + 3) & ~3;
+    ox = out_end - out >= whole ? whole : n & ~3;
     if (ox > 0) {
         jb->end = out + ox;
         quads(jb, x, out);
@@ -568,8 +571,13 @@ static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, co
         int32_t tmp[4];
         jb->end = tmp + 4;
         quads(jb, x + ox * s, tmp);
-        for (int32_t i = 0; ox < n; ox++) out[ox] = tmp[i++];
+        for (int32_t i = 0; ox < n; ox++) {
+            __asm("" : "+r"(i));                      /* three at most: not a memcpy call */
+            out[ox] = tmp[i++];
+        }
     }
+#else
+    (void)out_end;
 #endif
     for (; ox < n; ox++) {
         int32_t t = base;
@@ -581,9 +589,10 @@ static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, co
     }
 }
 
-/* a 3 x 3 kernel over the padded plane of one channel (out: its ho x wo sums) */
+/* a 3 x 3 kernel over the padded plane of one channel (out: its ho x wo sums; out_end: the
+ * end of the outputs the caller writes after these) */
 static void et_dw33_plane(const et_conv_geo *g, int32_t *out, const int8_t *pl, int32_t stride,
-                          const int32_t *w, int32_t base)
+                          const int32_t *w, int32_t base, const int32_t *out_end)
 {
     et_dw33_job jb = {{base, base, base, base}, {0, 0, 0, 0, 0, 0}, stride, out};
     et_w33 k = {w, &jb};
@@ -594,7 +603,7 @@ static void et_dw33_plane(const et_conv_geo *g, int32_t *out, const int8_t *pl, 
     }
 #endif
     for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo)
-        et_dw33_row(out, pl + oy * g->sh * stride, stride, &k, g->wo, g->sw, base);
+        et_dw33_row(out, pl + oy * g->sh * stride, stride, &k, g->wo, g->sw, base, out_end);
 }
 
 /* centred weights of channel c, kh rows of three; returns their sum */
@@ -621,7 +630,7 @@ static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const 
         int32_t base = -zx * et_dw3_weights(g, w, zw, c, wc);
         int32_t *out = acc + c * g->ho * g->wo;
         if (g->kh == 3) {
-            et_dw33_plane(g, out, pl, stride, wc, base);
+            et_dw33_plane(g, out, pl, stride, wc, base, acc + g->c_out * g->ho * g->wo);
             continue;
         }
         for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo) {
@@ -684,7 +693,11 @@ static void et_copy_q15(int16_t *dst, const int16_t *src, int32_t n)
 {
     int32_t i = 0;
 #if ET_SIMD
-    for (; i + 2 <= n; i += 2) et_st32h(dst + i, et_ld32h(src + i));
+    for (; i + 2 <= n; i += 2) {                      /* short rows: no memcpy call */
+        uint32_t v = et_ld32h(src + i);
+        __asm("" : "+r"(v));
+        et_st32h(dst + i, v);
+    }
 #endif
     for (; i < n; i++) dst[i] = src[i];
 }
@@ -773,6 +786,77 @@ static int et_dw33_bwd_whole(const et_conv_geo *g)
            (g->h + 2) * (g->w + 8) <= ET_DW_PLANE / 2;
 }
 
+/* ---- 3 x 3 at stride 2 with padding 1: input row 2m meets error row m through kernel row
+ * 1, input row 2m + 1 error rows m + 1 (kernel row 0) and m (kernel row 2); across likewise,
+ * input column 2n meets e[n] through k1, column 2n + 1 e[n] through k2 and e[n + 1] through
+ * k0. So each input takes only the taps that meet an output (one, two or four), with no
+ * error copies and no zero products: per pair of input columns one word (e[n], e[n + 1]),
+ * SMLABB with (k1, 0) and SMLAD with (k2, k0). */
+
+/* dx[2n] += k1 e[n], dx[2n + 1] += k2 e[n] + k0 e[n + 1] (e[wo] = 0) for the w inputs */
+static void et_dw33_s2_row(int32_t *dx, int32_t w, const int16_t *e, int32_t wo,
+                           const int32_t *k)
+{
+    int32_t n = 0;
+#if ET_SIMD
+    uint32_t k20 = ET_PAIR(k[2], k[0]), k1 = ET_PAIR(k[1], 0);
+    for (; n + 1 < wo; n++) {                     /* 2n + 1 <= 2 wo - 3 < w */
+        uint32_t en = et_ld32h(e + n);
+        dx[2 * n] = et_smlabb(en, k1, dx[2 * n]);
+        dx[2 * n + 1] = et_smlad(en, k20, dx[2 * n + 1]);
+    }
+#endif
+    for (; n < wo; n++) {
+        int32_t e0 = e[n], e1 = n + 1 < wo ? e[n + 1] : 0;
+        dx[2 * n] += k[1] * e0;
+        if (2 * n + 1 < w) dx[2 * n + 1] += k[2] * e0 + k[0] * e1;
+    }
+}
+
+/* the same for two error rows a and b with their kernel rows at once (one load and one
+ * store of each input) */
+static void et_dw33_s2_row2(int32_t *dx, int32_t w, const int16_t *ea, const int32_t *ka,
+                            const int16_t *eb, const int32_t *kb, int32_t wo)
+{
+    int32_t n = 0;
+#if ET_SIMD
+    uint32_t a20 = ET_PAIR(ka[2], ka[0]), a1 = ET_PAIR(ka[1], 0);
+    uint32_t b20 = ET_PAIR(kb[2], kb[0]), b1 = ET_PAIR(kb[1], 0);
+    for (; n + 1 < wo; n++) {
+        uint32_t x = et_ld32h(ea + n), y = et_ld32h(eb + n);
+        dx[2 * n] = et_smlabb(y, b1, et_smlabb(x, a1, dx[2 * n]));
+        dx[2 * n + 1] = et_smlad(y, b20, et_smlad(x, a20, dx[2 * n + 1]));
+    }
+#endif
+    for (; n < wo; n++) {
+        int32_t x0 = ea[n], y0 = eb[n];
+        int32_t x1 = n + 1 < wo ? ea[n + 1] : 0, y1 = n + 1 < wo ? eb[n + 1] : 0;
+        dx[2 * n] += ka[1] * x0 + kb[1] * y0;
+        if (2 * n + 1 < w) dx[2 * n + 1] += ka[2] * x0 + ka[0] * x1 + kb[2] * y0 + kb[0] * y1;
+    }
+}
+
+static int et_dw33_s2(const et_conv_geo *g)
+{
+    return g->kh == 3 && g->sh == 2 && g->sw == 2 && g->ph == 1 && g->pw == 1;
+}
+
+/* dx (one channel's h x w) += the error plane e (ho x wo) through the 3 x 3 kernel k
+ * (centred, not flipped) at stride 2, padding 1 */
+static void et_dw33_bwd_s2(const et_conv_geo *g, int32_t *dx, const int16_t *e,
+                           const int32_t *k)
+{
+    for (int32_t iy = 0; iy < g->h; iy++, dx += g->w) {
+        const int16_t *em = e + (iy >> 1) * g->wo;
+        if (!(iy & 1))
+            et_dw33_s2_row(dx, g->w, em, g->wo, k + 3);
+        else if ((iy >> 1) + 1 < g->ho)
+            et_dw33_s2_row2(dx, g->w, em + g->wo, k, em, k + 6, g->wo);
+        else
+            et_dw33_s2_row(dx, g->w, em, g->wo, k + 6);
+    }
+}
+
 /* dx[iy][ix] = sum over (ky, oy) with oy sh = iy + ph - ky of the error row oy (padded by
  * 2 - pw on the left, dilated by the stride across: zeros between) correlated with kernel
  * row ky flipped */
@@ -790,6 +874,10 @@ static void et_dw3_bwd_in(const et_conv_geo *g, const int16_t *ec, const uint8_t
         if (sel && !sel[c]) continue;
         int32_t *dxc = dx + c / og * hw;              /* the outputs of a group share it */
         et_dw3_weights(g, w, zw, c, wc);
+        if (et_dw33_s2(g)) {
+            et_dw33_bwd_s2(g, dxc, ec + c * g->ho * g->wo, wc);
+            continue;
+        }
         for (int32_t k = 0; k < g->kh * 3; k += 3) {         /* each row flipped */
             f[k] = wc[k + 2];
             f[k + 1] = wc[k + 1];
@@ -1092,6 +1180,28 @@ void et_conv_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const int8_t
  * ec[o][oy][ox] * w[o][c][ky][kx]: a gathered convolution with transposed weights, built
  * per call for the kept outputs only (dropped structures cost nothing). */
 
+/* dst[c ld + j] = src_j[c] for j < 4, c < n: four rows of bytes into four columns, four
+ * bytes of each row per word (a 4 x 4 byte transpose by masks, shifts and halfword packs) */
+static void et_transpose4(const int8_t *const *src, int32_t n, int8_t *dst, int32_t ld)
+{
+    int32_t c = 0;
+#if ET_SIMD
+    const uint32_t m = 0x00FF00FFu;
+    for (; c + 4 <= n; c += 4, dst += 4 * ld) {
+        uint32_t a = et_ld32(src[0] + c), b = et_ld32(src[1] + c);
+        uint32_t x = et_ld32(src[2] + c), y = et_ld32(src[3] + c);
+        uint32_t ab0 = (a & m) | ((b & m) << 8), ab1 = ((a >> 8) & m) | (b & ~m);  /* a0 b0 a2 b2 */
+        uint32_t xy0 = (x & m) | ((y & m) << 8), xy1 = ((x >> 8) & m) | (y & ~m);  /* a1 b1 a3 b3 */
+        et_st32(dst, et_pkhbt(ab0, xy0));
+        et_st32(dst + ld, et_pkhbt(ab1, xy1));
+        et_st32(dst + 2 * ld, et_pkhtb(ab0, xy0));
+        et_st32(dst + 3 * ld, et_pkhtb(ab1, xy1));
+    }
+#endif
+    for (; c < n; c++, dst += ld)
+        for (int32_t j = 0; j < 4; j++) dst[j] = src[j][c];
+}
+
 /* wt row c (stride og * kk) = w[o_j][c][k] for kept o_j, entries j * kk + k; kept[j] = o_j *
  * P (the error row's offset). Returns the number of kept outputs. */
 static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
@@ -1099,17 +1209,22 @@ static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t n = 0, P = g->ho * g->wo, ld = og * kk;
+    const int8_t *quad[4];
     for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
         if (sel && !sel[o]) continue;
         const int8_t *src = w + o * cg * kk;
         int8_t *dst = sc->wt + n * kk;
-        if (kk == 1)
-            for (int32_t c = 0; c < cg; c++) dst[c * ld] = src[c];
-        else
+        if (kk == 1) {                  /* four kept outputs' rows at once */
+            quad[n & 3] = src;
+            if ((n & 3) == 3) et_transpose4(quad, cg, dst - 3, ld);
+        } else {
             for (int32_t c = 0; c < cg; c++, dst += ld)
                 for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
+        }
         sc->kept[n++] = o * P;
     }
+    for (int32_t j = n & ~3; kk == 1 && j < n; j++)   /* the last one to three */
+        for (int32_t c = 0; c < cg; c++) sc->wt[c * ld + j] = quad[j & 3][c];
     return n;
 }
 
