@@ -573,7 +573,11 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
     int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo, ny = O * P;
     int32_t biases[ET_BIAS_CACHE];
     et_weight_qparams(c, L);
-    for (int32_t b = 0; b < B; b++)
+    int32_t b = 0;
+    for (; !L->conv && b + 2 <= B; b += 2)      /* linear: two samples per weight unpack */
+        et_linear_fwd2(x->q + b * x->n, x->q + (b + 1) * x->n, x->qp.zero, L->w, L->w_zero,
+                       L->g.c_in, O, L->acc + b * ny, L->acc + (b + 1) * ny);
+    for (; b < B; b++)
         et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
     et_out_range r = et_channel_ranges(L, x->qp.scale, B, biases);
     float lo = et_clipf(r.lo, L->clamp_lo, L->clamp_hi);
@@ -664,13 +668,12 @@ static void et_keep_top(const int32_t *mags, int32_t O, int32_t k, int32_t *spar
 }
 
 /* Trainer._select: per sample keep the top-k output channels by error magnitude (the sum of
- * |e - zero| of each channel's codes), the others' centred errors zeroed */
+ * |e - zero| of each channel's codes); et_centre_kept then zeroes the others' errors */
 static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
 {
     int32_t B = c->batch, O = L->g.c_out, P = L->g.ho * L->g.wo;
     float lmin = c->cfg->lambda_min, lmax = c->cfg->lambda_max;
     for (int32_t b = 0; b < B; b++) {
-        int16_t *ec = L->ec + b * O * P;
         const int8_t *eq = e->q + b * O * P;
         uint8_t *kept = L->kept + b * O;
         int64_t total = 0;
@@ -689,8 +692,6 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
             continue;
         }
         et_keep_top(L->dxacc, O, (int32_t)k, L->gw, kept);   /* gw: zeroed after this */
-        for (int32_t o = 0; o < O; o++)
-            if (!kept[o]) memset(ec + o * P, 0, (size_t)P * sizeof *ec);
     }
 }
 
@@ -842,6 +843,15 @@ static void et_fold_channel(const et_wlayer *L, int32_t o, int32_t B, const uint
     }
 }
 
+/* channel o is kept for some sample (kept: NULL when every channel is) */
+static int et_kept_by_any(const uint8_t *kept, int32_t B, int32_t O, int32_t o)
+{
+    if (!kept) return 1;
+    for (int32_t b = 0; b < B; b++)
+        if (kept[b * O + o]) return 1;
+    return 0;
+}
+
 /* Trainer._error_source: per-channel weight scales folded into int16 errors; the rows a partial
  * update dropped are zero, and stay zero (every form rounds 0 to 0), so they are skipped */
 static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
@@ -853,8 +863,9 @@ static float et_error_source(const et_ctx *c, et_wlayer *L, float s_e)
     float s_max = L->w_scale[0];
     for (int32_t o = 1; o < O; o++) s_max = et_maxf(s_max, L->w_scale[o]);
     for (int32_t o = 0; o < O; o++)
-        et_fold_channel(L, o, c->batch, kept,
-                        et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION));
+        if (et_kept_by_any(kept, c->batch, O, o))   /* else its errors are zero: they stay */
+            et_fold_channel(L, o, c->batch, kept,
+                            et_multiplier_from((L->w_scale[o] / s_max) * ET_CHANNEL_FRACTION));
     return (s_e * s_max) / ET_CHANNEL_FRACTION;
 }
 
@@ -893,13 +904,37 @@ static void et_centre_errors(const int8_t *eq, int32_t ze, int32_t n, int16_t *e
     for (; i < n; i++) ec[i] = (int16_t)(eq[i] - ze);
 }
 
+/* the centred errors of the kept channels (et_centre_errors over each run of them), those of
+ * the dropped ones zero (a dropped channel's codes are never centred) */
+static void et_centre_kept(const et_wlayer *L, int32_t B, const et_tensor *e)
+{
+    const int32_t O = L->g.c_out, P = L->g.ho * L->g.wo;
+    for (int32_t b = 0; b < B; b++) {
+        const uint8_t *kept = L->kept + b * O;
+        int32_t o = 0;
+        while (o < O) {
+            int32_t end = o, first = (b * O + o) * P;
+            while (end < O && kept[end] == kept[o]) end++;
+            if (kept[o])
+                et_centre_errors(e->q + first, e->qp.zero, (end - o) * P, L->ec + first);
+            else
+                memset(L->ec + first, 0, (size_t)((end - o) * P) * sizeof *L->ec);
+            o = end;
+        }
+    }
+}
+
 /* Trainer._bwd_weight_q */
 void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_tensor *e,
                    et_tensor *dx)
 {
     int32_t B = c->batch, ny = et_out_per_sample(L), nx = et_in_per_sample(L);
-    et_centre_errors(e->q, e->qp.zero, B * ny, L->ec);
-    if (c->cfg->partial && L->train_w) et_select(c, L, e);
+    if (c->cfg->partial && L->train_w) {
+        et_select(c, L, e);
+        et_centre_kept(L, B, e);
+    } else {
+        et_centre_errors(e->q, e->qp.zero, B * ny, L->ec);
+    }
     if (L->train_w || L->train_b) et_weight_grads(c, L, x, e->qp.scale);
     if (!L->want_dx) return;
     float s_src = et_error_source(c, L, e->qp.scale);
@@ -926,12 +961,38 @@ void et_bwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, const et_t
 /* ----------------------------------------------------------- integer ops */
 
 
+#if ET_SIMD8
+/* eight int8 codes as two words from p (word aligned) by one LDRD, p advanced; stored alike */
+ET_ALWAYS_INLINE void et_load8_next(const int8_t **p, uint32_t *a, uint32_t *b)
+{
+    __asm("ldrd %0, %1, [%2], #8" : "=&r"(*a), "=&r"(*b), "+r"(*p)
+          : "m"(*(const uint32_t(*)[2]) * p));
+}
+ET_ALWAYS_INLINE void et_store8_next(int8_t **p, uint32_t a, uint32_t b)
+{
+    __asm volatile("strd %1, %2, [%0], #8" : "+r"(*p) : "r"(a), "r"(b) : "memory");
+}
+#define ET_WORD_ALIGNED(p) (((uintptr_t)(p) & 3u) == 0)
+#endif
+
 /* y = min(max(x, zero), qmax) per element (relu / relu6 on int8 codes); y may be x */
 static void et_relu_span(const int8_t *x, int8_t *y, int32_t n, int32_t zero, int32_t qmax)
 {
     int32_t i = 0;
 #if ET_SIMD8
     const uint32_t zb = et_splat8(zero), qb = et_splat8(qmax);
+    if (ET_WORD_ALIGNED(x) && ET_WORD_ALIGNED(y)) {   /* eight a turn by LDRD / STRD */
+        const int8_t *xp = x, *end = x + (n & ~7);
+        int8_t *yp = y;
+        while (xp != end) {
+            uint32_t v0, v1;
+            et_load8_next(&xp, &v0, &v1);
+            v0 = et_sel_ge8(v0, zb, v0, zb);
+            v1 = et_sel_ge8(v1, zb, v1, zb);
+            et_store8_next(&yp, et_sel_ge8(v0, qb, qb, v0), et_sel_ge8(v1, qb, qb, v1));
+        }
+        i = n & ~7;
+    }
     for (; i + 4 <= n; i += 4) {
         uint32_t v;
         memcpy(&v, x + i, 4);
@@ -954,6 +1015,19 @@ static void et_mask_span(const int8_t *y, const int8_t *e, int8_t *d, int32_t n,
 #if ET_SIMD8
     if (lo < 127 && hi > -128) {                /* lo + 1 and hi - 1 are int8 */
         const uint32_t lob = et_splat8(lo + 1), hib = et_splat8(hi - 1), zb = et_splat8(ze);
+        if (ET_WORD_ALIGNED(y) && ET_WORD_ALIGNED(e) && ET_WORD_ALIGNED(d)) {
+            const int8_t *yp = y, *ep = e, *end = y + (n & ~7);
+            int8_t *dp = d;
+            while (yp != end) {                 /* eight a turn by LDRD / STRD */
+                uint32_t y0, y1, e0, e1;
+                et_load8_next(&yp, &y0, &y1);
+                et_load8_next(&ep, &e0, &e1);
+                e0 = et_sel_ge8(hib, y0, et_sel_ge8(y0, lob, e0, zb), zb);
+                e1 = et_sel_ge8(hib, y1, et_sel_ge8(y1, lob, e1, zb), zb);
+                et_store8_next(&dp, e0, e1);
+            }
+            i = n & ~7;
+        }
         for (; i + 4 <= n; i += 4) {
             uint32_t yv, ev;
             memcpy(&yv, y + i, 4);
@@ -1111,7 +1185,7 @@ static void et_requantized_add_mode(const et_tensor *t, const et_rq32 *rq, int32
  * SXTB16 splits a word's codes into two int16 pairs, SSUB16 centres them, SMLAWB / SMLAWT
  * multiply each lane, and the shift by sh rides on the ADD */
 ET_ALWAYS_INLINE void et_rqw_add_span(const int8_t *q, int32_t zero, int32_t n, const et_rqw *h,
-                                      int sh, int32_t *r)
+                                      int sh, int set, int32_t *r)
 {
     int32_t i = 0;
 #if ET_SIMD8
@@ -1129,38 +1203,52 @@ ET_ALWAYS_INLINE void et_rqw_add_span(const int8_t *q, int32_t zero, int32_t n, 
         __asm("smlawb %0, %1, %2, %3" : "=r"(t1) : "r"(m), "r"(od), "r"(ra));
         __asm("smlawt %0, %1, %2, %3" : "=r"(t2) : "r"(m), "r"(ev), "r"(ra));
         __asm("smlawt %0, %1, %2, %3" : "=r"(t3) : "r"(m), "r"(od), "r"(ra));
-        r[i] += et_asr32(t0, sh);
-        r[i + 1] += et_asr32(t1, sh);
-        r[i + 2] += et_asr32(t2, sh);
-        r[i + 3] += et_asr32(t3, sh);
+        if (set) {
+            r[i] = et_asr32(t0, sh);
+            r[i + 1] = et_asr32(t1, sh);
+            r[i + 2] = et_asr32(t2, sh);
+            r[i + 3] = et_asr32(t3, sh);
+        } else {
+            r[i] += et_asr32(t0, sh);
+            r[i + 1] += et_asr32(t1, sh);
+            r[i + 2] += et_asr32(t2, sh);
+            r[i + 3] += et_asr32(t3, sh);
+        }
     }
 #endif
-    for (; i < n; i++)
-        r[i] += et_asr32(h->ra + (int32_t)et_asr64((int64_t)h->m * (q[i] - zero), 16), sh);
+    for (; i < n; i++) {
+        int32_t v = et_asr32(h->ra + (int32_t)et_asr64((int64_t)h->m * (q[i] - zero), 16), sh);
+        r[i] = set ? v : r[i] + v;
+    }
 }
 
-static void et_rqw_add(const et_tensor *t, const et_rqw *h, int32_t count, int32_t *r)
+/* r[i] (+)= the terms of t: `set` writes them (the first part of a sum), else adds */
+static void et_rqw_add(const et_tensor *t, const et_rqw *h, int32_t count, int set, int32_t *r)
 {
-    if (h->sh == 8)
-        et_rqw_add_span(t->q, t->qp.zero, count, h, 8, r);
+    if (h->sh == 8 && set)
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 8, 1, r);
+    else if (h->sh == 8)
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 8, 0, r);
+    else if (set)
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 16, 1, r);
     else
-        et_rqw_add_span(t->q, t->qp.zero, count, h, 16, r);
+        et_rqw_add_span(t->q, t->qp.zero, count, h, 16, 0, r);
 }
 
 /* sum over parts of requantize(q - zero, s_part / s_out, 0, mode) into r (one call each) */
 static void et_requantized_sum(const et_ctx *c, const et_tensor *const *parts, int n, float s_out,
                                int mode, int32_t count, int32_t *r)
 {
-    et_zero32(r, count);
     for (int p = 0; p < n; p++) {
         const et_tensor *t = parts[p];
         et_multiplier m = et_multiplier_from(t->qp.scale / s_out);
         uint32_t base = et_call_base(c, mode);
         et_rqw h = et_rqw_prepare(m, 255, (et_round_mode)mode);   /* |q - zero| <= 255 */
         if (h.sh && n <= 256) {                 /* terms below 2^15: the sum fits */
-            et_rqw_add(t, &h, count, r);
+            et_rqw_add(t, &h, count, p == 0, r);   /* the first part writes */
             continue;
         }
+        if (p == 0) et_zero32(r, count);
         et_rq32 rq = et_rq32_prepare(m, 8);     /* |q - zero| < 2^8 */
         if (rq.fast && n <= 256) {
             et_requantized_add_mode(t, &rq, count, mode, base, r);

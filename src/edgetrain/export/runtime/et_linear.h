@@ -11,6 +11,10 @@
 /* linear: x[n_in], w[n_out][n_in] -> acc[n_out] = sum_i (x_i - zx)(w_oi - zw) */
 void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
                    int32_t n_in, int32_t n_out, int32_t *acc);
+/* et_linear_fwd of two samples xa, xb at once (each weight loaded and unpacked once for both
+ * on ARMv7E-M) into acc_a, acc_b; the same integers as two et_linear_fwd calls */
+void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t *w,
+                    int32_t zw, int32_t n_in, int32_t n_out, int32_t *acc_a, int32_t *acc_b);
 /* dx[i] = sum_{o kept} ec_o (w_oi - zw); ec: centred errors (int16) */
 void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, int32_t zw,
                       int32_t n_in, int32_t n_out, int32_t *dx);
