@@ -25,6 +25,14 @@
 
 static int32_t et_min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
+/* a hot loop kept out of its caller, so that its registers are its own (no spills of the
+ * caller's state inside the loop) */
+#if defined(__GNUC__)
+#define ET_LOOP_FN static __attribute__((noinline))
+#else
+#define ET_LOOP_FN static
+#endif
+
 #if ET_SIMD
 static inline void et_st32h(int16_t *p, uint32_t v) { memcpy(p, &v, 4); }
 #endif
@@ -416,7 +424,15 @@ static void et_plane_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
     for (int32_t iy = 0; iy < rows; iy++, pl += stride, xc += g->w) {
         int32_t i = 0;
 #if ET_SIMD
-        for (; i + 4 <= n; i += 4) et_st32(pl + i, et_ld32(xc + i));
+        if (n >= 4) {               /* words; the last one overlaps: no byte tail */
+            for (; i + 4 < n; i += 4) {
+                uint32_t v = et_ld32(xc + i);
+                __asm("" : "+r"(v));                  /* short rows: no memcpy call */
+                et_st32(pl + i, v);
+            }
+            et_st32(pl + n - 4, et_ld32(xc + n - 4));
+            continue;
+        }
 #endif
         for (; i < n; i++) pl[i] = xc[i];
     }
@@ -641,35 +657,48 @@ static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const 
     }
 }
 
-/* s[kx] += sum_ox e[ox] x[ox s + kx] for kx < 3, ox < n, s = 1 or 2 */
-static void et_dw3_grad_row(const int16_t *e, const int8_t *x, int32_t n, int32_t st,
-                            int32_t *s)
+/* s[kx] += sum over oy < ho, ox < wo of e[oy wo + ox] x[oy xstep + ox st + kx] for kx < 3,
+ * st = 1 or 2: one kernel row's three sums over a channel's whole error plane (e: its ho
+ * rows of wo, read in order; x: the plane row the first error row meets), two errors per
+ * word load; the rows are walked by pointers so a short row costs a few instructions */
+ET_LOOP_FN void et_dw3_grad_rows(const int16_t *e, const int8_t *x, int32_t ho, int32_t wo,
+                             int32_t xstep, int32_t st, int32_t *s)
 {
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], ox = 0;
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], even = wo & ~1;
+    for (int32_t oy = 0; oy < ho; oy++, x += xstep) {
+        const int8_t *r = x;
+        const int16_t *end = e + even;
 #if ET_SIMD
-    if (st == 1)
-        for (; ox + 2 <= n; ox += 2) {
-            uint32_t ee = et_ld32h(e + ox), v = et_ld32(x + ox);
-            uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
-            s0 = et_smlatb(ee, xo, et_smlabb(ee, xe, s0));
-            s1 = et_smlatt(ee, xe, et_smlabb(ee, xo, s1));
-            s2 = et_smlatt(ee, xo, et_smlabt(ee, xe, s2));
-        }
-    else
-        for (; ox + 2 <= n; ox += 2) {
-            uint32_t ee = et_ld32h(e + ox), v = et_ld32(x + 2 * ox);
-            uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
-            uint32_t xe2 = et_sxtb16(et_ld32(x + 2 * ox + 4));
-            s0 = et_smlad(ee, xe, s0);
-            s1 = et_smlad(ee, xo, s1);
-            s2 = et_smlatb(ee, xe2, et_smlabt(ee, xe, s2));
+        if (st == 1)
+            for (; e != end; e += 2, r += 2) {
+                uint32_t ee = et_ld32h(e), v = et_ld32(r);
+                uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
+                s0 = et_smlatb(ee, xo, et_smlabb(ee, xe, s0));
+                s1 = et_smlatt(ee, xe, et_smlabb(ee, xo, s1));
+                s2 = et_smlatt(ee, xo, et_smlabt(ee, xe, s2));
+            }
+        else
+            for (; e != end; e += 2, r += 4) {
+                uint32_t ee = et_ld32h(e), v = et_ld32(r);
+                uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
+                uint32_t xe2 = et_sxtb16(et_ld32(r + 4));
+                s0 = et_smlad(ee, xe, s0);
+                s1 = et_smlad(ee, xo, s1);
+                s2 = et_smlatb(ee, xe2, et_smlabt(ee, xe, s2));
+            }
+#else
+        for (; e != end; e++, r += st) {
+            s0 += e[0] * r[0];
+            s1 += e[0] * r[1];
+            s2 += e[0] * r[2];
         }
 #endif
-    for (; ox < n; ox++) {
-        const int8_t *r = x + ox * st;
-        s0 += e[ox] * r[0];
-        s1 += e[ox] * r[1];
-        s2 += e[ox] * r[2];
+        if (wo & 1) {                                 /* the row's last error */
+            int32_t v = *e++;
+            s0 += v * r[0];
+            s1 += v * r[1];
+            s2 += v * r[2];
+        }
     }
     s[0] = s0;
     s[1] = s1;
@@ -714,11 +743,13 @@ static void et_dw3_bwd_w(const et_conv_geo *g, const int16_t *ec, const uint8_t 
         const int16_t *e = ec + c * P;
         int32_t esum = et_sum_q15(e, P);
         if (c / og != filled) et_plane_fill(g, x + (filled = c / og) * g->h * g->w, pl);
-        for (int32_t ky = 0; ky < g->kh; ky++) {
+        int32_t *d = dw + c * g->kh * 3, corr = zx * esum;
+        for (int32_t ky = 0; ky < g->kh; ky++, d += 3) {
             int32_t s[3] = {0, 0, 0};
-            for (int32_t oy = 0; oy < g->ho; oy++)
-                et_dw3_grad_row(e + oy * g->wo, pl + (oy * g->sh + ky) * stride, g->wo, g->sw, s);
-            for (int32_t kx = 0; kx < 3; kx++) dw[(c * g->kh + ky) * 3 + kx] += s[kx] - zx * esum;
+            et_dw3_grad_rows(e, pl + ky * stride, g->ho, g->wo, g->sh * stride, g->sw, s);
+            d[0] += s[0] - corr;
+            d[1] += s[1] - corr;
+            d[2] += s[2] - corr;
         }
     }
 }
@@ -747,28 +778,57 @@ static int et_dw3_in(const et_conv_geo *g)
  * correlated with the flipped kernel rows f + 6, f + 3, f, for every input row of a
  * channel: one load and one store per output for all three kernel rows (zero rows where a
  * kernel row meets the padding) */
-static void et_dw33_bwd_plane(int32_t *dx, const int16_t *er, int32_t L, const int32_t *f,
-                              int32_t h, int32_t w)
+ET_LOOP_FN void et_dw33_bwd_plane(int32_t *dx, const int16_t *er, int32_t L, const int32_t *f,
+                                  int32_t h, int32_t w)
 {
+#if ET_SIMD
+    /* per kernel row (for r0, r1, r2): (f0, f1), (f1, f2) */
+    uint32_t wq[6] = {ET_PAIR(f[0], f[1]), ET_PAIR(f[1], f[2]), ET_PAIR(f[3], f[4]),
+                      ET_PAIR(f[4], f[5]), ET_PAIR(f[6], f[7]), ET_PAIR(f[7], f[8])};
+#endif
     for (int32_t iy = 0; iy < h; iy++, dx += w, er += L) {
         const int16_t *r2 = er, *r1 = er + L, *r0 = er + 2 * L;
         int32_t i = 0;
 #if ET_SIMD
-        uint32_t a01 = ET_PAIR(f[0], f[1]), a12 = ET_PAIR(f[1], f[2]);
-        uint32_t b01 = ET_PAIR(f[3], f[4]), b12 = ET_PAIR(f[4], f[5]);
-        uint32_t c01 = ET_PAIR(f[6], f[7]), c12 = ET_PAIR(f[7], f[8]);
-        for (; i + 2 <= w; i += 2) {
-            uint32_t x = et_ld32h(r0 + i), y = et_ld32h(r0 + i + 2);
-            int32_t s0 = et_smlabt(y, a12, et_smlad(x, a01, dx[i]));
-            int32_t s1 = et_smlad(y, a12, et_smlatb(x, a01, dx[i + 1]));
-            x = et_ld32h(r1 + i);
-            y = et_ld32h(r1 + i + 2);
-            s0 = et_smlabt(y, b12, et_smlad(x, b01, s0));
-            s1 = et_smlad(y, b12, et_smlatb(x, b01, s1));
-            x = et_ld32h(r2 + i);
-            y = et_ld32h(r2 + i + 2);
-            dx[i] = et_smlabt(y, c12, et_smlad(x, c01, s0));
-            dx[i + 1] = et_smlad(y, c12, et_smlatb(x, c01, s1));
+        /* per pair of outputs and kernel row: its two weight pairs by one LDRD, the word
+         * (r[i + 2], r[i + 3]) then (r[i], r[i + 1]) into one register, so that the loop's
+         * state fits the registers: 25 instructions per two outputs (18 MACs) */
+        if (w >= 2) {
+            const int16_t *p0 = r0, *p1 = r1, *p2 = r2;
+            int32_t *d = dx, *end = dx + (w & ~1), s0, s1;
+            uint32_t t, wa, wb;
+            __asm volatile(
+                "1:\n\t"
+                "ldrd %[s0], %[s1], [%[d]]\n\t"
+                "ldrd %[wa], %[wb], [%[wp]]\n\t"
+                "ldr %[t], [%[p0], #4]\n\t"
+                "smlabt %[s0], %[t], %[wb], %[s0]\n\t"
+                "smlad %[s1], %[t], %[wb], %[s1]\n\t"
+                "ldr %[t], [%[p0]], #4\n\t"
+                "smlad %[s0], %[t], %[wa], %[s0]\n\t"
+                "smlatb %[s1], %[t], %[wa], %[s1]\n\t"
+                "ldrd %[wa], %[wb], [%[wp], #8]\n\t"
+                "ldr %[t], [%[p1], #4]\n\t"
+                "smlabt %[s0], %[t], %[wb], %[s0]\n\t"
+                "smlad %[s1], %[t], %[wb], %[s1]\n\t"
+                "ldr %[t], [%[p1]], #4\n\t"
+                "smlad %[s0], %[t], %[wa], %[s0]\n\t"
+                "smlatb %[s1], %[t], %[wa], %[s1]\n\t"
+                "ldrd %[wa], %[wb], [%[wp], #16]\n\t"
+                "ldr %[t], [%[p2], #4]\n\t"
+                "smlabt %[s0], %[t], %[wb], %[s0]\n\t"
+                "smlad %[s1], %[t], %[wb], %[s1]\n\t"
+                "ldr %[t], [%[p2]], #4\n\t"
+                "smlad %[s0], %[t], %[wa], %[s0]\n\t"
+                "smlatb %[s1], %[t], %[wa], %[s1]\n\t"
+                "strd %[s0], %[s1], [%[d]], #8\n\t"
+                "cmp %[d], %[end]\n\t"
+                "bne 1b\n\t"
+                : [s0] "=&r"(s0), [s1] "=&r"(s1), [t] "=&r"(t), [wa] "=&r"(wa),
+                  [wb] "=&r"(wb), [d] "+r"(d), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2)
+                : [end] "r"(end), [wp] "r"(wq)
+                : "cc", "memory");
+            i = w & ~1;
         }
 #endif
         for (; i < w; i++)
