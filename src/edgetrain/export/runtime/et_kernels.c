@@ -470,7 +470,11 @@ typedef struct {
     int32_t base[4];             /*  0: the sums start here */
     uint32_t w[6];               /* 16: per kernel row (w0, w2), (w1, 0) */
     int32_t stride;              /* 40: plane row stride */
-    int32_t *end;                /* 44: the outputs end here (a multiple of four) */
+    int32_t *end;                /* 44: the row's outputs end here (a multiple of four) */
+    int32_t rows;                /* 48: output rows (at least one; counted down) */
+    int32_t oskip;               /* 52: bytes from a row's end to the next row's outputs */
+    int32_t orow;                /* 56: bytes from a row's end to the next row's end */
+    int32_t xskip;               /* 60: bytes from where a row leaves x to the next row's */
 } et_dw33_job;
 
 /* the nine centred weights of a 3 x 3 kernel (w: plain loops; job: packed for the dual MACs) */
@@ -491,7 +495,8 @@ typedef struct { const int32_t *w; et_dw33_job *job; } et_w33;
  * 17 (stride 2: 19) instructions per kernel row, 59 (65) per four outputs. The plane's slack
  * (8 bytes past the last output's window) covers the word reads. */
 typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
-                                offsetof(et_dw33_job, end) == 44 ? 1 : -1];
+                                offsetof(et_dw33_job, end) == 44 &&
+                                offsetof(et_dw33_job, xskip) == 60 ? 1 : -1];
 
 /* r0 job, r1 x, r2 stride, r3 out, r4-r7 sums, r8/r9 the row's weights, r10-r12/lr temps
  * (A = r10, B = r11, C = ip, D = lr: the row pointer, then a loaded word) */
@@ -547,6 +552,18 @@ typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
     "ldr ip, [r0, #44]\n\t"                                                                \
     "cmp r3, ip\n\t"                                                                       \
     "bne 1b\n\t"                                                                           \
+    "ldrd ip, lr, [r0, #48]\n\t"   /* rows left, oskip */                                  \
+    "subs ip, ip, #1\n\t"                                                                  \
+    "beq 9f\n\t"                                                                           \
+    "str ip, [r0, #48]\n\t"                                                                \
+    "add r3, r3, lr\n\t"                                                                   \
+    "ldrd ip, lr, [r0, #56]\n\t"   /* orow, xskip */                                       \
+    "add r1, r1, lr\n\t"                                                                   \
+    "ldr lr, [r0, #44]\n\t"                                                                \
+    "add lr, lr, ip\n\t"                                                                   \
+    "str lr, [r0, #44]\n\t"                                                                \
+    "b 1b\n"                                                                                \
+    "9:\n\t"                                                                               \
     "pop {r4-r11, pc}\n\t"                                                                 \
     ET_ASM_FUNCTION_END(#name)
 
@@ -558,9 +575,11 @@ typedef char et_dw33_job_layout[offsetof(et_dw33_job, stride) == 40 &&
 #define ET_LD_S2_2                                                                         \
     "add lr, r1, r2, lsl #1\n\tldr r10, [lr]\n\tldr r11, [lr, #4]\n\tldr lr, [lr, #8]\n\t"
 
-/* out[0 .. jb->end - out) from plane row x on (at least four outputs) */
-void et_dw33_quads_s1(const et_dw33_job *jb, const int8_t *x, int32_t *out);
-void et_dw33_quads_s2(const et_dw33_job *jb, const int8_t *x, int32_t *out);
+/* jb->rows rows of outputs from plane row x on, each out[0 .. jb->end - out) (at least four
+ * outputs), then out += that + oskip bytes, end += orow bytes, x += xskip bytes past where
+ * the row's quads left it; changes rows and end */
+void et_dw33_quads_s1(et_dw33_job *jb, const int8_t *x, int32_t *out);
+void et_dw33_quads_s2(et_dw33_job *jb, const int8_t *x, int32_t *out);
 __asm(ET_DW_FUNC(et_dw33_quads_s1, 4, ET_DW_S1_ROW, ET_LD_S1_0, ET_LD_S1_1, ET_LD_S1_2));
 __asm(ET_DW_FUNC(et_dw33_quads_s2, 8, ET_DW_S2_ROW, ET_LD_S2_0, ET_LD_S2_1, ET_LD_S2_2));
 #endif
@@ -574,18 +593,20 @@ static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, co
 {
     int32_t ox = 0;
 #if ET_SIMD
-    void (*quads)(const et_dw33_job *, const int8_t *, int32_t *) =
+    void (*quads)(et_dw33_job *, const int8_t *, int32_t *) =
         s == 1 ? et_dw33_quads_s1 : et_dw33_quads_s2;
     et_dw33_job *jb = k->job;
     int32_t whole = (n + 3) & ~3;
     ox = out_end - out >= whole ? whole : n & ~3;
     if (ox > 0) {
         jb->end = out + ox;
+        jb->rows = 1;
         quads(jb, x, out);
     }
     if (ox < n) {           /* the last one to three: a whole quad into tmp (reads: slack) */
         int32_t tmp[4];
         jb->end = tmp + 4;
+        jb->rows = 1;
         quads(jb, x + ox * s, tmp);
         for (int32_t i = 0; ox < n; ox++) {
             __asm("" : "+r"(i));                      /* three at most: not a memcpy call */
@@ -610,15 +631,30 @@ static inline void et_dw33_row(int32_t *out, const int8_t *x, int32_t stride, co
 static void et_dw33_plane(const et_conv_geo *g, int32_t *out, const int8_t *pl, int32_t stride,
                           const int32_t *w, int32_t base, const int32_t *out_end)
 {
-    et_dw33_job jb = {{base, base, base, base}, {0, 0, 0, 0, 0, 0}, stride, out};
+    et_dw33_job jb = {{base, base, base, base}, {0, 0, 0, 0, 0, 0}, stride, out, 1, 0, 0, 0};
     et_w33 k = {w, &jb};
+    int32_t oy = 0;
 #if ET_SIMD
     for (int32_t r = 0; r < 3; r++) {
         jb.w[2 * r] = ET_PAIR(w[3 * r], w[3 * r + 2]);
         jb.w[2 * r + 1] = ET_PAIR(w[3 * r + 1], 0);
     }
+    /* the rows whose whole quads stay before out_end in one call, each as whole quads (a
+     * row's last quad writes up to three of the following outputs, written after); the
+     * rest by et_dw33_row */
+    int32_t nq = (g->wo + 3) >> 2, step = 4 * g->sw, room = (int32_t)(out_end - out) - 4 * nq;
+    oy = room < 0 ? 0 : et_min32(g->ho, room / g->wo + 1);
+    if (oy > 0) {
+        jb.end = out + 4 * nq;
+        jb.rows = oy;
+        jb.oskip = (int32_t)sizeof(int32_t) * (g->wo - 4 * nq);
+        jb.orow = (int32_t)sizeof(int32_t) * g->wo;
+        jb.xskip = g->sh * stride - nq * step;
+        (g->sw == 1 ? et_dw33_quads_s1 : et_dw33_quads_s2)(&jb, pl, out);
+        out += oy * g->wo;
+    }
 #endif
-    for (int32_t oy = 0; oy < g->ho; oy++, out += g->wo)
+    for (; oy < g->ho; oy++, out += g->wo)
         et_dw33_row(out, pl + oy * g->sh * stride, stride, &k, g->wo, g->sw, base, out_end);
 }
 
