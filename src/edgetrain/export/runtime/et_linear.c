@@ -336,6 +336,138 @@ void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t
             acc_b[o] -= zw * sum[1];
         }
 }
+
+/* ---- forward of four samples on ARMv7E-M, one weight row a pass: per group of four inputs
+ * one LDR of the row's four weights, 2 SXTB16, then the four samples' pairs by two LDM of
+ * four words (two samples each) into 8 SMLAD (13 instructions for 16 MACs). Pairs per group:
+ * (a0 a2) (a1 a3) of samples 0, 1, 2, 3 in turn (ET_LIN_GROUPS4 groups a chunk, 2 KB). */
+#define ET_LIN_GROUPS4 64
+
+/* field order and offsets are read by et_dot14_dsp */
+typedef struct {
+    const uint32_t *x;   /*  0: the pairs, word aligned (LDM) */
+    const int8_t *w;     /*  4: this pass's row at the chunk's first column */
+    const uint32_t *end; /*  8: past the chunk's last group */
+    int32_t skip;        /* 12: bytes from where a pass leaves w to the next row */
+    int32_t *out;        /* 16: sample 0's sum of this row, added to; advances a row a pass */
+    int32_t stride;      /* 20: bytes from one sample's sums to the next sample's */
+    int32_t passes;      /* 24: rows, at least one; counts down */
+    int32_t rem;         /* 28: groups % 4 (the loop is entered part way for them) */
+} et_dot14_job;
+
+#define ET_DOT14_GROUP                                                                      \
+    "ldr ip, [r1], #4\n\t"          /* w0 w1 w2 w3 */                                      \
+    "sxtb16 lr, ip\n\t"             /* (w0, w2) */                                         \
+    "sxtb16 ip, ip, ror #8\n\t"     /* (w1, w3) */                                         \
+    "ldm r0!, {r4-r7}\n\t"          /* samples 0 and 1 */                                  \
+    "smlad r8, lr, r4, r8\n\t"                                                              \
+    "smlad r8, ip, r5, r8\n\t"                                                              \
+    "smlad r9, lr, r6, r9\n\t"                                                              \
+    "smlad r9, ip, r7, r9\n\t"                                                              \
+    "ldm r0!, {r4-r7}\n\t"          /* samples 2 and 3 */                                  \
+    "smlad r10, lr, r4, r10\n\t"                                                            \
+    "smlad r10, ip, r5, r10\n\t"                                                            \
+    "smlad r11, lr, r6, r11\n\t"                                                            \
+    "smlad r11, ip, r7, r11\n\t"
+
+/* r0: pairs (up to r2: their end), r1: the row, r3: the job, r8-r11: the four samples' sums,
+ * r4-r7 pairs, ip / lr weights. The four-group loop is entered at its (4 - rem)-th group. */
+void et_dot14_dsp(et_dot14_job *jb);
+__asm(
+    ET_ASM_FUNCTION_BEGIN("et_dot14_dsp")
+    "push {r4-r11, lr}\n\t"
+    "mov r3, r0\n"
+    "1:\n\t"
+    "ldm r3, {r0, r1, r2}\n\t"      /* pairs, row, end */
+    "ldrd r4, r5, [r3, #16]\n\t"    /* out, stride */
+    "ldr r8, [r4]\n\t"
+    "add r4, r4, r5\n\t"
+    "ldr r9, [r4]\n\t"
+    "add r4, r4, r5\n\t"
+    "ldr r10, [r4]\n\t"
+    "ldr r11, [r4, r5]\n\t"
+    "ldr ip, [r3, #28]\n\t"
+    "cmp ip, #2\n\t"
+    "beq 12f\n\t"
+    "bhi 11f\n\t"
+    "cmp ip, #1\n\t"
+    "beq 13f\n"
+    "10:\n\t"
+    ET_DOT14_GROUP
+    "11:\n\t"
+    ET_DOT14_GROUP
+    "12:\n\t"
+    ET_DOT14_GROUP
+    "13:\n\t"
+    ET_DOT14_GROUP
+    "cmp r0, r2\n\t"
+    "bne 10b\n\t"
+    "ldrd r4, r5, [r3, #16]\n\t"
+    "str r9, [r4, r5]\n\t"
+    "add r6, r4, r5, lsl #1\n\t"
+    "str r10, [r6]\n\t"
+    "str r11, [r6, r5]\n\t"
+    "str r8, [r4], #4\n\t"          /* the next row's sums */
+    "str r4, [r3, #16]\n\t"
+    "ldr r4, [r3, #12]\n\t"
+    "add r1, r1, r4\n\t"            /* the next row */
+    "str r1, [r3, #4]\n\t"
+    "ldr r4, [r3, #24]\n\t"
+    "subs r4, r4, #1\n\t"
+    "str r4, [r3, #24]\n\t"
+    "bne 1b\n\t"
+    "pop {r4-r11, pc}\n\t"
+    ET_ASM_FUNCTION_END("et_dot14_dsp"));
+
+typedef char et_dot14_job_layout[offsetof(et_dot14_job, out) == 16 &&
+                                 offsetof(et_dot14_job, rem) == 28 ? 1 : -1];
+
+/* p[8g .. 8g + 7] = the centred pairs of group g of samples 0 .. 3 in turn (see
+ * et_pairs_centred), sample k at x + k * xs; s[k] += the sums of its centred inputs */
+static void et_pairs_centred4(const int8_t *x, int32_t xs, int32_t zx, int32_t groups,
+                              uint32_t *p, int32_t *s)
+{
+    const uint32_t zz = ET_PAIR(zx, zx), ones = 0x00010001u;
+    for (int32_t k = 0; k < 4; k++) {
+        const int8_t *xk = x + k * xs;
+        uint32_t *pk = p + 2 * k;
+        int32_t sk = s[k];
+        for (int32_t g = 0; g < groups; g++, pk += 8) {
+            uint32_t v = et_ld32(xk + 4 * g);
+            pk[0] = et_ssub16(et_sxtb16(v), zz);
+            pk[1] = et_ssub16(et_sxtb16_ror8(v), zz);
+            sk = et_smlad(pk[1], ones, et_smlad(pk[0], ones, sk));
+        }
+        s[k] = sk;
+    }
+}
+
+void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
+                    int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
+{
+    uint32_t pairs[8 * ET_LIN_GROUPS4];                /* int16 pairs of the four samples */
+    int32_t groups = n_in >> 2, sum[4] = {0, 0, 0, 0};
+    for (int32_t k = 0; k < 4; k++) memset(acc + k * as, 0, (size_t)n_out * sizeof *acc);
+    for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS4) {
+        int32_t ng = et_min32(ET_LIN_GROUPS4, groups - g);
+        et_pairs_centred4(x + 4 * g, xs, zx, ng, pairs, sum);
+        et_dot14_job jb = {pairs, w + 4 * g, pairs + 8 * ng, n_in - 4 * ng, acc,
+                           as * (int32_t)sizeof *acc, n_out, ng & 3};
+        if (n_out > 0) et_dot14_dsp(&jb);
+    }
+    for (int32_t k = 0; k < 4; k++) {
+        const int8_t *xk = x + k * xs;
+        int32_t *ak = acc + k * as;
+        for (int32_t i = 4 * groups; i < n_in; i++) {  /* the last n_in % 4 inputs */
+            int32_t xc = (int32_t)xk[i] - zx;
+            sum[k] += xc;
+            for (int32_t o = 0; o < n_out; o++) ak[o] += xc * w[o * n_in + i];
+        }
+        /* sum (x - zx)(w - zw) = sum (x - zx) w - zw * sum (x - zx): exact integer identity */
+        if (zw)
+            for (int32_t o = 0; o < n_out; o++) ak[o] -= zw * sum[k];
+    }
+}
 #else
 /* ---- forward in plain C (M0+, ET_NO_SIMD, host) */
 
@@ -381,6 +513,12 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
 #endif
 
 #if !ET_SIMD
+void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
+                    int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
+{
+    for (int32_t k = 0; k < 4; k++) et_linear_fwd(x + k * xs, zx, w, zw, n_in, n_out, acc + k * as);
+}
+
 void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t *w,
                     int32_t zw, int32_t n_in, int32_t n_out, int32_t *acc_a, int32_t *acc_b)
 {
