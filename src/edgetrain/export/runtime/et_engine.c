@@ -504,7 +504,7 @@ static void et_add_biases_saturated(const et_wlayer *L, float s_x, int32_t B)
     }
 }
 
-#define ET_BIAS_CACHE 64                        /* channels whose bias both passes share */
+#define ET_BIAS_CACHE 128                       /* channels whose bias both passes share */
 #define ET_SHORT_ROWS 4                         /* P below: the bias joins the sums in place */
 
 typedef struct {
@@ -739,7 +739,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
         uint8_t *kept = L->kept + b * O;
         int64_t total = 0;
         for (int32_t o = 0; o < O; o++) {         /* dxacc is free here */
-            int32_t d = eq[o] - e->qp.zero;      /* one code a channel (linear): no call */
+            int32_t d = P == 1 ? eq[o] - e->qp.zero : 0;   /* linear: one code, no call */
             L->dxacc[o] = P == 1 ? (d < 0 ? -d : d) : et_abs_dev8(eq + o * P, P, e->qp.zero);
             total += L->dxacc[o];
         }
@@ -769,6 +769,26 @@ static int64_t et_row_abs_max(const int32_t *g, int32_t n)
 
 #define ET_BOUND_BATCH 64                       /* samples whose input ranges fit the stack */
 
+/* the largest |g| of a linear layer's weight gradient from one sample: g[o][i] is
+ * e[o] * (x[i] - zero), so its largest magnitude is max|e| * max|x - zero| (O + K reads
+ * instead of O * K); errors of dropped rows are zero already */
+static int32_t et_outer_abs_max(const int16_t *ec, int32_t O, const int8_t *x, int32_t n,
+                                int32_t zx)
+{
+    int32_t emax = 0, xmn = x[0], xmx = x[0];
+    for (int32_t o = 0; o < O; o++) {
+        int32_t a = ec[o] < 0 ? -ec[o] : ec[o];
+        emax = a > emax ? a : emax;
+    }
+    for (int32_t i = 1; i < n; i++) {
+        xmn = x[i] < xmn ? x[i] : xmn;
+        xmx = x[i] > xmx ? x[i] : xmx;
+    }
+    xmn = zx - xmn;
+    xmx = xmx - zx;
+    return emax * (xmn > xmx ? xmn : xmx);      /* <= 255 * 255: no overflow */
+}
+
 /* a bound on max_i |G[o][i]| for G[o][i] = sum_b e_b[o] * (x_b[i] - zx), row o of the batch's
  * weight gradient of a linear layer (errors e_b[o] = ec[b * O]): with sample b's centred
  * inputs in [lo[b], hi[b]], each term lies in [min(e lo, e hi), max(e lo, e hi)], so G[o][i]
@@ -789,12 +809,13 @@ static int32_t et_outer_bound(const int16_t *ec, int32_t O, const int16_t *lo,
 /* the largest |G| of a linear layer's final batch weight gradient (gw: O rows of K), exactly,
  * reading only the rows that could hold it: the row of the largest bound first, then each
  * row whose bound exceeds the largest magnitude found so far (a row at or below it cannot
- * raise it). At batch 1 the bound is attained (G = e x). Returns -1 when unknown (batches
- * over ET_BOUND_BATCH: the update scans). */
+ * raise it); at batch 1 directly (G = e x). Returns -1 when unknown (batches over
+ * ET_BOUND_BATCH: the update scans). */
 static int64_t et_grad_abs_max(const et_wlayer *L, const et_tensor *x, int32_t B)
 {
     const int32_t O = L->g.c_out, K = L->g.c_in;
     int16_t lo[ET_BOUND_BATCH], hi[ET_BOUND_BATCH];
+    if (B == 1) return et_outer_abs_max(L->ec, O, x->q, K, x->qp.zero);
     if (B > ET_BOUND_BATCH) return -1;
     for (int32_t b = 0; b < B; b++) {           /* sample b's centred input range */
         int32_t mn, mx;
@@ -807,7 +828,6 @@ static int64_t et_grad_abs_max(const et_wlayer *L, const et_tensor *x, int32_t B
         int32_t u = et_outer_bound(L->ec + o, O, lo, hi, B);
         if (u > top_bound) top = o, top_bound = u;
     }
-    if (B == 1) return top_bound;
     int64_t amax = et_row_abs_max(L->gw + top * K, K);
     for (int32_t o = 0; o < O; o++)
         if (o != top && et_outer_bound(L->ec + o, O, lo, hi, B) > amax) {
