@@ -9,7 +9,9 @@
  * bounds tests where possible: the forward from a zero-point-padded plane through an offset
  * table, the stride-1 backward error through an offset table at inner positions, one-row
  * convolutions at stride > 1 by phases (no zero entries multiplied). 3 x 3 kernels with one
- * input channel per group run four outputs per pass in assembly.
+ * input channel per group run four outputs per pass in assembly (a channel's rows in one
+ * call), their stride-1 backward error three kernel rows per pass (inline assembly), their
+ * stride-2 backward error only the taps that meet an output (no zero products).
  * Scratch beyond et_conv_scratch is bounded stack buffers (blocks of ET_STACK_COL entries;
  * longer columns are summed chunk by chunk). */
 #include <stddef.h>
@@ -1851,10 +1853,11 @@ static void et_grad_fill_1d(const et_conv_geo *g, const int8_t *xg, int32_t zx, 
 
 /* every kernel entry of the group's cg input channels (xg: the first) against one block
  * of four kept outputs' errors over plane positions [p0, p0 + m); dw: the group's first
- * output channel's gradient, dwj: the four outputs' */
+ * output channel's gradient, dwj: the four outputs'; all: every channel's plane is in pl
+ * (et_grad_all_planes), else each is filled here */
 static void et_grad_channels(const et_conv_geo *g, const int8_t *xg, int32_t zx, int8_t *pl,
-                             const int16_t *blk, int32_t p0, int32_t m, int32_t *const *dwj,
-                             int32_t nj)
+                             int all, const int16_t *blk, int32_t p0, int32_t m,
+                             int32_t *const *dwj, int32_t nj)
 {
     int32_t cg = g->c_in / g->groups, kk = g->kh * g->kw, wp = et_grad_wp(g), corr[ET_NB];
     int32_t *d[ET_NB];
@@ -1868,7 +1871,6 @@ static void et_grad_channels(const et_conv_geo *g, const int8_t *xg, int32_t zx,
         for (int32_t j = 0; j < nj; j++) d[j] = dwj[j] + kx;
         et_grad_rows(blk, m, run, et_grad_lp(g), cg, d, kk, nj, corr);
     }
-    int all = et_grad_all_planes(g);
     for (int32_t c = 0; c < cg && !et_grad_1d(g); c++) {
         const int8_t *plc = all ? pl + c * et_grad_plane_bytes(g) : pl;
         if (!all) et_grad_fill(g, xg + c * g->h * g->w, pl);
@@ -1886,19 +1888,23 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
     union { int32_t align; int8_t v[ET_GRAD_PLANES]; } pl;
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t P = g->ho * g->wo, span = g->ho * et_grad_wp(g), kept[ET_NB];
-    int all = et_grad_all_planes(g);
-    if (!et_grad_plain_1x1(g) && !et_grad_1d(g))
+    int all = et_grad_all_planes(g), one_d = et_grad_1d(g);
+    if (!et_grad_plain_1x1(g) && !one_d)
         et_fill8(pl.v, zx, (size_t)((all ? cg : 1) * et_grad_plane_bytes(g) + et_grad_slack(g)));
     for (int32_t o = 0, filled = -1; o < g->c_out;) {
         int32_t nj = 0, gi = o / og;
         for (; o < (gi + 1) * og && nj < ET_NB; o++)      /* four kept outputs of one group */
             if (!sel || sel[o]) kept[nj++] = o;
         if (nj == 0) continue;
-        if (et_grad_1d(g) && gi != filled)
-            et_grad_fill_1d(g, x + (filled = gi) * cg * g->w, zx, pl.v);
-        for (int32_t c = 0; all && gi != filled && c < cg; c++)   /* the padding stays zx */
-            et_grad_fill(g, x + (gi * cg + c) * g->h * g->w, pl.v + c * et_grad_plane_bytes(g));
-        if (all) filled = gi;
+        if (gi != filled && (one_d || all)) {          /* the group's planes, once */
+            filled = gi;
+            if (one_d)
+                et_grad_fill_1d(g, x + gi * cg * g->w, zx, pl.v);
+            else                                        /* the padding stays zx */
+                for (int32_t c = 0; c < cg; c++)
+                    et_grad_fill(g, x + (gi * cg + c) * g->h * g->w,
+                                 pl.v + c * et_grad_plane_bytes(g));
+        }
         const int16_t *e[ET_NB];
         int32_t *dwj[ET_NB];
         for (int32_t j = 0; j < ET_NB; j++) e[j] = ec + kept[et_min32(j, nj - 1)] * P;
@@ -1906,7 +1912,7 @@ static void et_conv_bwd_w_blocks(const et_conv_geo *g, const int16_t *ec, const 
         for (int32_t p0 = 0; p0 < span; p0 += ET_GRAD_SPAN) {
             int32_t m = et_min32(ET_GRAD_SPAN, span - p0);
             et_grad_block(g, e, p0, m, blk.v);
-            et_grad_channels(g, x + gi * cg * g->h * g->w, zx, pl.v, blk.v, p0, m, dwj, nj);
+            et_grad_channels(g, x + gi * cg * g->h * g->w, zx, pl.v, all, blk.v, p0, m, dwj, nj);
         }
     }
 }
