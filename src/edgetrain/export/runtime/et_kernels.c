@@ -1300,6 +1300,24 @@ static void et_transpose4(const int8_t *const *src, int32_t n, int8_t *dst, int3
         for (int32_t j = 0; j < 4; j++) dst[j] = src[j][c];
 }
 
+/* et_transpose_kept for a 1 x 1 kernel: wt row c = w[o_j][c] for the kept o_j, four kept
+ * outputs' rows at once */
+static int32_t et_transpose_kept_1x1(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
+                                     int32_t gi, const et_conv_scratch *sc)
+{
+    int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, n = 0, P = g->ho * g->wo;
+    const int8_t *quad[4];
+    for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
+        if (sel && !sel[o]) continue;
+        quad[n & 3] = w + o * cg;
+        if ((n & 3) == 3) et_transpose4(quad, cg, sc->wt + n - 3, og);
+        sc->kept[n++] = o * P;
+    }
+    for (int32_t j = n & ~3; j < n; j++)              /* the last one to three */
+        for (int32_t c = 0; c < cg; c++) sc->wt[c * og + j] = quad[j & 3][c];
+    return n;
+}
+
 /* wt row c (stride og * kk) = w[o_j][c][k] for kept o_j, entries j * kk + k; kept[j] = o_j *
  * P (the error row's offset). Returns the number of kept outputs. */
 static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const int8_t *w,
@@ -1307,22 +1325,15 @@ static int32_t et_transpose_kept(const et_conv_geo *g, const uint8_t *sel, const
 {
     int32_t cg = g->c_in / g->groups, og = g->c_out / g->groups, kk = g->kh * g->kw;
     int32_t n = 0, P = g->ho * g->wo, ld = og * kk;
-    const int8_t *quad[4];
+    if (kk == 1) return et_transpose_kept_1x1(g, sel, w, gi, sc);
     for (int32_t o = gi * og; o < (gi + 1) * og; o++) {
         if (sel && !sel[o]) continue;
         const int8_t *src = w + o * cg * kk;
         int8_t *dst = sc->wt + n * kk;
-        if (kk == 1) {                  /* four kept outputs' rows at once */
-            quad[n & 3] = src;
-            if ((n & 3) == 3) et_transpose4(quad, cg, dst - 3, ld);
-        } else {
-            for (int32_t c = 0; c < cg; c++, dst += ld)
-                for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
-        }
+        for (int32_t c = 0; c < cg; c++, dst += ld)
+            for (int32_t k = 0; k < kk; k++) dst[k] = *src++;
         sc->kept[n++] = o * P;
     }
-    for (int32_t j = n & ~3; kk == 1 && j < n; j++)   /* the last one to three */
-        for (int32_t c = 0; c < cg; c++) sc->wt[c * ld + j] = quad[j & 3][c];
     return n;
 }
 
