@@ -111,7 +111,8 @@ void et_trace_tensor(const et_tensor *t, int32_t batch)
 
 /* four int32 by two LDRD (word alignment suffices on ARMv7-M) and four int8 by four STRB
  * (the compiler would merge the bytes with four BFI and one STR: two more instructions), each
- * pointer advanced by the last access */
+ * pointer advanced by the last access; the stores are volatile, as an asm whose only output
+ * (the advanced pointer) goes unused would otherwise be deleted, stores and all */
 #if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__)
 ET_ALWAYS_INLINE void et_load4_next(const int32_t **p, int32_t *a)
 {
@@ -121,8 +122,9 @@ ET_ALWAYS_INLINE void et_load4_next(const int32_t **p, int32_t *a)
 }
 ET_ALWAYS_INLINE void et_store4_next(int8_t **d, int32_t r0, int32_t r1, int32_t r2, int32_t r3)
 {
-    __asm("strb %2, [%0, #1]\n\tstrb %3, [%0, #2]\n\tstrb %4, [%0, #3]\n\tstrb %1, [%0], #4"
-          : "+r"(*d) : "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+    __asm volatile("strb %2, [%0, #1]\n\tstrb %3, [%0, #2]\n\t"
+                   "strb %4, [%0, #3]\n\tstrb %1, [%0], #4"
+                   : "+r"(*d) : "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
 }
 #else
 ET_ALWAYS_INLINE void et_load4_next(const int32_t **p, int32_t *a)
