@@ -29,7 +29,10 @@ def wide_mlp():
                          [("default", "full", 1, "cortex-m4", False),
                           ("paper", "partial", 2, "cortex-m4", False),
                           ("nearest", "full", 1, "cortex-m7", False),
-                          ("pow2", "partial", 1, "cortex-m4", True)])
+                          ("pow2", "partial", 1, "cortex-m4", True),
+                          # batch 7: the linear forward's four-sample, two-sample and
+                          # one-sample kernels in turn, over an odd n_in (71) and n_out (5)
+                          ("default", "partial", 7, "cortex-m4", False)])
 def test_update_bit_exact_on_cortex_m(tmp_path, monkeypatch, numerics, policy, batch, core,
                                       plain):
     if plain:  # the C forms on the FPU: the project Makefile reads EXTRA_CFLAGS
