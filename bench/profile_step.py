@@ -91,8 +91,11 @@ def annotated(elf: Path, func: str, counts: dict[int, int], steps: int) -> list[
     for ln in dis[start + 1:]:
         if not ln.strip():
             break
-        addr = int(ln.split(":")[0], 16)
-        lines.append(f"{counts.get(addr, 0) / steps:10.0f} {ln}")
+        head = ln.split(":")[0].strip()
+        if not head or any(ch not in "0123456789abcdef" for ch in head):  # objdump's "..." (zero fill)
+            lines.append(f"{'':10} {ln}")
+            continue
+        lines.append(f"{counts.get(int(head, 16), 0) / steps:10.0f} {ln}")
     return lines
 
 
