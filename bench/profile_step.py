@@ -117,6 +117,8 @@ def main(argv: list[str]) -> int:
     macs = args.steps * args.batch * check.macs_per_sample
     functions = qemu.function_profile(elf, run)
     total = sum(c for _, c in functions)
+    print("per function over the whole run (start-up included: et_reset_handler, its memset "
+          "of .bss), per MAC of the steps:")
     for name, count in functions[:args.top]:
         print(f"{name:36s} {count / macs:7.3f} insn/MAC {100 * count / total:5.1f} %")
     files = by_source(functions)
