@@ -638,8 +638,8 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
         et_linear_fwd4(x->q + b * x->n, x->n, x->qp.zero, L->w, L->w_zero, L->g.c_in, O,
                        L->acc + b * ny, ny);
     for (; !L->conv && b + 2 <= B; b += 2)
-        et_linear_fwd2(x->q + b * x->n, x->q + (b + 1) * x->n, x->qp.zero, L->w, L->w_zero,
-                       L->g.c_in, O, L->acc + b * ny, L->acc + (b + 1) * ny);
+        et_linear_fwd2(x->q + b * x->n, x->n, x->qp.zero, L->w, L->w_zero, L->g.c_in, O,
+                       L->acc + b * ny, ny);
     for (; b < B; b++)
         et_forward_acc(L, x->q + b * x->n, x->qp.zero, L->acc + b * ny);
     et_out_range r = et_channel_ranges(L, x->qp.scale, B, biases);

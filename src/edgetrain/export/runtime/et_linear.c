@@ -125,20 +125,45 @@ __asm(ET_DOT2_FN("et_dot2u_dsp", "ldr r9, [r1], #4\n\tldr r10, [r1], #4\n\t",
 typedef char et_dot2_job_layout[offsetof(et_dot2_job, out) == 20 &&
                                 offsetof(et_dot2_job, quad) == 28 ? 1 : -1];
 
-/* p[2g], p[2g + 1] = (x0 - zx, x2 - zx), (x1 - zx, x3 - zx) of group g (|x - zx| <= 255 fits
- * a halfword); returns the sum of the centred inputs */
-static int32_t et_pairs_centred(const int8_t *x, int32_t zx, int32_t groups, uint32_t *p)
+/* the centred int16 pairs of n samples (sample k at x + k * xs), interleaved by group of
+ * four inputs: p[2 (n g + k)], p[2 (n g + k) + 1] = (x0 - zx, x2 - zx), (x1 - zx, x3 - zx) of
+ * sample k's group g (|x - zx| <= 255 fits a halfword); s[k] += the sum of its centred inputs */
+static void et_pairs_centred(const int8_t *x, int32_t xs, int32_t n, int32_t zx,
+                             int32_t groups, uint32_t *p, int32_t *s)
 {
     const uint32_t zz = ET_PAIR(zx, zx), ones = 0x00010001u;
-    int32_t s = 0;
-    for (int32_t g = 0; g < groups; g++) {
-        uint32_t xv = et_ld32(x + 4 * g);
-        uint32_t x02 = et_ssub16(et_sxtb16(xv), zz), x13 = et_ssub16(et_sxtb16_ror8(xv), zz);
-        p[2 * g] = x02;                                   /* (x0, x2) centred */
-        p[2 * g + 1] = x13;                               /* (x1, x3) centred */
-        s = et_smlad(x13, ones, et_smlad(x02, ones, s));
+    for (int32_t k = 0; k < n; k++) {
+        const int8_t *xk = x + k * xs;
+        uint32_t *pk = p + 2 * k;
+        int32_t sk = s[k];
+        for (int32_t g = 0; g < groups; g++, pk += 2 * n) {
+            uint32_t v = et_ld32(xk + 4 * g);
+            pk[0] = et_ssub16(et_sxtb16(v), zz);          /* (x0, x2) centred */
+            pk[1] = et_ssub16(et_sxtb16_ror8(v), zz);     /* (x1, x3) centred */
+            sk = et_smlad(pk[1], ones, et_smlad(pk[0], ones, sk));
+        }
+        s[k] = sk;
     }
-    return s;
+}
+
+/* the rest of the forward of n samples (as et_pairs_centred, sums at acc + k * as): the last
+ * n_in % 4 inputs, then the weight zero point: sum (x - zx)(w - zw) = sum (x - zx) w - zw *
+ * sum (x - zx), an exact integer identity */
+static void et_forward_rest(const int8_t *x, int32_t xs, int32_t n, int32_t zx,
+                            const int8_t *w, int32_t zw, int32_t n_in, int32_t n_out,
+                            int32_t *acc, int32_t as, int32_t *sum)
+{
+    for (int32_t k = 0; k < n; k++) {
+        const int8_t *xk = x + k * xs;
+        int32_t *ak = acc + k * as;
+        for (int32_t i = n_in & ~3; i < n_in; i++) {
+            int32_t xc = (int32_t)xk[i] - zx;
+            sum[k] += xc;
+            for (int32_t o = 0; o < n_out; o++) ak[o] += xc * w[o * n_in + i];
+        }
+        if (zw)
+            for (int32_t o = 0; o < n_out; o++) ak[o] -= zw * sum[k];
+    }
 }
 
 /* acc[o] += the chunk's sum for every row o (w: the chunk's first column), two rows a pass;
@@ -168,17 +193,10 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
     memset(acc, 0, (size_t)n_out * sizeof *acc);
     for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS) {
         int32_t ng = et_min32(ET_LIN_GROUPS, groups - g);
-        sum += et_pairs_centred(x + 4 * g, zx, ng, pairs);
+        et_pairs_centred(x + 4 * g, 0, 1, zx, ng, pairs, &sum);
         et_rows2(pairs, ng, w + 4 * g, n_in, n_out, acc);
     }
-    for (int32_t i = 4 * groups; i < n_in; i++) {      /* the last n_in % 4 inputs */
-        int32_t xc = (int32_t)x[i] - zx;
-        sum += xc;
-        for (int32_t o = 0; o < n_out; o++) acc[o] += xc * w[o * n_in + i];
-    }
-    /* sum (x - zx)(w - zw) = sum (x - zx) w - zw * sum (x - zx): exact integer identity */
-    if (zw)
-        for (int32_t o = 0; o < n_out; o++) acc[o] -= zw * sum;
+    et_forward_rest(x, 0, 1, zx, w, zw, n_in, n_out, acc, 0, &sum);
 }
 
 /* ---- forward of two samples on ARMv7E-M: both samples' centred inputs unpacked once into
@@ -272,26 +290,6 @@ __asm(
 typedef char et_dot22_job_layout[offsetof(et_dot22_job, out0) == 16 &&
                                  offsetof(et_dot22_job, rem) == 32 ? 1 : -1];
 
-/* p[4g .. 4g + 3] = the centred pairs of group g of sample a then of sample b (see
- * et_pairs_centred); s[0], s[1] += the sums of each sample's centred inputs */
-static void et_pairs_centred2(const int8_t *xa, const int8_t *xb, int32_t zx, int32_t groups,
-                              uint32_t *p, int32_t *s)
-{
-    const uint32_t zz = ET_PAIR(zx, zx), ones = 0x00010001u;
-    int32_t sa = s[0], sb = s[1];
-    for (int32_t g = 0; g < groups; g++, p += 4) {
-        uint32_t va = et_ld32(xa + 4 * g), vb = et_ld32(xb + 4 * g);
-        p[0] = et_ssub16(et_sxtb16(va), zz);
-        p[1] = et_ssub16(et_sxtb16_ror8(va), zz);
-        p[2] = et_ssub16(et_sxtb16(vb), zz);
-        p[3] = et_ssub16(et_sxtb16_ror8(vb), zz);
-        sa = et_smlad(p[1], ones, et_smlad(p[0], ones, sa));
-        sb = et_smlad(p[3], ones, et_smlad(p[2], ones, sb));
-    }
-    s[0] = sa;
-    s[1] = sb;
-}
-
 /* acc_a[o], acc_b[o] += the chunk's sums for every row o (w: the chunk's first column), two
  * rows a pass; an odd last row runs as both rows of one more pass */
 static void et_rows22(const uint32_t *pairs, int32_t groups, const int8_t *w, int32_t n_in,
@@ -310,33 +308,19 @@ static void et_rows22(const uint32_t *pairs, int32_t groups, const int8_t *w, in
     }
 }
 
-void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t *w,
-                    int32_t zw, int32_t n_in, int32_t n_out, int32_t *acc_a, int32_t *acc_b)
+void et_linear_fwd2(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
+                    int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
 {
     uint32_t pairs[4 * ET_LIN_GROUPS2];                /* int16 pairs of both samples */
     int32_t groups = n_in >> 2, sum[2] = {0, 0};
-    memset(acc_a, 0, (size_t)n_out * sizeof *acc_a);
-    memset(acc_b, 0, (size_t)n_out * sizeof *acc_b);
+    memset(acc, 0, (size_t)n_out * sizeof *acc);
+    memset(acc + as, 0, (size_t)n_out * sizeof *acc);
     for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS2) {
         int32_t ng = et_min32(ET_LIN_GROUPS2, groups - g);
-        et_pairs_centred2(xa + 4 * g, xb + 4 * g, zx, ng, pairs, sum);
-        et_rows22(pairs, ng, w + 4 * g, n_in, n_out, acc_a, acc_b);
+        et_pairs_centred(x + 4 * g, xs, 2, zx, ng, pairs, sum);
+        et_rows22(pairs, ng, w + 4 * g, n_in, n_out, acc, acc + as);
     }
-    for (int32_t i = 4 * groups; i < n_in; i++) {      /* the last n_in % 4 inputs */
-        int32_t xa_c = (int32_t)xa[i] - zx, xb_c = (int32_t)xb[i] - zx;
-        sum[0] += xa_c;
-        sum[1] += xb_c;
-        for (int32_t o = 0; o < n_out; o++) {
-            acc_a[o] += xa_c * w[o * n_in + i];
-            acc_b[o] += xb_c * w[o * n_in + i];
-        }
-    }
-    /* sum (x - zx)(w - zw) = sum (x - zx) w - zw * sum (x - zx): exact integer identity */
-    if (zw)
-        for (int32_t o = 0; o < n_out; o++) {
-            acc_a[o] -= zw * sum[0];
-            acc_b[o] -= zw * sum[1];
-        }
+    et_forward_rest(x, xs, 2, zx, w, zw, n_in, n_out, acc, as, sum);
 }
 
 /* ---- forward of four samples on ARMv7E-M, one weight row a pass: per group of four inputs
@@ -424,26 +408,6 @@ __asm(
 typedef char et_dot14_job_layout[offsetof(et_dot14_job, out) == 16 &&
                                  offsetof(et_dot14_job, rem) == 28 ? 1 : -1];
 
-/* p[8g .. 8g + 7] = the centred pairs of group g of samples 0 .. 3 in turn (see
- * et_pairs_centred), sample k at x + k * xs; s[k] += the sums of its centred inputs */
-static void et_pairs_centred4(const int8_t *x, int32_t xs, int32_t zx, int32_t groups,
-                              uint32_t *p, int32_t *s)
-{
-    const uint32_t zz = ET_PAIR(zx, zx), ones = 0x00010001u;
-    for (int32_t k = 0; k < 4; k++) {
-        const int8_t *xk = x + k * xs;
-        uint32_t *pk = p + 2 * k;
-        int32_t sk = s[k];
-        for (int32_t g = 0; g < groups; g++, pk += 8) {
-            uint32_t v = et_ld32(xk + 4 * g);
-            pk[0] = et_ssub16(et_sxtb16(v), zz);
-            pk[1] = et_ssub16(et_sxtb16_ror8(v), zz);
-            sk = et_smlad(pk[1], ones, et_smlad(pk[0], ones, sk));
-        }
-        s[k] = sk;
-    }
-}
-
 void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
                     int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
 {
@@ -452,23 +416,12 @@ void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, in
     for (int32_t k = 0; k < 4; k++) memset(acc + k * as, 0, (size_t)n_out * sizeof *acc);
     for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS4) {
         int32_t ng = et_min32(ET_LIN_GROUPS4, groups - g);
-        et_pairs_centred4(x + 4 * g, xs, zx, ng, pairs, sum);
+        et_pairs_centred(x + 4 * g, xs, 4, zx, ng, pairs, sum);
         et_dot14_job jb = {pairs, w + 4 * g, pairs + 8 * ng, n_in - 4 * ng, acc,
                            as * (int32_t)sizeof *acc, n_out, ng & 3};
         if (n_out > 0) et_dot14_dsp(&jb);
     }
-    for (int32_t k = 0; k < 4; k++) {
-        const int8_t *xk = x + k * xs;
-        int32_t *ak = acc + k * as;
-        for (int32_t i = 4 * groups; i < n_in; i++) {  /* the last n_in % 4 inputs */
-            int32_t xc = (int32_t)xk[i] - zx;
-            sum[k] += xc;
-            for (int32_t o = 0; o < n_out; o++) ak[o] += xc * w[o * n_in + i];
-        }
-        /* sum (x - zx)(w - zw) = sum (x - zx) w - zw * sum (x - zx): exact integer identity */
-        if (zw)
-            for (int32_t o = 0; o < n_out; o++) ak[o] -= zw * sum[k];
-    }
+    et_forward_rest(x, xs, 4, zx, w, zw, n_in, n_out, acc, as, sum);
 }
 #else
 /* ---- forward in plain C (M0+, ET_NO_SIMD, host) */
@@ -515,17 +468,25 @@ void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
 #endif
 
 #if !ET_SIMD
+/* plain C: one sample after the other (the same integers) */
+static void et_linear_fwd_each(const int8_t *x, int32_t xs, int32_t n, int32_t zx,
+                               const int8_t *w, int32_t zw, int32_t n_in, int32_t n_out,
+                               int32_t *acc, int32_t as)
+{
+    for (int32_t k = 0; k < n; k++)
+        et_linear_fwd(x + k * xs, zx, w, zw, n_in, n_out, acc + k * as);
+}
+
+void et_linear_fwd2(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
+                    int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
+{
+    et_linear_fwd_each(x, xs, 2, zx, w, zw, n_in, n_out, acc, as);
+}
+
 void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
                     int32_t n_in, int32_t n_out, int32_t *acc, int32_t as)
 {
-    for (int32_t k = 0; k < 4; k++) et_linear_fwd(x + k * xs, zx, w, zw, n_in, n_out, acc + k * as);
-}
-
-void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t *w,
-                    int32_t zw, int32_t n_in, int32_t n_out, int32_t *acc_a, int32_t *acc_b)
-{
-    et_linear_fwd(xa, zx, w, zw, n_in, n_out, acc_a);
-    et_linear_fwd(xb, zx, w, zw, n_in, n_out, acc_b);
+    et_linear_fwd_each(x, xs, 4, zx, w, zw, n_in, n_out, acc, as);
 }
 #endif
 
@@ -733,10 +694,10 @@ void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int
                      int32_t n_in, int32_t n_out, int32_t *dw)
 {
     uint32_t pairs[2 * ET_LIN_GROUPS];                 /* int16 (x0, x2), (x1, x3) per group */
-    int32_t groups = n_in >> 2;
+    int32_t groups = n_in >> 2, unused = 0;            /* the input's sum: not needed here */
     for (int32_t g = 0; g < groups; g += ET_LIN_GROUPS) {
         int32_t ng = et_min32(ET_LIN_GROUPS, groups - g);
-        et_pairs_centred(x + 4 * g, zx, ng, pairs);
+        et_pairs_centred(x + 4 * g, 0, 1, zx, ng, pairs, &unused);
         et_outer_rows(ec, sel, pairs, ng, n_in, n_out, dw + 4 * g);
     }
     for (int32_t i = 4 * groups; i < n_in; i++) {      /* the last n_in % 4 inputs */

@@ -11,12 +11,10 @@
 /* linear: x[n_in], w[n_out][n_in] -> acc[n_out] = sum_i (x_i - zx)(w_oi - zw) */
 void et_linear_fwd(const int8_t *x, int32_t zx, const int8_t *w, int32_t zw,
                    int32_t n_in, int32_t n_out, int32_t *acc);
-/* et_linear_fwd of two samples xa, xb at once (each weight loaded and unpacked once for both
- * on ARMv7E-M) into acc_a, acc_b; the same integers as two et_linear_fwd calls */
-void et_linear_fwd2(const int8_t *xa, const int8_t *xb, int32_t zx, const int8_t *w,
-                    int32_t zw, int32_t n_in, int32_t n_out, int32_t *acc_a, int32_t *acc_b);
-/* et_linear_fwd of four samples (sample k at x + k * xs, its sums at acc + k * as) at once:
- * on ARMv7E-M each weight loaded and unpacked once for all four; the same integers */
+/* et_linear_fwd of two or four samples (sample k at x + k * xs, its sums at acc + k * as) at
+ * once: on ARMv7E-M each weight loaded and unpacked once for all of them; the same integers */
+void et_linear_fwd2(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
+                    int32_t n_in, int32_t n_out, int32_t *acc, int32_t as);
 void et_linear_fwd4(const int8_t *x, int32_t xs, int32_t zx, const int8_t *w, int32_t zw,
                     int32_t n_in, int32_t n_out, int32_t *acc, int32_t as);
 /* dx[i] = sum_{o kept} ec_o (w_oi - zw); ec: centred errors (int16) */
