@@ -235,9 +235,20 @@ typedef struct {
     ET_DOT22_ROW("r1", "r8", "r9")                                                          \
     ET_DOT22_ROW("r2", "r10", "r11")
 
+/* a four-group loop over the pairs at r0 up to end, entered part way so that its first pass
+ * runs ip = groups % 4 groups (ip = 0: all four): a chunk of any number of groups, no tail */
+#define ET_FOUR_GROUPS_FROM_IP(group, end)                                                  \
+    "cmp ip, #2\n\t"                                                                        \
+    "beq 12f\n\t"                                                                           \
+    "bhi 11f\n\t"                                                                           \
+    "cmp ip, #1\n\t"                                                                        \
+    "beq 13f\n"                                                                             \
+    "10:\n\t" group "11:\n\t" group "12:\n\t" group "13:\n\t" group                         \
+    "cmp r0, " end "\n\tbne 10b\n\t"
+
 /* r0: pairs (up to r3: their end), r1 / r2: the rows, r8-r11: the sums (row 0 a, b, row 1
  * a, b), r4-r7 a group's pairs, ip / lr weights; the job's address stays on the stack. The
- * four-group loop is entered at its (4 - rem)-th group for rem = groups % 4. */
+ * four-group loop's first pass runs rem = groups % 4 groups (0: four). */
 void et_dot22_dsp(et_dot22_job *jb);
 __asm(
     ET_ASM_FUNCTION_BEGIN("et_dot22_dsp")
@@ -254,21 +265,7 @@ __asm(
     "ldr r5, [ip, #20]\n\t"
     "ldrd r9, r11, [r5]\n\t"        /* of sample b */
     "ldr ip, [ip, #32]\n\t"
-    "cmp ip, #2\n\t"
-    "beq 12f\n\t"
-    "bhi 11f\n\t"
-    "cmp ip, #1\n\t"
-    "beq 13f\n"
-    "10:\n\t"
-    ET_DOT22_GROUP
-    "11:\n\t"
-    ET_DOT22_GROUP
-    "12:\n\t"
-    ET_DOT22_GROUP
-    "13:\n\t"
-    ET_DOT22_GROUP
-    "cmp r0, r3\n\t"
-    "bne 10b\n\t"
+    ET_FOUR_GROUPS_FROM_IP(ET_DOT22_GROUP, "r3")
     "ldr ip, [sp]\n\t"
     "ldr r4, [ip, #16]\n\t"
     "strd r8, r10, [r4], #8\n\t"
@@ -357,7 +354,7 @@ typedef struct {
     "smlad r11, ip, r7, r11\n\t"
 
 /* r0: pairs (up to r2: their end), r1: the row, r3: the job, r8-r11: the four samples' sums,
- * r4-r7 pairs, ip / lr weights. The four-group loop is entered at its (4 - rem)-th group. */
+ * r4-r7 pairs, ip / lr weights. The four-group loop's first pass runs rem groups. */
 void et_dot14_dsp(et_dot14_job *jb);
 __asm(
     ET_ASM_FUNCTION_BEGIN("et_dot14_dsp")
@@ -373,21 +370,7 @@ __asm(
     "ldr r10, [r4]\n\t"
     "ldr r11, [r4, r5]\n\t"
     "ldr ip, [r3, #28]\n\t"
-    "cmp ip, #2\n\t"
-    "beq 12f\n\t"
-    "bhi 11f\n\t"
-    "cmp ip, #1\n\t"
-    "beq 13f\n"
-    "10:\n\t"
-    ET_DOT14_GROUP
-    "11:\n\t"
-    ET_DOT14_GROUP
-    "12:\n\t"
-    ET_DOT14_GROUP
-    "13:\n\t"
-    ET_DOT14_GROUP
-    "cmp r0, r2\n\t"
-    "bne 10b\n\t"
+    ET_FOUR_GROUPS_FROM_IP(ET_DOT14_GROUP, "r2")
     "ldrd r4, r5, [r3, #16]\n\t"
     "str r9, [r4, r5]\n\t"
     "add r6, r4, r5, lsl #1\n\t"
