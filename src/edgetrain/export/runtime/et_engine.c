@@ -103,12 +103,6 @@ void et_trace_tensor(const et_tensor *t, int32_t batch)
 }
 
 
-#if defined(__GNUC__)
-#define ET_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define ET_ALWAYS_INLINE static inline
-#endif
-
 /* four int32 by two LDRD (word alignment suffices on ARMv7-M) and four int8 by four STRB
  * (the compiler would merge the bytes with four BFI and one STR: two more instructions), each
  * pointer advanced by the last access; the stores are volatile, as an asm whose only output

@@ -14,12 +14,6 @@
 #define ET_UPD_ASM 0
 #endif
 
-/* a helper of one noinline loop function, inlined into it whatever its size (no call) */
-#if defined(__GNUC__)
-#define ET_INLINE static inline __attribute__((always_inline))
-#else
-#define ET_INLINE static inline
-#endif
 
 #if ET_UPD_ASM
 /* one element of et_abs_max_quads: new only when (uint32)(x - mn) > (uint32)(mx - mn) */
@@ -615,8 +609,8 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
     "movgt %[" u "], #0x01000000\n"                                                          \
     "1:\n\t"
 
-ET_INLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q, uint32_t h,
-                                   float sd)
+ET_ALWAYS_INLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q,
+                                          uint32_t h, float sd)
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, c = 0x00FFFFFFu, gold = ET_GOLDEN;
     int32_t u0, u1, u2, u3, t;
@@ -961,9 +955,9 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
 
 /* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o): the
  * pairs of elements 1, 2 | 3, 4 | ..., two per turn, then an odd pair alone */
-ET_INLINE void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
-                                 const int32_t *g, float *o, int32_t k, float *lo_io,
-                                 float *hi_io)
+ET_ALWAYS_INLINE void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
+                                        const int32_t *g, float *o, int32_t k, float *lo_io,
+                                        float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
     int32_t n = (k - 1) >> 1, w0, w1;        /* pairs; the loop itself in the asm (SUBS, BNE) */
