@@ -755,14 +755,6 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
 
 static void et_minmax8(const int8_t *q, int32_t n, int32_t *mn, int32_t *mx);
 
-/* the largest |g| of row g[0 .. n) (0 for an empty row), as et_update.c's scan reads it */
-static int64_t et_row_abs_max(const int32_t *g, int32_t n)
-{
-    int32_t mn = 0, mx = 0;
-    et_minmax_update(g, n, &mn, &mx);
-    return -(int64_t)mn > mx ? -(int64_t)mn : mx;
-}
-
 #define ET_BOUND_BATCH 64                       /* samples whose input ranges fit the stack */
 
 /* the largest |g| of a linear layer's weight gradient from one sample: g[o][i] is
@@ -824,10 +816,10 @@ static int64_t et_grad_abs_max(const et_wlayer *L, const et_tensor *x, int32_t B
         int32_t u = et_outer_bound(L->ec + o, O, lo, hi, B);
         if (u > top_bound) top = o, top_bound = u;
     }
-    int64_t amax = et_row_abs_max(L->gw + top * K, K);
+    int64_t amax = et_abs_max(L->gw + top * K, K);
     for (int32_t o = 0; o < O; o++)
         if (o != top && et_outer_bound(L->ec + o, O, lo, hi, B) > amax) {
-            int64_t r = et_row_abs_max(L->gw + o * K, K);
+            int64_t r = et_abs_max(L->gw + o * K, K);
             amax = r > amax ? r : amax;
         }
     return amax;

@@ -38,6 +38,8 @@ static inline int32_t et_k(const et_wlayer *L)
     return (L->g.c_in / L->g.groups) * L->g.kh * L->g.kw;
 }
 
+/* the largest |g| of n int32 (et_update.c; |INT32_MIN| read as INT32_MAX) */
+int32_t et_abs_max(const int32_t *g, int32_t n);
 /* Trainer._weights: this step's weight scales (per channel or one) and zero point */
 void et_weight_qparams(const et_ctx *c, et_wlayer *L);
 /* per-channel weight scales from the rows' ranges (rows marked in `keep` excepted), zero 0 */

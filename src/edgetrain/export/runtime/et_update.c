@@ -62,8 +62,8 @@ static void et_min_max_quads(const int32_t *g, int32_t q, int32_t *mn_io, int32_
 }
 #endif
 
-/* the largest |g| of n values */
-static int32_t et_abs_max(const int32_t *g, int32_t n)
+/* the largest |g| of n values (|INT32_MIN| read as INT32_MAX) */
+int32_t et_abs_max(const int32_t *g, int32_t n)
 {
     int32_t mn = 0, mx = 0, i = 0;
 #if ET_UPD_ASM
