@@ -4,7 +4,7 @@
  * Blocking, so that one load or one unpack feeds several MACs: gathered convolutions and
  * stride-1 weight gradients compute one weight row against a block of four positions per
  * pass (et_rows4: each weight word is unpacked once for four positions; written in assembly
- * on ARMv7E-M, where it takes 13 instructions per 16 MACs and 11 per row), other weight
+ * on ARMv7E-M, where it takes 13 instructions per 16 MACs and 10 per row), other weight
  * gradients four channels per pass over a shifted input. The blocks are gathered without
  * bounds tests where possible: the forward from a zero-point-padded plane through an offset
  * table, the stride-1 backward error through an offset table at inner positions, one-row
@@ -60,7 +60,7 @@ typedef struct {
     int32_t *out;                /* 32: the first row's four sums, stored; rows ldo apart */
     int32_t ldo, wskip;          /* 36, 40 */
     int32_t rows;                /* 44: at least one; the rows' stride n + wskip at least one */
-    uintptr_t at[4];             /* 48: the assembly's own (entry points, end of rows, groups) */
+    uintptr_t at[4];             /* 48: the assembly's own (entry points, groups and rows) */
 } et_rows4_job;
 
 #if ET_SIMD
@@ -82,6 +82,7 @@ typedef struct {
     "smlad r5, lr, r9, r5\n\t"                                                              \
     "smlad r6, lr, r10, r6\n\t"                                                             \
     "smlad r7, lr, r11, r7\n\t"
+#define ET_GROUPS7 ET_GROUP ET_GROUP ET_GROUP ET_GROUP ET_GROUP ET_GROUP ET_GROUP
 /* one tail entry: one int8 weight, two column words (24 bytes) */
 #define ET_TAIL                                                                             \
     "ldrsb.w ip, [r1], #1\n\t"                                                              \
@@ -91,57 +92,58 @@ typedef struct {
     "smlabb r6, ip, r9, r6\n\t"                                                             \
     "smlabt r7, ip, r9, r7\n\t"
 
-/* Per row: one LDM (block, passes, starting sums), a jump into the four-group loop body
- * (Duff's device: a row of g groups enters it (-g) & 3 groups in and makes (g + 3) / 4
- * passes), a jump into the three unrolled tail entries (3 - tail in), the store of the four
- * sums and the step to the next row: 11 instructions besides the MACs' 13 per group and the
- * two per pass. The entry points are worked out once per call (at[0], at[1]; at[2]: where
- * the weight pointer stands after the last row); `groups` holds the passes during the call
- * (at[3]: the groups, put back on return). */
+/* Per row: a jump into an eight-group loop body (Duff's device: a row of g groups enters it
+ * (-g) & 7 groups in and makes (g + 7) / 8 passes, two instructions a pass), then the store
+ * of the four sums, the step to the next row and the next row's LDM (block, passes, starting
+ * sums) with the jump back as one IT block: 10 instructions a row besides the MACs' 13 per
+ * group. The loop body is there twice: the copy rows with tail entries use jumps into the
+ * three unrolled tail entries (3 - tail in; two more instructions a row), the other runs
+ * straight into the row's end. The entry points are worked out once per call (at[0], at[1]);
+ * during the call `groups` holds the passes and `rows` where the weight pointer stands after
+ * the last row (at[2], at[3]: their values, put back on return). */
 void et_rows4_dsp(et_rows4_job *jb);
 __asm(
     ET_ASM_FUNCTION_BEGIN("et_rows4_dsp")
     "push {r4-r11, lr}\n\t"
     "ldrd r1, r2, [r0, #24]\n\t"    /* w, tail */
     "ldr r3, [r0, #4]\n\t"          /* groups */
-    "str r3, [r0, #60]\n\t"
     "ldrd r4, r5, [r0, #40]\n\t"    /* wskip, rows */
+    "strd r3, r5, [r0, #56]\n\t"
     "add r6, r2, r3, lsl #2\n\t"    /* n = 4 groups + tail */
     "add r6, r6, r4\n\t"            /* the rows' stride */
     "mla r6, r6, r5, r1\n\t"        /* the end of the rows */
-    "str r6, [r0, #56]\n\t"
+    "str r6, [r0, #44]\n\t"
     "adr.w r6, 5f\n\t"              /* tail entry: 3 - tail entries in */
-    "rsb r2, r2, #3\n\t"
-    "movs r4, #24\n\t"
-    "mla r6, r2, r4, r6\n\t"
+    "rsb r4, r2, #3\n\t"
+    "movs r5, #24\n\t"
+    "mla r6, r4, r5, r6\n\t"
     "orr r6, r6, #1\n\t"
     "str r6, [r0, #52]\n\t"
-    "adr.w r6, 4f\n\t"              /* no groups: straight to the tail */
-    "cbz r3, 2f\n\t"
-    "adds r4, r3, #3\n\t"           /* passes */
-    "lsrs r4, r4, #2\n\t"
+    "cbz r3, 2f\n\t"                /* no groups: straight to the tail (or the row's end) */
+    "adds r4, r3, #7\n\t"           /* passes */
+    "lsrs r4, r4, #3\n\t"
     "str r4, [r0, #4]\n\t"
     "rsbs r3, r3, #0\n\t"           /* groups skipped in the first pass */
-    "and r3, r3, #3\n\t"
-    "adr.w r6, 3f\n\t"
+    "and r3, r3, #7\n\t"
+    "adr.w r6, 3f\n\t"              /* with a tail: the first copy */
+    "adr.w r4, 4f\n\t"
+    "cmp r2, #0\n\t"
+    "it eq\n\t"
+    "moveq r6, r4\n\t"
     "movs r4, #52\n\t"
-    "mla r6, r3, r4, r6\n"
+    "mla r6, r3, r4, r6\n\t"
+    "orr r6, r6, #1\n"
     "2:\n\t"
-    "orr r6, r6, #1\n\t"
-    "str r6, [r0, #48]\n"
-    "1:\n\t"
+    "str r6, [r0, #48]\n\t"
     "ldm r0, {r2-r7}\n\t"           /* blk, passes, the four starting sums */
     "ldr pc, [r0, #48]\n\t"
     ".balign 4\n"
     "3:\n\t"
     ET_GROUP
     "7:\n\t"
-    ET_GROUP
-    ET_GROUP
-    ET_GROUP
+    ET_GROUPS7
     "subs r3, r3, #1\n\t"
-    "bne 3b\n"
-    "4:\n\t"
+    "bne 3b\n\t"
     "ldr pc, [r0, #52]\n\t"
     ".balign 4\n"
     "5:\n\t"
@@ -149,20 +151,30 @@ __asm(
     "8:\n\t"
     ET_TAIL
     ET_TAIL
+    "9:\n\t"
+    "b 6f\n\t"
+    ".balign 4\n"
+    "4:\n\t"
+    ET_GROUP
+    ET_GROUPS7
+    "subs r3, r3, #1\n\t"
+    "bne 4b\n"
     "6:\n\t"
     "ldrd r8, r9, [r0, #32]\n\t"    /* out, ldo */
     "stm r8, {r4-r7}\n\t"
     "add r8, r8, r9, lsl #2\n\t"
     "str r8, [r0, #32]\n\t"
-    "ldr r8, [r0, #40]\n\t"         /* wskip */
-    "ldr r9, [r0, #56]\n\t"         /* the end of the rows */
+    "ldrd r8, r9, [r0, #40]\n\t"    /* wskip, the end of the rows */
     "add r1, r1, r8\n\t"
+    "ldm r0, {r2-r7}\n\t"           /* the next row's start (read past the last: harmless) */
     "cmp r1, r9\n\t"
-    "bne 1b\n\t"
-    "ldr r3, [r0, #60]\n\t"
+    "it ne\n\t"
+    "ldrne pc, [r0, #48]\n\t"
+    "ldrd r3, r4, [r0, #56]\n\t"
     "str r3, [r0, #4]\n\t"
+    "str r4, [r0, #44]\n\t"
     "pop {r4-r11, pc}\n\t"
-    ".if (7b - 3b) != 52 || (8b - 5b) != 24 || (6b - 5b) != 72\n\t"
+    ".if (7b - 3b) != 52 || (8b - 5b) != 24 || (9b - 5b) != 72\n\t"
     ".error \"et_rows4_dsp: entry arithmetic needs 52-byte groups, 24-byte tails\"\n\t"
     ".endif\n\t"
     ET_ASM_FUNCTION_END("et_rows4_dsp"));
