@@ -385,12 +385,13 @@ def compare_gradients(h: UpdateHarness, seed: int, high_word: bool) -> None:
 
 
 def stepped_rows(rng: np.random.Generator) -> list[tuple]:
-    """Rows for et_stepped_row: short and long (the four-element turns from 24 on), zero
-    points 0 and not, mixed-sign, one-signed and constant rows, extremes early and late, and
-    constants that make infinities and NaN (sigma 0, huge lr)."""
+    """Rows for et_stepped_row: short and long (the four-element turns from 24 on, the step
+    table from 448 on), zero points 0 and not, mixed-sign, one-signed and constant rows,
+    extremes early and late, and constants that make infinities and NaN (sigma 0, huge lr)."""
     rows = []
     for r in range(40):
-        n = int(rng.integers(1, 40)) if r % 4 == 0 else int(rng.integers(24, 300))
+        n = (int(rng.integers(1, 40)) if r % 4 == 0 else
+             int(rng.integers(400, 900)) if r % 8 == 3 else int(rng.integers(24, 300)))
         zero = 0 if r % 3 else int(rng.integers(-128, 128))
         w = rng.integers(-128, 128, n)
         g = rng.integers(-128, 128, n)
@@ -411,8 +412,8 @@ def stepped_rows(rng: np.random.Generator) -> list[tuple]:
         if r % 10 == 9:
             consts[4] = 3e38  # lr * quotient overflows to +-inf
         rows.append((w.astype(np.int8), g.astype(np.int32), zero, np.float32(consts)))
-    for at in (21, 23):  # one NaN (inf - inf) among finite weights: hi becomes NaN for a pair
-        w, g = np.zeros(64, np.int8), rng.integers(-1, 2, 64).astype(np.int32)
+    for at, n in ((21, 64), (23, 64), (301, 512)):  # one NaN (inf - inf) among finite
+        w, g = np.zeros(n, np.int8), rng.integers(-1, 2, n).astype(np.int32)  # weights
         w[1:9], g[1:9] = [-1, 1, 1, -1, -1, -1, 1, 1], [1, -1, 1, -1, 0, 0, 1, 1]
         w[at], g[at] = 3, 3
         rows.append((w, g, 0, np.float32([2e38, 2e38, 0.0, 1.0, 0.25])))

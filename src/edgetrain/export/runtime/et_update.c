@@ -889,8 +889,7 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
  * A move sets T = 0 (nothing passes) until T is recomputed after that pair, so lo and hi
  * end exactly as the pair loop leaves them, for every input (NaN, -0.0 and infinities
  * included). 46 instructions per 4 when all four pass. */
-#define ET_STEPPED_QUAD_ASM(zero_op)                                                          \
-    "0:\n\t"                                                                                 \
+#define ET_QUAD_STEPS_COMPUTED(zero_op)                                                       \
     "ldrsb %[w0], [%[w]], #1\n\t"                                                            \
     "ldrsb %[w1], [%[w]], #1\n\t"                                                            \
     "ldrsb %[w2], [%[w]], #1\n\t"                                                            \
@@ -911,7 +910,31 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
     "vmul.f32 s4, s4, %[sc]\n\tvmul.f32 s5, s5, %[sc]\n\t"                                   \
     "vmul.f32 s6, s6, %[sc]\n\tvmul.f32 s7, s7, %[sc]\n\t"                                   \
     "vmul.f32 s0, s0, %[lr]\n\tvmul.f32 s1, s1, %[lr]\n\t"                                   \
-    "vmul.f32 s2, s2, %[lr]\n\tvmul.f32 s3, s3, %[lr]\n\t"                                   \
+    "vmul.f32 s2, s2, %[lr]\n\tvmul.f32 s3, s3, %[lr]\n\t"
+
+/* the four steps looked up in the row's table (et_step_table; tb points at the entry of code
+ * 0, the gradient codes are int8) instead of computed: LDM, four LDRs, two VMOVs */
+#define ET_QUAD_STEPS_TABLE(zero_op)                                                          \
+    "ldmia %[g]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"                                         \
+    "ldr %[w0], [%[tb], %[w0], lsl #2]\n\t"                                                 \
+    "ldr %[w1], [%[tb], %[w1], lsl #2]\n\t"                                                 \
+    "ldr %[w2], [%[tb], %[w2], lsl #2]\n\t"                                                 \
+    "ldr %[w3], [%[tb], %[w3], lsl #2]\n\t"                                                 \
+    "vmov s0, s1, %[w0], %[w1]\n\t"                                                          \
+    "vmov s2, s3, %[w2], %[w3]\n\t"                                                          \
+    "ldrsb %[w0], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w1], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w2], [%[w]], #1\n\t"                                                            \
+    "ldrsb %[w3], [%[w]], #1\n\t" zero_op                                                    \
+    "vmov s4, s5, %[w0], %[w1]\n\t"                                                          \
+    "vmov s6, s7, %[w2], %[w3]\n\t"                                                          \
+    "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"                                         \
+    "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"                                         \
+    "vmul.f32 s4, s4, %[sc]\n\tvmul.f32 s5, s5, %[sc]\n\t"                                   \
+    "vmul.f32 s6, s6, %[sc]\n\tvmul.f32 s7, s7, %[sc]\n\t"
+
+#define ET_STEPPED_QUAD_ASM(steps)                                                            \
+    "0:\n\t" steps                                                                           \
     "vsub.f32 s4, s4, s0\n\tvsub.f32 s5, s5, s1\n\t"                                         \
     "vsub.f32 s6, s6, s2\n\tvsub.f32 s7, s7, s3\n\t"                                         \
     "vstmia %[o]!, {s4-s7}\n\t"                                                              \
@@ -949,25 +972,81 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
       [lr] "t"(r.lr)                                                                          \
     : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory"
 
+#define ET_STEPPED_TABLE_OPERANDS                                                             \
+    : [w] "+r"(w), [g] "+r"(g), [o] "+r"(o), [n] "+r"(n), [T] "+r"(t), [w0] "=&r"(v0),       \
+      [w1] "=&r"(v1), [w2] "=&r"(v2), [w3] "=&r"(v3), [lo] "+t"(lo), [hi] "+t"(hi)            \
+    : [z] "r"(zero), [tb] "r"(tb), [sc] "t"(r.scale)                                          \
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory"
+
 /* rows at least this long take the four-element turns (shorter ones the pairs alone: their
  * extremes move often and T would rarely let a turn pass) */
 #define ET_QUAD_MIN_K 24
 
+/* rows at least this long look their steps up in a table of the 256 codes (building it costs
+ * about as much as computing 430 steps) */
+#define ET_TABLE_MIN_K 448
+
+/* the steps of the 256 gradient codes q = -128..127 into tab: lr * ((q * s_g - mu) / sigma)
+ * by the same float32 operations on the same operands as the four-element turn (float q is
+ * exact as a counter stepped by 4.0f from -128.0f), so a lookup gives the computed float,
+ * NaN and infinities included; 23 instructions per 4 */
+static ET_NOINLINE void et_step_table(const et_row_step *rp, float *tab)
+{
+    static const float first[4] = {-128.0f, -127.0f, -126.0f, -125.0f};
+    const et_row_step r = *rp;
+    int32_t n = 64;
+    __asm volatile("vldmia %[f], {s4-s7}\n\t"
+                   "vmov.f32 s8, #4.0\n"
+                   "0:\n\t"
+                   "vmul.f32 s0, s4, %[sg]\n\tvmul.f32 s1, s5, %[sg]\n\t"
+                   "vmul.f32 s2, s6, %[sg]\n\tvmul.f32 s3, s7, %[sg]\n\t"
+                   "vsub.f32 s0, s0, %[mu]\n\tvsub.f32 s1, s1, %[mu]\n\t"
+                   "vsub.f32 s2, s2, %[mu]\n\tvsub.f32 s3, s3, %[mu]\n\t"
+                   "vdiv.f32 s0, s0, %[sig]\n\tvdiv.f32 s1, s1, %[sig]\n\t"
+                   "vdiv.f32 s2, s2, %[sig]\n\tvdiv.f32 s3, s3, %[sig]\n\t"
+                   "vmul.f32 s0, s0, %[lr]\n\tvmul.f32 s1, s1, %[lr]\n\t"
+                   "vmul.f32 s2, s2, %[lr]\n\tvmul.f32 s3, s3, %[lr]\n\t"
+                   "vadd.f32 s4, s4, s8\n\tvadd.f32 s5, s5, s8\n\t"
+                   "vadd.f32 s6, s6, s8\n\tvadd.f32 s7, s7, s8\n\t"
+                   "vstmia %[t]!, {s0-s3}\n\t"
+                   "subs %[n], %[n], #1\n\t"
+                   "bne 0b"
+                   : [t] "+r"(tab), [n] "+r"(n)
+                   : [f] "r"(first), [sg] "t"(r.s_g), [mu] "t"(r.mu), [sig] "t"(r.sigma),
+                     [lr] "t"(r.lr)
+                   : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "cc", "memory");
+}
+
 /* the loop of et_stepped_row after its first element (k - 1 elements left at w, g, o): the
- * pairs of elements 1, 2 | 3, 4 | ..., two per turn, then an odd pair alone */
+ * pairs of elements 1, 2 | 3, 4 | ..., two per turn, then an odd pair alone. tb: null, or
+ * the entry of code 0 in the row's step table (the four-element turns look steps up) */
 ET_ALWAYS_INLINE void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
-                                        const int32_t *g, float *o, int32_t k, float *lo_io,
-                                        float *hi_io)
+                                        const int32_t *g, float *o, int32_t k,
+                                        const float *tb, float *lo_io, float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
     int32_t n = (k - 1) >> 1, w0, w1;        /* pairs; the loop itself in the asm (SUBS, BNE) */
-    if (k >= ET_QUAD_MIN_K) {
+    if (k >= ET_QUAD_MIN_K && tb) {
+        /* LDM's register list ascends: the four in r2..r5 */
+        register int32_t v0 __asm("r2"), v1 __asm("r3"), v2 __asm("r4"), v3 __asm("r5");
+        int32_t t = 0, odd = n & 1;
+        n >>= 1;
+        if (zero == 0)
+            __asm volatile(ET_STEPPED_QUAD_ASM(ET_QUAD_STEPS_TABLE(""))
+                               ET_STEPPED_TABLE_OPERANDS);
+        else
+            __asm volatile(ET_STEPPED_QUAD_ASM(ET_QUAD_STEPS_TABLE(ET_SUB_ZERO4))
+                               ET_STEPPED_TABLE_OPERANDS);
+        n = odd;
+    } else if (k >= ET_QUAD_MIN_K) {
         int32_t w2, w3, t = 0, odd = n & 1;
         n >>= 1;
         if (zero == 0)
-            __asm volatile(ET_STEPPED_QUAD_ASM("") ET_STEPPED_QUAD_OPERANDS);
+            __asm volatile(ET_STEPPED_QUAD_ASM(ET_QUAD_STEPS_COMPUTED(""))
+                               ET_STEPPED_QUAD_OPERANDS);
         else
-            __asm volatile(ET_STEPPED_QUAD_ASM(ET_SUB_ZERO4) ET_STEPPED_QUAD_OPERANDS);
+            __asm volatile(ET_STEPPED_QUAD_ASM(ET_QUAD_STEPS_COMPUTED(ET_SUB_ZERO4))
+                               ET_STEPPED_QUAD_OPERANDS);
         n = odd;
     }
     if (n > 0 && zero == 0)
@@ -983,10 +1062,11 @@ ET_ALWAYS_INLINE void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t
 }
 #else
 static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w,
-                                    const int32_t *g, float *o, int32_t k, float *lo_io,
-                                    float *hi_io)
+                                    const int32_t *g, float *o, int32_t k, const float *tb,
+                                    float *lo_io, float *hi_io)
 {
     float lo = *lo_io, hi = *hi_io;
+    (void)tb;
     r.zero = zero;
     for (int32_t i = 1; i + 2 <= k; i += 2, w += 2, g += 2, o += 2) {
         float a = et_stepped(r, w[0], g[0]), b = et_stepped(r, w[1], g[1]);
@@ -1009,11 +1089,19 @@ static ET_NOINLINE void et_stepped_row(const et_row_step *rp, const int8_t *w,
 {
     const et_row_step r = *rp;
     float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
+    const float *tb = 0;
+#if ET_UPD_ASM
+    float tab[256];         /* the steps of codes -128..127 (g holds int8 gradient codes) */
+    if (k >= ET_TABLE_MIN_K) {
+        et_step_table(rp, tab);
+        tb = tab + 128;
+    }
+#endif
     wrow[0] = wf;
     if (r.zero == 0)        /* per-channel symmetric weights: no subtraction */
-        et_stepped_pairs(r, 0, w + 1, g + 1, wrow + 1, k, &lo, &hi);
+        et_stepped_pairs(r, 0, w + 1, g + 1, wrow + 1, k, tb, &lo, &hi);
     else
-        et_stepped_pairs(r, r.zero, w + 1, g + 1, wrow + 1, k, &lo, &hi);
+        et_stepped_pairs(r, r.zero, w + 1, g + 1, wrow + 1, k, tb, &lo, &hi);
     if (k % 2 == 0) {       /* the last element when k - 1 is odd */
         wf = et_stepped(r, w[k - 1], g[k - 1]);
         wrow[k - 1] = wf;
