@@ -89,7 +89,9 @@ static int stepped_row(FILE *f, FILE *out, const uint32_t *head)
         fread(g, 4, (size_t)n, f) != (size_t)n)
         return 1;
     et_row_step r = {(int32_t)head[1], k5[0], k5[1], k5[2], k5[3], k5[4]};
-    et_stepped_row(&r, w, g, n, o, &lo, &hi);
+    int32_t bound = 0;                          /* the tightest bound: the table's edges */
+    for (int32_t i = 0; i < n; i++) bound = abs(g[i]) > bound ? abs(g[i]) : bound;
+    et_stepped_row(&r, w, g, n, bound, o, &lo, &hi);
     fwrite(o, 4, (size_t)n, out);
     fwrite(&lo, 4, 1, out);
     fwrite(&hi, 4, 1, out);
@@ -386,7 +388,7 @@ def compare_gradients(h: UpdateHarness, seed: int, high_word: bool) -> None:
 
 def stepped_rows(rng: np.random.Generator) -> list[tuple]:
     """Rows for et_stepped_row: short and long (the four-element turns from 24 on, the step
-    table from 448 on), zero points 0 and not, mixed-sign, one-signed and constant rows,
+    table from 45 on), zero points 0 and not, mixed-sign, one-signed and constant rows,
     extremes early and late, and constants that make infinities and NaN (sigma 0, huge lr)."""
     rows = []
     for r in range(40):
@@ -395,6 +397,9 @@ def stepped_rows(rng: np.random.Generator) -> list[tuple]:
         zero = 0 if r % 3 else int(rng.integers(-128, 128))
         w = rng.integers(-128, 128, n)
         g = rng.integers(-128, 128, n)
+        if r % 8 == 3:  # long rows: codes of every magnitude bound (step tables of all sizes)
+            bound = int(rng.integers(0, 129))
+            g = rng.integers(-bound, min(bound, 127) + 1, n)
         if r % 5 == 1:  # one-signed row: every stepped weight positive
             w, g = rng.integers(60, 128, n), rng.integers(-3, 4, n)
             zero = 0

@@ -395,12 +395,25 @@ static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mo
     }
 }
 
+/* layers with at most this many rows (per-channel weights) keep their rows' code bounds on
+ * the stack between the gradient and the step (et_stepped_row's step table) */
+#define ET_BOUND_ROWS 256
+
+/* a bound on every |q| of a row of int8 codes from the sum s2 of their squares: q^2 <= s2,
+ * and for s2 < 2^14 (exact in float32) sqrtf, correctly rounded and monotone, gives at least
+ * sqrtf(q^2) = |q| (q^2 and its root are exact), so its truncation does too */
+static uint8_t et_code_bound(int32_t s2)
+{
+    return (uint8_t)(s2 >= 16384 ? 128 : (int32_t)sqrtf((float)s2));
+}
+
 /* Trainer._quantize_gradient + _int_row_stats + GradStats.observe, in place on g: g becomes
  * the int8 gradient, s_g[r] its scale per row (one scale for all rows unless grad_rows).
- * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). */
+ * Row r's moving statistics are stats[r].lo (mean) and stats[r].hi (variance). bound: null,
+ * or per kept row a bound on its codes' magnitudes (et_code_bound) */
 static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32_t k,
                                 float scale, et_range *stats, const uint8_t *kept_rows,
-                                int32_t g_absmax, float *s_g)
+                                int32_t g_absmax, float *s_g, uint8_t *bound)
 {
     const int mode = c->cfg->round_gradient, grad_rows = c->cfg->grad_rows;
     const float rate_mean = c->cfg->rate_grad_mean, rate_var = c->cfg->rate_grad_var;
@@ -437,6 +450,7 @@ static void et_standardize_rows(const et_ctx *c, int32_t *g, int32_t rows, int32
         }
         s_g[r] = sg;
         et_gradient_row_mode(gr, k, m, mode, row_max, &hw, base, (uint32_t)(r * k), &s1, &s2);
+        if (bound) bound[r] = et_code_bound(s2);
         float mean_q = (float)s1 / n;
         float var_q = et_maxf((float)s2 / n - mean_q * mean_q, 0.0f);
         float mean = mean_q * sg, var = (var_q * sg) * sg;
@@ -982,19 +996,20 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
  * extremes move often and T would rarely let a turn pass) */
 #define ET_QUAD_MIN_K 24
 
-/* rows at least this long look their steps up in a table of the 256 codes (building it costs
- * about as much as computing 430 steps) */
-#define ET_TABLE_MIN_K 448
+/* a row takes the step table of the codes -4c .. 4c - 1 (et_stepped_row) when at least this
+ * long: building it costs about as much as computing 13c + 32 steps (all 256: 448) */
+#define ET_TABLE_MIN_K(c) (13 * (c) + 32)
 
-/* the steps of the 256 gradient codes q = -128..127 into tab: lr * ((q * s_g - mu) / sigma)
- * by the same float32 operations on the same operands as the four-element turn (float q is
- * exact as a counter stepped by 4.0f from -128.0f), so a lookup gives the computed float,
- * NaN and infinities included; 23 instructions per 4 */
-static ET_NOINLINE void et_step_table(const et_row_step *rp, float *tab)
+/* the steps of the gradient codes q = q0 .. q0 + 4 * turns - 1 into tab: lr * ((q * s_g -
+ * mu) / sigma) by the same float32 operations on the same operands as the four-element turn
+ * (float q is exact as a counter stepped by 4.0f), so a lookup gives the computed float, NaN
+ * and infinities included; 23 instructions per 4 */
+static ET_NOINLINE void et_step_table(const et_row_step *rp, int32_t q0, int32_t turns,
+                                      float *tab)
 {
-    static const float first[4] = {-128.0f, -127.0f, -126.0f, -125.0f};
+    const float first[4] = {(float)q0, (float)(q0 + 1), (float)(q0 + 2), (float)(q0 + 3)};
     const et_row_step r = *rp;
-    int32_t n = 64;
+    int32_t n = turns;
     __asm volatile("vldmia %[f], {s4-s7}\n\t"
                    "vmov.f32 s8, #4.0\n"
                    "0:\n\t"
@@ -1082,20 +1097,25 @@ static inline void et_stepped_pairs(et_row_step r, int32_t zero, const int8_t *w
 #endif
 
 /* one kept row stepped into wrow; returns the row's range in lo/hi (elements taken in pairs:
- * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4) */
+ * the smaller of two against lo, the larger against hi, 3 comparisons instead of 4). g holds
+ * int8 gradient codes, every |g| <= bound (128: no bound known); a long row looks its steps
+ * up in a table of the codes -4c .. 4c - 1 (c = bound / 4 + 1, all 256 from bound 124 on) */
 static ET_NOINLINE void et_stepped_row(const et_row_step *rp, const int8_t *w,
-                                       const int32_t *g, int32_t k, float *wrow, float *lo_out,
-                                       float *hi_out)
+                                       const int32_t *g, int32_t k, int32_t bound, float *wrow,
+                                       float *lo_out, float *hi_out)
 {
     const et_row_step r = *rp;
     float wf = et_stepped(r, w[0], g[0]), lo = wf, hi = wf;
     const float *tb = 0;
 #if ET_UPD_ASM
-    float tab[256];         /* the steps of codes -128..127 (g holds int8 gradient codes) */
-    if (k >= ET_TABLE_MIN_K) {
-        et_step_table(rp, tab);
-        tb = tab + 128;
+    float tab[256];
+    int32_t c = bound >= 124 ? 32 : (bound >> 2) + 1;
+    if (k >= ET_TABLE_MIN_K(c)) {
+        et_step_table(rp, -4 * c, 2 * c, tab);
+        tb = tab + 4 * c;
     }
+#else
+    (void)bound;
 #endif
     wrow[0] = wf;
     if (r.zero == 0)        /* per-channel symmetric weights: no subtraction */
@@ -1162,10 +1182,12 @@ static et_row_step et_row_step_of(const et_ctx *c, const et_wlayer *L, int32_t o
     return r;
 }
 
-/* per-channel weights: each row is dequantized, stepped, re-ranged and requantized on its
+/* per-channel weights (bound: null, or a bound on each kept row's gradient codes): each row
+ * is dequantized, stepped, re-ranged and requantized on its
  * own (one pass, the new float row kept in `row`); same numbers as the whole-tensor form.
  * Rows dropped by a partial update keep scale and codes, so they are not computed at all. */
-static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *rows)
+static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *rows,
+                                 const uint8_t *bound)
 {
     int32_t O = L->g.c_out, K = et_k(L);
     const int mode = c->cfg->round_update;
@@ -1175,7 +1197,8 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
         if (rows && !rows[o]) continue;
         et_row_step r = et_row_step_of(c, L, o, L->w_scale[o], L->w_zero);
         float lo, hi;
-        et_stepped_row(&r, L->w + o * K, L->gw + o * K, K, L->wrow, &lo, &hi);
+        et_stepped_row(&r, L->w + o * K, L->gw + o * K, K, bound ? bound[o] : 128, L->wrow,
+                       &lo, &hi);
         et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
         int in_range = et_row_in_range(&r, lo, hi, qp.scale);
@@ -1479,17 +1502,18 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
         rows = L->kept;
     }
     if (L->train_w) {
+        uint8_t bound[ET_BOUND_ROWS];           /* the per-channel rows' code bounds */
+        int rows_bound = c->cfg->weight_channels && L->g.c_out <= ET_BOUND_ROWS;
         et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats, rows,
-                            (int32_t)L->g_amax1 - 1,
-                            L->s_g);
+                            (int32_t)L->g_amax1 - 1, L->s_g, rows_bound ? bound : 0);
         if (c->cfg->weight_channels)
-            et_apply_weight_rows(c, L, rows);
+            et_apply_weight_rows(c, L, rows, rows_bound ? bound : 0);
         else
             et_apply_weight(c, L, rows);
     }
     if (L->train_b) {
         float s_g;
-        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, -1, &s_g);
+        et_standardize_rows(c, L->gb, 1, L->g.c_out, L->s_bgrad, L->gb_stats, 0, -1, &s_g, 0);
         et_apply_bias(c, L, s_g, rows);
     }
 }
