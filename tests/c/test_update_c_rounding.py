@@ -156,9 +156,10 @@ int main(void)
             lo = et_minf(lo, x[i]);
             hi = et_maxf(hi, x[i]);
         }
-        int32_t ceil = et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp);
+        int form = et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp);
+        int32_t ceil = form != ET_SC_NONE;
         int in_range = et_maxf(-lo, hi) / qp.scale <= 1048576.0f;
-        et_quantize_row(x, q, n, qp, ET_ROUND_STOCHASTIC, head[3], 0, in_range, ceil);
+        et_quantize_row(x, q, n, qp, ET_ROUND_STOCHASTIC, head[3], 0, in_range, form);
         fwrite(&ceil, 4, 1, out);
         fwrite(q, 1, (size_t)n, out);
         free(x);

@@ -547,11 +547,17 @@ static inline void et_quantize_span_mode(const float *src, int8_t *dst, int32_t 
  * Without the FPU and DSP instructions, or with ET_NO_SIMD, the same integers from C
  * (et_rne_f32, the saturating subtraction in int64). */
 
+/* which form of et_stochastic_codes serves a row: none, one element at a time (QSUB), or the
+ * four-element turns with the code's negation saturating (every v >= -127) or wrapping
+ * (every v <= 127); see et_stochastic_quads */
+enum { ET_SC_NONE, ET_SC_ONE, ET_SC_SAT, ET_SC_WRAP };
+
 /* the integer form covers a row with zero point 0, scale < 2 and values v = x / scale in
- * [vlo, vhi] (NaN fails) */
+ * [vlo, vhi] (NaN fails); returns the form (ET_SC_NONE: not covered) */
 static int et_stochastic_covers(float vlo, float vhi, et_qparams qp)
 {
-    return qp.zero == 0 && qp.scale < 2.0f && vlo >= -128.0f && vhi < 128.0f;
+    if (!(qp.zero == 0 && qp.scale < 2.0f && vlo >= -128.0f && vhi < 128.0f)) return ET_SC_NONE;
+    return vlo >= -127.0f ? ET_SC_SAT : vhi <= 127.0f ? ET_SC_WRAP : ET_SC_ONE;
 }
 
 /* a - b saturated to int32 (QSUB) */
@@ -597,95 +603,107 @@ static inline int32_t et_qsub32(int32_t a, int32_t b)
     : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [c0] "=&r"(c0), [c1] "=&r"(c1), [t] "=&r"(t)   \
     : [m1] "r"(m1), [m2] "r"(m2), [ff] "r"(ff), [gold] "r"(gold), [sd] "t"(sd)               \
     : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
-/* four codes per turn with the rare test and the stores shared: the same integers as
- * ET_STOCHASTIC_CODE_ASM in the form u = sat32(R + (2^24 - 1 - k)) = sat32(~x) with x = k -
- * 2^24 - R (~x = -x - 1 exactly), whose top byte floor(u / 2^24) is the code ~(sat32(x) >> 24):
- * floor((-x - 1) / 2^24) = -floor(x / 2^24) - 1 for every integer x, and when x < -2^31 both
- * saturate to the code 127. 2^24 - 1 - k is 0x00FFFFFF & ~(bits >> 8) (one BIC), the sum one
- * QADD. The rare case x = -2^24 is u = 0x00FFFFFF, where the code 1 is u = 0x01000000. The
- * four top bytes go out as one word (PKHTB twice, AND, UXTAB16: [b3 b2 b1 b0]). */
-#define ET_STOCHASTIC_HASH_ASM(u)                                                             \
+/* four codes per turn, the same integers as ET_STOCHASTIC_CODE_ASM. That code is sat8(-f)
+ * with f = floor(e / 2^24), e = k - R exact: ~(sat32(e - 2^24) >> 24) is -(f - 1) - 1 = -f
+ * unless e - 2^24 leaves int32, where both give the saturated code. Here e is one RSB (k is
+ * bits >> 8, the shifted operand) wrapping mod 2^32, f its top byte, and the four -f come
+ * from one bytewise subtraction from 0 of the packed top bytes (PKHTB twice, AND, UXTAB16:
+ * [f3 f2 f1 f0]): with every v >= -127, R >= -127 * 2^24 and e < 2^31 does not wrap, f is
+ * in [-128, 127] and QSUB8 saturates -f to int8 as sat8 does (form ET_SC_SAT); with every
+ * v <= 127, f is in [-127, 128] and only f = 128 wraps, to -128, whose negation mod 256
+ * (USUB8) is the code -128 = sat8(-128) (ET_SC_WRAP). The rare case is e = 0 exactly (a
+ * wrapped e is 0 only for e = 0, |e| < 2^31 + 2^24); a product e0 e1 e2 e3 that is 0 mod
+ * 2^32 sends the turn to the per-element test (a false alarm costs time only), where the
+ * code 1 is e = -1. 51 instructions per 4. */
+#define ET_STOCHASTIC_HASH_ASM(e)                                                             \
     "eor %[t], %[h], %[h], lsr #16\n\t"                                                      \
     "mul %[t], %[t], %[m1]\n\t"                                                              \
     "eor %[t], %[t], %[t], lsr #13\n\t"                                                      \
     "mul %[t], %[t], %[m2]\n\t"                                                              \
     "eor %[t], %[t], %[t], lsr #16\n\t"                                                      \
-    "bic %[t], %[c], %[t], lsr #8\n\t"                                                       \
-    "qadd %[" u "], %[t], %[" u "]\n\t"                                                      \
+    "rsb %[" e "], %[" e "], %[t], lsr #8\n\t"                                               \
     "add %[h], %[h], %[gold]\n\t"
-#define ET_STOCHASTIC_RARE_ASM(u, sr, sv)                                                     \
-    "cmp %[" u "], %[c]\n\t"                                                                 \
+#define ET_STOCHASTIC_RARE_ASM(e, sr, sv)                                                     \
+    "cmp %[" e "], #0\n\t"                                                                   \
     "bne 1f\n\t"                                                                             \
     "vcvt.f32.s32 s7, " sr "\n\t"                                                            \
     "vcmpe.f32 " sv ", s7\n\t"                                                               \
     "vmrs APSR_nzcv, fpscr\n\t"                                                              \
     "it gt\n\t"                                                                              \
-    "movgt %[" u "], #0x01000000\n"                                                          \
+    "movgt %[" e "], #-1\n"                                                                  \
     "1:\n\t"
+#define ET_STOCHASTIC_QUADS_ASM(negate)                                                       \
+    "5:\n\t"                                                                                 \
+    "vldmia %[p]!, {s8-s11}\n\t"                                                             \
+    "vdiv.f32 s8, s8, %[sd]\n\t"                                                             \
+    "vdiv.f32 s9, s9, %[sd]\n\t"                                                             \
+    "vdiv.f32 s10, s10, %[sd]\n\t"                                                           \
+    "vdiv.f32 s11, s11, %[sd]\n\t"                                                           \
+    "vcvtr.s32.f32 s12, s8\n\t"                                                              \
+    "vcvtr.s32.f32 s13, s9\n\t"                                                              \
+    "vcvtr.s32.f32 s14, s10\n\t"                                                             \
+    "vcvtr.s32.f32 s15, s11\n\t"                                                             \
+    "vmov %[e0], %[e1], s12, s13\n\t"                                                        \
+    "vmov %[e2], %[e3], s14, s15\n\t"                                                        \
+    ET_STOCHASTIC_HASH_ASM("e0")                                                             \
+    ET_STOCHASTIC_HASH_ASM("e1")                                                             \
+    ET_STOCHASTIC_HASH_ASM("e2")                                                             \
+    ET_STOCHASTIC_HASH_ASM("e3")                                                             \
+    "mul %[t], %[e0], %[e1]\n\t"                                                             \
+    "mul %[t], %[t], %[e2]\n\t"                                                              \
+    "mul %[t], %[t], %[e3]\n\t"                                                              \
+    "cbz %[t], 8f\n"                                                                         \
+    "6:\n\t"                                                                                 \
+    "pkhtb %[e3], %[e3], %[e1], asr #16\n\t"     /* [f3 . f1 .] */                           \
+    "pkhtb %[e2], %[e2], %[e0], asr #16\n\t"     /* [f2 . f0 .] */                           \
+    "and %[e3], %[e3], #0xFF00FF00\n\t"                                                      \
+    "uxtab16 %[e3], %[e3], %[e2], ror #8\n\t"    /* [f3 f2 f1 f0] */                         \
+    negate " %[e3], %[z], %[e3]\n\t"             /* the four codes -f */                     \
+    "str %[e3], [%[d]], #4\n\t"                                                              \
+    "subs %[q], %[q], #1\n\t"                                                                \
+    "bne 5b\n\t"                                                                             \
+    "b 9f\n"                                                                                 \
+    "8:\n\t"                                                                                 \
+    ET_STOCHASTIC_RARE_ASM("e0", "s12", "s8")                                                \
+    ET_STOCHASTIC_RARE_ASM("e1", "s13", "s9")                                                \
+    ET_STOCHASTIC_RARE_ASM("e2", "s14", "s10")                                               \
+    ET_STOCHASTIC_RARE_ASM("e3", "s15", "s11")                                               \
+    "b 6b\n"                                                                                 \
+    "9:"
+#define ET_STOCHASTIC_QUADS_OPERANDS                                                          \
+    : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [q] "+r"(q), [e0] "=&r"(e0), [e1] "=&r"(e1),   \
+      [e2] "=&r"(e2), [e3] "=&r"(e3), [t] "=&l"(t)                                            \
+    : [m1] "r"(m1), [m2] "r"(m2), [z] "r"(z), [gold] "r"(gold), [sd] "t"(sd)                  \
+    : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory"
 
+/* q turns (form ET_SC_SAT or ET_SC_WRAP) */
 ET_ALWAYS_INLINE void et_stochastic_quads(const float *x, int8_t *dst, int32_t q,
-                                          uint32_t h, float sd)
+                                          uint32_t h, float sd, int form)
 {
-    const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, c = 0x00FFFFFFu, gold = ET_GOLDEN;
-    int32_t u0, u1, u2, u3, t;
-    __asm volatile("5:\n\t"
-                   "vldmia %[p]!, {s8-s11}\n\t"
-                   "vdiv.f32 s8, s8, %[sd]\n\t"
-                   "vdiv.f32 s9, s9, %[sd]\n\t"
-                   "vdiv.f32 s10, s10, %[sd]\n\t"
-                   "vdiv.f32 s11, s11, %[sd]\n\t"
-                   "vcvtr.s32.f32 s12, s8\n\t"
-                   "vcvtr.s32.f32 s13, s9\n\t"
-                   "vcvtr.s32.f32 s14, s10\n\t"
-                   "vcvtr.s32.f32 s15, s11\n\t"
-                   "vmov %[u0], %[u1], s12, s13\n\t"
-                   "vmov %[u2], %[u3], s14, s15\n\t"
-                   ET_STOCHASTIC_HASH_ASM("u0")
-                   ET_STOCHASTIC_HASH_ASM("u1")
-                   ET_STOCHASTIC_HASH_ASM("u2")
-                   ET_STOCHASTIC_HASH_ASM("u3")
-                   "cmp %[u0], %[c]\n\t"
-                   "ittt ne\n\t"
-                   "cmpne %[u1], %[c]\n\t"
-                   "cmpne %[u2], %[c]\n\t"
-                   "cmpne %[u3], %[c]\n\t"
-                   "beq 8f\n"
-                   "6:\n\t"
-                   "pkhtb %[u3], %[u3], %[u1], asr #16\n\t"     /* [b3 . b1 .] */
-                   "pkhtb %[u2], %[u2], %[u0], asr #16\n\t"     /* [b2 . b0 .] */
-                   "and %[u3], %[u3], #0xFF00FF00\n\t"
-                   "uxtab16 %[u3], %[u3], %[u2], ror #8\n\t"    /* [b3 b2 b1 b0] */
-                   "str %[u3], [%[d]], #4\n\t"
-                   "subs %[q], %[q], #1\n\t"
-                   "bne 5b\n\t"
-                   "b 9f\n"
-                   "8:\n\t"
-                   ET_STOCHASTIC_RARE_ASM("u0", "s12", "s8")
-                   ET_STOCHASTIC_RARE_ASM("u1", "s13", "s9")
-                   ET_STOCHASTIC_RARE_ASM("u2", "s14", "s10")
-                   ET_STOCHASTIC_RARE_ASM("u3", "s15", "s11")
-                   "b 6b\n"
-                   "9:"
-                   : [p] "+r"(x), [d] "+r"(dst), [h] "+r"(h), [q] "+r"(q), [u0] "=&r"(u0),
-                     [u1] "=&r"(u1), [u2] "=&r"(u2), [u3] "=&r"(u3), [t] "=&r"(t)
-                   : [m1] "r"(m1), [m2] "r"(m2), [c] "r"(c), [gold] "r"(gold), [sd] "t"(sd)
-                   : "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc",
-                     "memory");
+    const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, gold = ET_GOLDEN;
+    const int32_t z = 0;
+    int32_t e0, e1, e2, e3, t;
+    if (form == ET_SC_SAT)
+        __asm volatile(ET_STOCHASTIC_QUADS_ASM("qsub8") ET_STOCHASTIC_QUADS_OPERANDS);
+    else
+        __asm volatile(ET_STOCHASTIC_QUADS_ASM("usub8") ET_STOCHASTIC_QUADS_OPERANDS);
 }
 
-/* the codes of n floats x (the row's stepped weights), four per turn: VLDM, four VDIVs by
- * scale * 2^-24, four VCVTRs (round to nearest even), then the integer form per element */
+/* the codes of n floats x (the row's stepped weights; form: et_stochastic_covers), four per
+ * turn (VLDM, four VDIVs by scale * 2^-24, four VCVTRs rounding to nearest even, then the
+ * integer form per element), the rest (all of a row of form ET_SC_ONE) one at a time */
 static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t n,
-                                            uint32_t h, float scale)
+                                            uint32_t h, float scale, int form)
 {
     const uint32_t m1 = 0x85EBCA6Bu, m2 = 0xC2B2AE35u, ff = 0xFF000000u, gold = ET_GOLDEN;
     const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
+    const int32_t n4 = form == ET_SC_ONE ? 0 : n & ~3;
     int32_t c0, c1, t;
-    if (n >= 4) et_stochastic_quads(x, dst, n >> 2, h, sd);
-    x += n & ~3;
-    dst += n & ~3;
-    h += (uint32_t)(n & ~3) * gold;
-    for (int32_t i = 0; i < (n & 3); i++)
+    if (n4 > 0) et_stochastic_quads(x, dst, n4 >> 2, h, sd, form);
+    x += n4;
+    dst += n4;
+    h += (uint32_t)n4 * gold;
+    for (int32_t i = 0; i < n - n4; i++)
         __asm volatile("vldmia %[p]!, {s8}\n\t"
                        "vdiv.f32 s8, s8, %[sd]\n\t"
                        "vcvtr.s32.f32 s12, s8\n\t"
@@ -710,8 +728,9 @@ static inline int32_t et_rne_f32(float v)
 }
 
 static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t n,
-                                            uint32_t h, float scale)
+                                            uint32_t h, float scale, int form)
 {
+    (void)form;
     const float sd = scale * 5.9604644775390625e-08f;     /* scale * 2^-24, exact */
     for (int32_t i = 0; i < n; i++, h += ET_GOLDEN) {
         float v = x[i] / sd;                               /* V */
@@ -723,14 +742,14 @@ static ET_NOINLINE void et_stochastic_codes(const float *x, int8_t *dst, int32_t
 }
 #endif
 
-/* ceil: the integer form covers the row (used for stochastic rounding); in_range: every
- * |src / scale| <= 2^20, no NaN */
+/* ceil: the integer form's et_stochastic_covers for the row (used for stochastic rounding
+ * unless ET_SC_NONE); in_range: every |src / scale| <= 2^20, no NaN */
 static ET_NOINLINE void et_quantize_row(const float *src, int8_t *dst, int32_t n,
                                         et_qparams qp, int mode, uint32_t base, uint32_t j0,
                                         int in_range, int ceil)
 {
     if (in_range && ceil && mode == ET_ROUND_STOCHASTIC)
-        et_stochastic_codes(src, dst, n, base + j0 * ET_GOLDEN, qp.scale);
+        et_stochastic_codes(src, dst, n, base + j0 * ET_GOLDEN, qp.scale, ceil);
     else if (in_range)
         et_quantize_span_mode(src, dst, n, qp, mode, base, j0, 1);
     else
@@ -1202,10 +1221,12 @@ static void et_apply_weight_rows(const et_ctx *c, et_wlayer *L, const uint8_t *r
         et_range_observe(&L->w_range[o], lo, hi, rate);
         et_qparams qp = et_range_qparams(&L->w_range[o], 1, 0);
         int in_range = et_row_in_range(&r, lo, hi, qp.scale);
-        if (in_range && mode == ET_ROUND_STOCHASTIC &&
-            et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp))
+        int form = in_range && mode == ET_ROUND_STOCHASTIC
+                       ? et_stochastic_covers(lo / qp.scale, hi / qp.scale, qp)
+                       : ET_SC_NONE;
+        if (form != ET_SC_NONE)
             et_stochastic_codes(L->wrow, L->w + o * K, K, base + (uint32_t)(o * K) * ET_GOLDEN,
-                                qp.scale);
+                                qp.scale, form);
         else
             et_quantize_row(L->wrow, L->w + o * K, K, qp, mode, base, (uint32_t)(o * K),
                             in_range, 0);
