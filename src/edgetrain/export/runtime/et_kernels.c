@@ -707,28 +707,42 @@ static void et_dw3_fwd(const et_conv_geo *g, const int8_t *x, int32_t zx, const 
     }
 }
 
+/* s[kx] += e x[kx], x[kx + 1], x[kx + 2] for one error e: a row's last when wo is odd */
+static inline void et_dw3_grad_one(int32_t e, const int8_t *x, int32_t *s0, int32_t *s1,
+                                   int32_t *s2)
+{
+    *s0 += e * x[0];
+    *s1 += e * x[1];
+    *s2 += e * x[2];
+}
+
 /* s[kx] += sum over oy < ho, ox < wo of e[oy wo + ox] x[oy xstep + ox st + kx] for kx < 3,
  * st = 1 or 2: one kernel row's three sums over a channel's whole error plane (e: its ho
  * rows of wo, read in order; x: the plane row the first error row meets), two errors per
- * word load; the rows are walked by pointers so a short row costs a few instructions */
+ * word load; the rows are walked by pointers and the stride is chosen once per call, so a
+ * short row costs a few instructions besides its pairs */
 ET_LOOP_FN void et_dw3_grad_rows(const int16_t *e, const int8_t *x, int32_t ho, int32_t wo,
                              int32_t xstep, int32_t st, int32_t *s)
 {
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], even = wo & ~1;
-    for (int32_t oy = 0; oy < ho; oy++, x += xstep) {
-        const int8_t *r = x;
-        const int16_t *end = e + even;
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], even = wo & ~1, odd = wo & 1;
+    const int16_t *last = e + ho * wo;
 #if ET_SIMD
-        if (st == 1)
-            for (; e != end; e += 2, r += 2) {
+    if (st == 1)
+        for (; e != last; x += xstep) {
+            const int8_t *r = x;
+            for (const int16_t *end = e + even; e != end; e += 2, r += 2) {
                 uint32_t ee = et_ld32h(e), v = et_ld32(r);
                 uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
                 s0 = et_smlatb(ee, xo, et_smlabb(ee, xe, s0));
                 s1 = et_smlatt(ee, xe, et_smlabb(ee, xo, s1));
                 s2 = et_smlatt(ee, xo, et_smlabt(ee, xe, s2));
             }
-        else
-            for (; e != end; e += 2, r += 4) {
+            if (odd) et_dw3_grad_one(*e++, r, &s0, &s1, &s2);
+        }
+    else
+        for (; e != last; x += xstep) {
+            const int8_t *r = x;
+            for (const int16_t *end = e + even; e != end; e += 2, r += 4) {
                 uint32_t ee = et_ld32h(e), v = et_ld32(r);
                 uint32_t xe = et_sxtb16(v), xo = et_sxtb16_ror8(v);
                 uint32_t xe2 = et_sxtb16(et_ld32(r + 4));
@@ -736,20 +750,15 @@ ET_LOOP_FN void et_dw3_grad_rows(const int16_t *e, const int8_t *x, int32_t ho, 
                 s1 = et_smlad(ee, xo, s1);
                 s2 = et_smlatb(ee, xe2, et_smlabt(ee, xe, s2));
             }
+            if (odd) et_dw3_grad_one(*e++, r, &s0, &s1, &s2);
+        }
 #else
-        for (; e != end; e++, r += st) {
-            s0 += e[0] * r[0];
-            s1 += e[0] * r[1];
-            s2 += e[0] * r[2];
-        }
+    (void)even;
+    (void)odd;
+    for (; e != last; x += xstep)
+        for (const int8_t *r = x, *end = x + wo * st; r != end; r += st)
+            et_dw3_grad_one(*e++, r, &s0, &s1, &s2);
 #endif
-        if (wo & 1) {                                 /* the row's last error */
-            int32_t v = *e++;
-            s0 += v * r[0];
-            s1 += v * r[1];
-            s2 += v * r[2];
-        }
-    }
     s[0] = s0;
     s[1] = s1;
     s[2] = s2;
