@@ -395,8 +395,13 @@ static void et_gradient_row_mode(int32_t *gr, int32_t k, et_multiplier m, int mo
     }
 }
 
-/* layers with at most this many rows (per-channel weights) keep their rows' code bounds on
- * the stack between the gradient and the step (et_stepped_row's step table) */
+/* a row takes the step table of the codes -4c .. 4c - 1 (et_stepped_row, Cortex-M4/M7) when
+ * at least this long: building it costs about as much as computing 13c + 32 steps (all 256:
+ * 448) */
+#define ET_TABLE_MIN_K(c) (13 * (c) + 32)
+
+/* layers with at most this many rows (per-channel weights, rows long enough for a table)
+ * keep their rows' code bounds on the stack between the gradient and the step */
 #define ET_BOUND_ROWS 256
 
 /* a bound on every |q| of a row of int8 codes from the sum s2 of their squares: q^2 <= s2,
@@ -1015,9 +1020,6 @@ static inline float et_stepped(et_row_step r, int8_t w, int32_t g)
  * extremes move often and T would rarely let a turn pass) */
 #define ET_QUAD_MIN_K 24
 
-/* a row takes the step table of the codes -4c .. 4c - 1 (et_stepped_row) when at least this
- * long: building it costs about as much as computing 13c + 32 steps (all 256: 448) */
-#define ET_TABLE_MIN_K(c) (13 * (c) + 32)
 
 /* the steps of the gradient codes q = q0 .. q0 + 4 * turns - 1 into tab: lr * ((q * s_g -
  * mu) / sigma) by the same float32 operations on the same operands as the four-element turn
@@ -1129,7 +1131,7 @@ static ET_NOINLINE void et_stepped_row(const et_row_step *rp, const int8_t *w,
 #if ET_UPD_ASM
     float tab[256];
     int32_t c = bound >= 124 ? 32 : (bound >> 2) + 1;
-    if (k >= ET_TABLE_MIN_K(c)) {
+    if (k >= ET_TABLE_MIN_K(1) && k >= ET_TABLE_MIN_K(c)) {
         et_step_table(rp, -4 * c, 2 * c, tab);
         tb = tab + 4 * c;
     }
@@ -1524,7 +1526,8 @@ void et_update_weight(const et_ctx *c, et_wlayer *L)
     }
     if (L->train_w) {
         uint8_t bound[ET_BOUND_ROWS];           /* the per-channel rows' code bounds */
-        int rows_bound = c->cfg->weight_channels && L->g.c_out <= ET_BOUND_ROWS;
+        int rows_bound = ET_UPD_ASM && c->cfg->weight_channels &&
+                         L->g.c_out <= ET_BOUND_ROWS && et_k(L) >= ET_TABLE_MIN_K(1);
         et_standardize_rows(c, L->gw, L->g.c_out, et_k(L), L->s_wgrad, L->g_stats, rows,
                             (int32_t)L->g_amax1 - 1, L->s_g, rows_bound ? bound : 0);
         if (c->cfg->weight_channels)
