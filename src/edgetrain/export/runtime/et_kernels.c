@@ -435,6 +435,21 @@ static void et_plane_fill(const et_conv_geo *g, const int8_t *xc, int8_t *pl)
     int32_t stride = et_plane_stride(g), rows = et_min32(g->h, et_plane_rows(g) - g->ph);
     int32_t n = et_min32(g->w, stride - g->pw);
     pl += g->ph * stride + g->pw;
+#if ET_SIMD
+    /* short rows: four word copies a row and no branches, the words at 0, 4, 8 (those past
+     * the last word's start moved onto it: copied twice) and the last one, overlapping (no
+     * byte tail) */
+    if (n >= 4 && n <= 16) {
+        int32_t o3 = n - 4, o1 = et_min32(4, o3), o2 = et_min32(8, o3), w = g->w;
+        for (; rows > 0; rows--, pl += stride, xc += w) {
+            et_st32(pl, et_ld32(xc));
+            et_st32(pl + o1, et_ld32(xc + o1));
+            et_st32(pl + o2, et_ld32(xc + o2));
+            et_st32(pl + o3, et_ld32(xc + o3));
+        }
+        return;
+    }
+#endif
     for (int32_t iy = 0; iy < rows; iy++, pl += stride, xc += g->w) {
         int32_t i = 0;
 #if ET_SIMD
