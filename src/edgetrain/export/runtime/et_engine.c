@@ -325,7 +325,12 @@ static void et_requant_rows(const int32_t *acc, int32_t rows, int32_t stride, in
     }
 }
 
-/* Trainer._forward, input: quantize with the input tracker's qparams, rounding nearest */
+/* Trainer._forward, input: quantize with the input tracker's qparams, rounding nearest. Each
+ * v = x / scale takes the fast form, et_nearest_half(v) + zero saturated to int8: for |v| <
+ * 2^30 that is et_quantize's code (beyond 2^20 its clip saturates to the same end). The range
+ * test is hoisted: the loop sums |v|, and a float sum of magnitudes is at least each of them
+ * (rounding is monotonic), so a sum below 2^30 proves every v in range and none NaN; else the
+ * tensor is quantized again by et_quantize (its clip, its NaN report) */
 void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_range *r,
                        int pow2)
 {
@@ -333,7 +338,14 @@ void et_quantize_input(const float *x, et_tensor *t, int32_t batch, const et_ran
     const et_qparams qp = t->qp;                /* locals: int8 stores alias everything */
     int8_t *q = t->q;
     const int32_t n = t->n * batch;
-    for (int32_t i = 0; i < n; i++) q[i] = et_quantize(x[i], qp, ET_ROUND_NEAREST, 0);
+    float mags = 0.0f;
+    for (int32_t i = 0; i < n; i++) {
+        float v = x[i] / qp.scale;
+        mags += fabsf(v);
+        q[i] = (int8_t)et_ssat8(et_nearest_half(v) + qp.zero);
+    }
+    if (!(mags < 1073741824.0f))                /* some |v| >= 2^30, or NaN */
+        for (int32_t i = 0; i < n; i++) q[i] = et_quantize(x[i], qp, ET_ROUND_NEAREST, 0);
 }
 
 /* -------------------------------------------------------------- weight layers */
@@ -528,12 +540,14 @@ static void et_channel_minmax(int32_t *acc, int32_t B, int32_t ny, int32_t P, in
                               int32_t *mn, int32_t *mx)
 {
     int32_t lo = ET_I32_MAX, hi = ET_I32_MIN;
-    if (B * P == 1) {                           /* one sum (linear, batch 1) */
-        *mn = *mx = acc[0];
-        acc[0] = et_qadd32(acc[0], bias);
-        return;
-    }
-    if (P >= ET_SHORT_ROWS) {
+    if (P == 1) {                               /* one sum per sample (linear) */
+        for (const int32_t *end = acc + B * ny; acc != end; acc += ny) {
+            int32_t v = *acc;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            *acc = et_qadd32(v, bias);
+        }
+    } else if (P >= ET_SHORT_ROWS) {
         for (int32_t b = 0; b < B; b++) et_minmax_update(acc + b * ny, P, &lo, &hi);
     } else {
         for (int32_t b = 0; b < B; b++, acc += ny)   /* no call per element */
@@ -570,6 +584,29 @@ static et_out_range et_channel_ranges(const et_wlayer *L, float s_x, int32_t B,
     return r;
 }
 
+/* dst[i * stride] = the et_rqh form of acc[i * stride], i < n (form and sh constants at each
+ * use: one SMMLA or SMMLAR and one SSAT per element) */
+ET_ALWAYS_INLINE void et_rqh_strided(const int32_t *acc, int32_t stride, int8_t *dst,
+                                     int32_t n, int32_t m, int32_t ra, int form, int sh)
+{
+    for (int32_t i = 0; i < n; i++, acc += stride, dst += stride)
+        *dst = (int8_t)et_rqh_sat(et_rqh_hi(*acc, m, ra, form), sh);
+}
+
+/* et_rqh_strided by a prepared form (h->form != ET_RQH_NONE) */
+static void et_rqh_column(const et_rqh *h, const int32_t *acc, int32_t stride, int8_t *dst,
+                          int32_t n)
+{
+    if (h->form == ET_RQH_HI_ROUND)
+        et_rqh_strided(acc, stride, dst, n, h->m, h->ra, ET_RQH_HI_ROUND, 0);
+    else if (h->sh == 0)
+        et_rqh_strided(acc, stride, dst, n, h->m, h->ra, ET_RQH_HI, 0);
+    else if (h->sh == 8)
+        et_rqh_strided(acc, stride, dst, n, h->m, h->ra, ET_RQH_HI, 8);
+    else
+        et_rqh_strided(acc, stride, dst, n, h->m, h->ra, ET_RQH_HI, 16);
+}
+
 /* the requantization of a layer of short rows (P < ET_SHORT_ROWS, biased already) into int8
  * codes, every channel in this one call, element k = b * ny + p of channel o drawing the bits
  * of o * P + k (the mode a constant at each call site): an et_rqh form for a batch of rows,
@@ -593,6 +630,10 @@ ET_ALWAYS_INLINE void et_requant_short(const et_wlayer *L, int32_t B, float s_x,
         et_multiplier m = et_multiplier_from((s_x * L->w_scale[o]) / qp.scale);
         et_rqh h = {0, 0, ET_RQH_NONE, 0};
         if (prepare) h = et_rqh_prepare(m, qp.zero, mode, amax);
+        if (h.form != ET_RQH_NONE && P == 1) {  /* linear: the channel's B sums at stride ny */
+            et_rqh_column(&h, acc, ny, yq, B);
+            continue;
+        }
         for (int32_t b = 0; b < B; b++)
             for (int32_t p = 0; p < P; p++) {
                 int32_t k = b * ny + p;
@@ -724,6 +765,27 @@ static void et_keep_top(const int32_t *mags, int32_t O, int32_t k, int32_t *spar
     }
 }
 
+/* mags[o] = the sum of |e - zero| over channel o's P codes; returns their total */
+static int64_t et_channel_mags(const int8_t *eq, int32_t O, int32_t P, int32_t zero,
+                               int32_t *mags)
+{
+    int64_t total = 0;
+    if (P == 1) {                               /* linear: one code a channel, no call */
+        int32_t t = 0;                          /* at most 255 O: an int32 */
+        for (int32_t o = 0; o < O; o++) {
+            int32_t d = eq[o] - zero;
+            mags[o] = d < 0 ? -d : d;
+            t += mags[o];
+        }
+        return t;
+    }
+    for (int32_t o = 0; o < O; o++) {
+        mags[o] = et_abs_dev8(eq + o * P, P, zero);
+        total += mags[o];
+    }
+    return total;
+}
+
 /* Trainer._select: per sample keep the top-k output channels by error magnitude (the sum of
  * |e - zero| of each channel's codes); et_centre_kept then zeroes the others' errors */
 static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
@@ -733,12 +795,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
     for (int32_t b = 0; b < B; b++) {
         const int8_t *eq = e->q + b * O * P;
         uint8_t *kept = L->kept + b * O;
-        int64_t total = 0;
-        for (int32_t o = 0; o < O; o++) {         /* dxacc is free here */
-            int32_t d = P == 1 ? eq[o] - e->qp.zero : 0;   /* linear: one code, no call */
-            L->dxacc[o] = P == 1 ? (d < 0 ? -d : d) : et_abs_dev8(eq + o * P, P, e->qp.zero);
-            total += L->dxacc[o];
-        }
+        int64_t total = et_channel_mags(eq, O, P, e->qp.zero, L->dxacc);   /* dxacc: free */
         float mean = ((float)total * e->qp.scale) / (float)(O * P);
         if (mean > L->emax[0]) L->emax[0] = mean;
         float ratio = L->emax[0] > 0.0f ? mean / L->emax[0] : 0.0f;
@@ -756,6 +813,7 @@ static void et_select(const et_ctx *c, et_wlayer *L, const et_tensor *e)
 static void et_minmax8(const int8_t *q, int32_t n, int32_t *mn, int32_t *mx);
 
 #define ET_BOUND_BATCH 64                       /* samples whose input ranges fit the stack */
+#define ET_BOUND_ROWS 128                       /* rows whose bound both passes share */
 
 /* the largest |g| of a linear layer's weight gradient from one sample: g[o][i] is
  * e[o] * (x[i] - zero), so its largest magnitude is max|e| * max|x - zero| (O + K reads
@@ -811,14 +869,16 @@ static int64_t et_grad_abs_max(const et_wlayer *L, const et_tensor *x, int32_t B
         lo[b] = (int16_t)(mn - x->qp.zero);
         hi[b] = (int16_t)(mx - x->qp.zero);
     }
-    int32_t top = 0, top_bound = -1;
+    int32_t top = 0, top_bound = -1, bounds[ET_BOUND_ROWS];
     for (int32_t o = 0; o < O; o++) {
         int32_t u = et_outer_bound(L->ec + o, O, lo, hi, B);
+        if (o < ET_BOUND_ROWS) bounds[o] = u;
         if (u > top_bound) top = o, top_bound = u;
     }
     int64_t amax = et_abs_max(L->gw + top * K, K);
     for (int32_t o = 0; o < O; o++)
-        if (o != top && et_outer_bound(L->ec + o, O, lo, hi, B) > amax) {
+        if (o != top && (o < ET_BOUND_ROWS ? bounds[o] : et_outer_bound(L->ec + o, O, lo, hi, B))
+                            > amax) {
             int64_t r = et_abs_max(L->gw + o * K, K);
             amax = r > amax ? r : amax;
         }
@@ -857,7 +917,11 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
     L->g_amax1 = 0;                             /* unknown: the update scans the gradient */
     if (L->train_w) {
         et_zero32(L->gw, O * K);
-        for (int32_t b = 0; b < B; b++) {
+        int32_t b = 0;
+        for (; !L->conv && b + 2 <= B; b += 2)  /* linear: two samples per pass */
+            et_linear_bwd_w2(L->ec + b * O, O, c->cfg->partial ? L->kept + b * O : 0, O,
+                             x->q + b * x->n, x->n, x->qp.zero, K, O, L->gw);
+        for (; b < B; b++) {
             const uint8_t *sel = c->cfg->partial ? L->kept + b * O : 0;
             const int16_t *ec = L->ec + b * O * P;
             const int8_t *xb = x->q + b * x->n;
@@ -874,9 +938,11 @@ static void et_weight_grads(const et_ctx *c, et_wlayer *L, const et_tensor *x, f
         const uint8_t *kept = c->cfg->partial && L->train_w ? L->kept : 0;
         for (int32_t o = 0; o < O; o++) {
             int32_t s = 0;
-            for (int32_t b = 0; b < B; b++)
-                if (!kept || kept[b * O + o])
-                    s += P == 1 ? L->ec[b * O + o] : et_sum16(L->ec + (b * O + o) * P, P);
+            if (P == 1)                         /* linear: a dropped row's error is 0 */
+                for (const int16_t *e = L->ec + o, *end = e + B * O; e != end; e += O) s += *e;
+            else
+                for (int32_t b = 0; b < B; b++)
+                    if (!kept || kept[b * O + o]) s += et_sum16(L->ec + (b * O + o) * P, P);
             L->gb[o] = s;
         }
     }
@@ -898,6 +964,11 @@ static void et_fold_channel(const et_wlayer *L, int32_t o, int32_t B, const uint
         return;
     }
     et_rqw h = et_rqw_prepare(m, 255, ET_ROUND_NEAREST);    /* centred codes: |e| <= 255 */
+    if (h.sh && P == 1) {                       /* linear: B errors at stride O (0 stays 0) */
+        for (int16_t *ec = L->ec + o, *end = ec + B * O; ec != end; ec += O)
+            *ec = (int16_t)et_rqw_one(&h, *ec);
+        return;
+    }
     if (h.sh) {
         for (int32_t b = 0; b < B; b++)
             if (!kept || kept[b * O + o]) et_rqw_span(L->ec + (b * O + o) * P, P, &h);
@@ -981,8 +1052,11 @@ static void et_centre_kept(const et_wlayer *L, int32_t B, const et_tensor *e)
 {
     const int32_t O = L->g.c_out, P = L->g.ho * L->g.wo;
     if (P == 1) {                               /* one error a channel (linear): no runs */
-        for (int32_t i = 0; i < B * O; i++)
-            L->ec[i] = (int16_t)(L->kept[i] ? e->q[i] - e->qp.zero : 0);
+        const int8_t *q = e->q;                 /* locals: the int16 stores alias them */
+        const uint8_t *kept = L->kept;
+        const int32_t ze = e->qp.zero;
+        int16_t *ec = L->ec;
+        for (int32_t i = 0; i < B * O; i++) ec[i] = (int16_t)(kept[i] ? q[i] - ze : 0);
         return;
     }
     for (int32_t b = 0; b < B; b++) {

@@ -15,13 +15,6 @@
 #define ET_NOINLINE
 #endif
 
-/* a helper of a hot loop function, inlined into it whatever its size (no call) */
-#if defined(__GNUC__)
-#define ET_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define ET_ALWAYS_INLINE static inline
-#endif
-
 /* the base of one rounding call's random bits: the stream advances only for stochastic calls */
 static inline uint32_t et_call_base(const et_ctx *c, int mode)
 {

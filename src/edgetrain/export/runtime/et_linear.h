@@ -23,5 +23,11 @@ void et_linear_bwd_in(const int16_t *ec, const uint8_t *sel, const int8_t *w, in
 /* dw[o][i] += ec_o (x_i - zx) for kept o */
 void et_linear_bwd_w(const int16_t *ec, const uint8_t *sel, const int8_t *x, int32_t zx,
                      int32_t n_in, int32_t n_out, int32_t *dw);
+/* et_linear_bwd_w of two samples at once (sample b's errors at ec + es, its kept rows at
+ * sel + ss, its input at x + xs): on ARMv7E-M one dual MAC per input and row for both; the
+ * same integers */
+void et_linear_bwd_w2(const int16_t *ec, int32_t es, const uint8_t *sel, int32_t ss,
+                      const int8_t *x, int32_t xs, int32_t zx, int32_t n_in, int32_t n_out,
+                      int32_t *dw);
 
 #endif

@@ -156,57 +156,6 @@ int64_t et_softmax_ce_q30(const int8_t *logits, int k, float s_out, int label,
 
 /* ------------------------------------------- requantization by the high word */
 
-static int et_trailing_zeros(uint32_t m)   /* m > 0 */
-{
-#if defined(__GNUC__)
-    return __builtin_ctz(m);
-#else
-    int t = 0;
-    while (!(m & 1u)) {
-        m >>= 1;
-        t++;
-    }
-    return t;
-#endif
-}
-
-/* whether nearest rounding of acc * m / 2^shift can meet a tie for some |acc| <= amax: a tie
- * needs v2(acc) = T = shift - 1 - tz, so |acc| >= 2^T (none when T is outside [0, max_t]) */
-static int et_tie_possible(et_multiplier mul, int tz, uint32_t amax, int max_t)
-{
-    int tie = mul.shift - 1 - tz;
-    return tie >= 0 && tie <= max_t && amax >= ((uint32_t)1 << tie);
-}
-
-/* m * 2^j for the j with shift + j = s, when j is in [-tz, 7] (no bit lost, below 2^31) */
-static int et_scaled_m(et_multiplier mul, int tz, int s, int32_t *m)
-{
-    int j = s - mul.shift;
-    if (j < -tz || j > 7) return 0;
-    *m = (int32_t)(j >= 0 ? mul.m << j : mul.m >> -j);
-    return 1;
-}
-
-/* the proof is at et_rqh in et_numerics.h */
-et_rqh et_rqh_prepare(et_multiplier mul, int32_t zero, et_round_mode mode, uint32_t amax)
-{
-    et_rqh r = {0, 0, ET_RQH_NONE, 0};
-    if (mode == ET_ROUND_STOCHASTIC || mul.m <= 0 || mul.m >= ((int64_t)1 << 24) ||
-        zero < ET_QMIN || zero > ET_QMAX || amax > 0x80000000u)
-        return r;
-    int tz = et_trailing_zeros((uint32_t)mul.m);
-    if (mode == ET_ROUND_NEAREST && et_tie_possible(mul, tz, amax, 31)) return r;
-    for (int sh = 0; sh <= 16; sh += 8) {
-        if (!et_scaled_m(mul, tz, 32 + sh, &r.m)) continue;
-        r.sh = (uint8_t)sh;
-        r.form = mode == ET_ROUND_NEAREST && sh == 0 ? ET_RQH_HI_ROUND : ET_RQH_HI;
-        r.ra = zero * ((int32_t)1 << sh) +
-               (mode == ET_ROUND_NEAREST && sh > 0 ? (int32_t)1 << (sh - 1) : 0);
-        return r;
-    }
-    return r;
-}
-
 /* the proof is at et_rqw in et_numerics.h */
 et_rqw et_rqw_prepare(et_multiplier mul, uint32_t emax, et_round_mode mode)
 {
