@@ -266,6 +266,16 @@ static const et_rqh_loop et_rqh_loops[4][2] = {
     {et_rqh_round0, et_rqh_round0_b},
 };
 
+/* rows of n accumulators (row r at acc + r * stride) plus one bias by a prepared et_rqh form
+ * (h->form != ET_RQH_NONE) */
+ET_ALWAYS_INLINE void et_rqh_rows(const et_rqh *h, const int32_t *acc, int32_t rows,
+                                  int32_t stride, int32_t bias, int8_t *dst, int32_t n)
+{
+    et_rqh_loop loop = et_rqh_loops[h->form == ET_RQH_HI_ROUND ? 3 : h->sh / 8][bias != 0];
+    for (int32_t r = 0; r < rows; r++)
+        loop(acc + r * stride, bias, dst + r * stride, n, h->m, h->ra);
+}
+
 /* et_requant_rows of a handful of elements: et_requantize32 each (the same integers) */
 ET_ALWAYS_INLINE void et_requant_few(const int32_t *acc, int32_t rows, int32_t stride,
                                      int32_t bias, int8_t *dst, int32_t n, et_multiplier m,
@@ -304,9 +314,7 @@ static void et_requant_rows(const int32_t *acc, int32_t rows, int32_t stride, in
     }
     et_rqh h = et_rqh_prepare(m, zero, (et_round_mode)mode, amax);
     if (h.form != ET_RQH_NONE) {
-        et_rqh_loop loop = et_rqh_loops[h.form == ET_RQH_HI_ROUND ? 3 : h.sh / 8][bias != 0];
-        for (int32_t r = 0; r < rows; r++)
-            loop(acc + r * stride, bias, dst + r * stride, n, h.m, h.ra);
+        et_rqh_rows(&h, acc, rows, stride, bias, dst, n);
         return;
     }
     for (int32_t r = 0; r < rows; r++) {
@@ -661,6 +669,28 @@ static void et_requant_short_layer(const et_wlayer *L, int32_t B, float s_x, et_
     }
 }
 
+/* the requantization of a layer of rows of P >= ET_SHORT_ROWS sums (biased already unless
+ * r->fused), channel o by its own multiplier: an et_rqh form prepared here (no call for the
+ * common case), else et_requant_rows' other forms */
+static void et_requant_channels(const et_wlayer *L, int32_t B, float s_x, const et_out_range *r,
+                                const int32_t *biases, int mode, uint32_t base, et_tensor *y)
+{
+    const int32_t O = L->g.c_out, P = L->g.ho * L->g.wo, ny = O * P, zero = y->qp.zero;
+    const int32_t *acc = L->acc;
+    int8_t *yq = y->q;
+    for (int32_t o = 0; o < O; o++, acc += P, yq += P) {
+        float s_acc = s_x * L->w_scale[o];
+        int32_t bias = !r->fused ? 0 : o < ET_BIAS_CACHE ? biases[o] : et_bias_acc(L, o, s_acc);
+        et_multiplier m = et_multiplier_from(s_acc / y->qp.scale);
+        et_rqh h = et_rqh_prepare(m, zero, (et_round_mode)mode, r->amax);
+        if (h.form != ET_RQH_NONE)
+            et_rqh_rows(&h, acc, B, ny, bias, yq, P);
+        else
+            et_requant_rows(acc, B, ny, bias, yq, P, m, zero, mode, base, (uint32_t)(o * P),
+                            r->amax);
+    }
+}
+
 /* Trainer._fwd_weight_q: the ranges are read from the sums before requantizing them */
 void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor *y,
                    int observe)
@@ -690,15 +720,7 @@ void et_fwd_weight(const et_ctx *c, et_wlayer *L, const et_tensor *x, et_tensor 
         return;
     }
     if (!r.fused) et_add_biases_saturated(L, x->qp.scale, B);
-    const int32_t *acc = L->acc, zero = y->qp.zero;
-    int8_t *yq = y->q;
-    for (int32_t o = 0; o < O; o++) {
-        float s_acc = x->qp.scale * L->w_scale[o];
-        int32_t bias = !r.fused ? 0 : o < ET_BIAS_CACHE ? biases[o] : et_bias_acc(L, o, s_acc);
-        et_multiplier m = et_multiplier_from(s_acc / y->qp.scale);
-        et_requant_rows(acc + o * P, B, ny, bias, yq + o * P, P, m, zero, mode, base,
-                        (uint32_t)(o * P), r.amax);
-    }
+    et_requant_channels(L, B, x->qp.scale, &r, biases, mode, base, y);
     et_trace_tensor(y, B);
 }
 
